@@ -1,0 +1,27 @@
+"""ROS-free interpretability engine for LeRobot ACT: loading, attention, GradCAM, rendering."""
+
+from act_interp_ros.core.attention import AttentionOptions, Interpretation
+from act_interp_ros.core.gradcam import GradCAM, GradCAMTarget
+from act_interp_ros.core.interpretable_policy import ActionWithInterpretation, InterpretableACT, StepResult
+from act_interp_ros.core.loading import LoadedPolicy, PolicyLoadError, load_act_policy
+from act_interp_ros.core.observation import ObservationBuilder, ObservationError
+from act_interp_ros.core.render import colorize, render_overlay
+from act_interp_ros.core.token_layout import TokenLayout
+
+__all__ = [
+    "ActionWithInterpretation",
+    "AttentionOptions",
+    "GradCAM",
+    "GradCAMTarget",
+    "InterpretableACT",
+    "Interpretation",
+    "LoadedPolicy",
+    "ObservationBuilder",
+    "ObservationError",
+    "PolicyLoadError",
+    "StepResult",
+    "TokenLayout",
+    "colorize",
+    "load_act_policy",
+    "render_overlay",
+]

@@ -1,0 +1,62 @@
+"""Heatmap overlays with OpenCV, vectorised. Images are HxWx3 uint8 **RGB** in and out.
+
+OpenCV's colormaps produce BGR; this module converts explicitly so callers never see BGR.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+MAGENTA_RGB = np.array([255, 0, 255], dtype=np.float32)
+
+
+def colorize(heatmap: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """(h, w) float map in [0, 1] -> (H, W, 3) uint8 RGB jet image, bilinearly resized to ``size_hw``."""
+    h, w = size_hw
+    heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0)
+    heat = cv2.resize(np.clip(heat, 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
+    bgr = cv2.applyColorMap((heat * 255.0).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def render_overlay(
+    image_rgb: np.ndarray,
+    heatmap: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    border: float | None = None,
+    border_px: int | None = None,
+    label: str | None = None,
+) -> np.ndarray:
+    """Blend a heatmap over an image; optionally draw the proprio border and a text label.
+
+    Args:
+        image_rgb: (H, W, 3) uint8 RGB source image.
+        heatmap: (h, w) float map in [0, 1] (any h, w; resized to the image).
+        alpha: heatmap weight in the blend, 0 = image only, 1 = heatmap only.
+        border: proprio-attention value in [0, 1]: a magenta frame blended with that intensity.
+        border_px: frame thickness (default ~2% of the shorter side, at least 3 px).
+        label: short text drawn top-left (white on a dark box).
+    Returns:
+        (H, W, 3) uint8 RGB overlay (a new array).
+    """
+    if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image_rgb.shape} {image_rgb.dtype}")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"overlay alpha must be in [0, 1], got {alpha}")
+    h, w = image_rgb.shape[:2]
+    out = cv2.addWeighted(image_rgb, 1.0 - alpha, colorize(heatmap, (h, w)), alpha, 0.0)
+    if border is not None and np.isfinite(border):
+        px = border_px or max(3, round(0.02 * min(h, w)))
+        strength = float(np.clip(border, 0.0, 1.0))
+        mask = np.zeros((h, w), dtype=bool)
+        mask[:px], mask[-px:], mask[:, :px], mask[:, -px:] = True, True, True, True
+        out[mask] = (out[mask] * (1.0 - strength) + MAGENTA_RGB * strength).astype(np.uint8)
+    if label:
+        scale = max(0.35, min(h, w) / 600.0)
+        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        x0 = y0 = max(4, round(0.03 * min(h, w)))
+        cv2.rectangle(out, (x0 - 2, y0 - 2), (x0 + tw + 2, y0 + th + base + 2), (0, 0, 0), thickness=-1)
+        cv2.putText(out, label, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

@@ -1,0 +1,68 @@
+"""ament_python setup for act_interp_ros.
+
+Python dependencies are declared here, once:
+  * install_requires: what the engine, node and bag tools import (LeRobot brings torch/torchvision).
+  * extra "ros": the ROS 2 client libraries as PyPI wheels, for machines WITHOUT a ROS install.
+    Users with ROS from apt must not install it (it would shadow their rclpy).
+  * extra "test": the test runner and colcon (CI builds the package with colcon).
+"""
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "act_interp_ros"
+
+ROS_WHEELS = [
+    "ros-rclpy[fastrtps]",
+    "ros-sensor-msgs",
+    "ros-std-msgs",
+    "ros-std-srvs",
+    "ros-diagnostic-msgs",
+    "ros-trajectory-msgs",
+    "ros-rosgraph-msgs",
+    "ros-builtin-interfaces",
+]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(exclude=["test", "test.*", "bench", "bench.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+        (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
+    ],
+    python_requires=">=3.10,<3.13",
+    install_requires=[
+        "setuptools",
+        "lerobot==0.4.4",  # brings torch 2.10 / torchvision 0.25 and opencv-python-headless
+        "numpy>=1.24",
+        "opencv-python-headless>=4.8",  # the wheel lerobot already requires; never add opencv-python
+        "pyyaml>=6",
+        "rosbags==0.11.9",
+        "rosbags-image==0.10.4",
+        "tqdm>=4.66",
+        "matplotlib>=3.7",
+        "pandas>=2.0",
+    ],
+    extras_require={
+        "ros": ROS_WHEELS,
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3"],
+    },
+    zip_safe=True,
+    maintainer="act_interp_ros maintainers",
+    maintainer_email="maintainers@act-interp-ros.invalid",
+    description="Live interpretability (attention, GradCAM, proprio attention) for LeRobot ACT on ROS 2.",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            f"act_interp_node = {PACKAGE}.ros.node_main:main",
+            f"act_interp_play = {PACKAGE}.bag.play:main",
+            f"act_interp_replay = {PACKAGE}.bag.replay_cli:main",
+            f"act_interp_make_bag = {PACKAGE}.bag.synthetic_cli:main",
+            f"act_interp_demo = {PACKAGE}.demo.run_demo:main",
+        ],
+    },
+)

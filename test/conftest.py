@@ -1,0 +1,37 @@
+"""Shared pytest fixtures.
+
+ROS traffic stays on loopback: every test session gets ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST and its
+own ROS_DOMAIN_ID (derived from the pid, so concurrent runs on one machine do not talk to each other).
+These are set at import time, before any test imports rclpy, and are inherited by node subprocesses.
+
+ACT checkpoints are small (dim_model 32, 96x128 images, random ResNet-18 weights) so the whole suite runs
+on a 2-core CPU; they are real LeRobot checkpoints written with save_pretrained and loaded through the
+real loading code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def so101_checkpoint(tmp_path_factory) -> Path:
+    """A small SO-101-shaped ACT checkpoint: front+wrist cameras 96x128, 6-joint state and action."""
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
+
+    return build_act_checkpoint(tmp_path_factory.mktemp("ckpt") / "pretrained_model", SmallACTSpec())
