@@ -1,0 +1,179 @@
+"""Joint-space mapping between ROS (sensor_msgs/JointState, radians) and the policy (LeRobot units).
+
+    policy = ros * scale + offset          ros = (policy - offset) / scale
+
+Limits and max step are in ROS units. Shared by the live node and the offline replay.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+__all__ = ["ActionError", "JointMapping", "JointMappingError", "JointStateError"]
+
+
+class JointMappingError(ValueError):
+    """Base class for joint mapping errors."""
+
+
+class JointStateError(JointMappingError):
+    """A JointState (or current position vector) cannot be used: missing joint, size mismatch, NaN."""
+
+
+class ActionError(JointMappingError):
+    """A policy action cannot be commanded (wrong size or non-finite value)."""
+
+
+def _vector(name: str, values: Sequence[float], n: int) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"JointMapping: '{name}' must have one value per joint ({n}), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"JointMapping: '{name}' must be finite, got {arr.tolist()}")
+    return arr
+
+
+class JointMapping:
+    """Maps joint vectors between ROS and policy order/units and limits commands.
+
+    Args:
+        names: joint names in policy order.
+        scale, offset: per joint, policy = ros * scale + offset (scale != 0).
+        lower, upper: per joint command limits, ROS units (lower < upper).
+        max_step: per joint largest command change from the current position per call to `limit`,
+            ROS units (> 0).
+    """
+
+    def __init__(self, names: Sequence[str], scale: Sequence[float], offset: Sequence[float],
+                 lower: Sequence[float], upper: Sequence[float], max_step: Sequence[float]) -> None:
+        self.names: tuple[str, ...] = tuple(names)
+        n = len(self.names)
+        if n == 0:
+            raise ValueError("JointMapping: 'names' must list at least one joint")
+        if len(set(self.names)) != n:
+            raise ValueError(f"JointMapping: 'names' must be distinct, got {list(self.names)}")
+        self.scale = _vector("scale", scale, n)
+        self.offset = _vector("offset", offset, n)
+        self.lower = _vector("lower", lower, n)
+        self.upper = _vector("upper", upper, n)
+        self.max_step = _vector("max_step", max_step, n)
+        if np.any(self.scale == 0):
+            raise ValueError(f"JointMapping: 'scale' must be non-zero, got {self.scale.tolist()}")
+        if np.any(self.lower >= self.upper):
+            j = int(np.argmax(self.lower >= self.upper))
+            raise ValueError(f"JointMapping: lower limit must be < upper limit for joint '{self.names[j]}', "
+                             f"got {self.lower[j]} >= {self.upper[j]}")
+        if np.any(self.max_step <= 0):
+            raise ValueError(f"JointMapping: 'max_step' must be > 0, got {self.max_step.tolist()}")
+        self._index_cache: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    @classmethod
+    def from_settings(cls, settings) -> JointMapping:
+        """Build from a (validated) NodeSettings."""
+        return cls(settings.joint_names, settings.joint_scale, settings.joint_offset,
+                   settings.joint_lower_limits, settings.joint_upper_limits, settings.max_joint_step)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    # ------------------------------------------------------------------ unit conversion
+
+    def ros_to_policy(self, positions: np.ndarray | Sequence[float]) -> np.ndarray:
+        """(..., n) ROS units in policy order -> (..., n) policy units (float64)."""
+        arr = self._shaped(positions, "positions")
+        return arr * self.scale + self.offset
+
+    def policy_to_ros(self, action: np.ndarray | Sequence[float]) -> np.ndarray:
+        """(..., n) policy units (e.g. an action or a whole (chunk, n) action chunk) -> ROS units."""
+        arr = self._shaped(action, "action")
+        return (arr - self.offset) / self.scale
+
+    def _shaped(self, values, what: str) -> np.ndarray:
+        arr = np.asarray(values, dtype=np.float64)
+        if arr.ndim == 0 or arr.shape[-1] != len(self.names):
+            raise ValueError(f"{what} must have a last dimension of {len(self.names)} (joints "
+                             f"{list(self.names)}), got shape {arr.shape}")
+        return arr
+
+    # ------------------------------------------------------------------ JointState
+
+    def from_joint_state(self, names: Sequence[str], positions: Sequence[float]) -> np.ndarray:
+        """JointState name/position arrays (any order, extra joints ignored) -> (n,) ROS units, policy order.
+
+        Raises JointStateError naming the joint when one is missing, listed twice or non-finite, or
+        when `names` and `positions` differ in length.
+        """
+        names = tuple(names)
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 1 or len(names) != pos.shape[0]:
+            raise JointStateError(
+                f"JointState has {len(names)} names but {pos.size} positions; expected one position per "
+                f"name (joints needed: {list(self.names)})")
+        cache = self._index_cache
+        if cache is not None and cache[0] == names:
+            index = cache[1]
+        else:
+            index = self._resolve(names)
+            self._index_cache = (names, index)
+        out = pos[index]
+        bad = ~np.isfinite(out)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise JointStateError(f"JointState position for joint '{self.names[j]}' is {out[j]}; expected a "
+                                  f"finite value")
+        return out
+
+    def _resolve(self, names: tuple[str, ...]) -> np.ndarray:
+        lookup: dict[str, int] = {}
+        for i, name in enumerate(names):
+            if name in lookup and name in self.names:
+                raise JointStateError(f"JointState lists joint '{name}' twice; expected each joint once")
+            lookup.setdefault(name, i)
+        missing = [n for n in self.names if n not in lookup]
+        if missing:
+            raise JointStateError(
+                f"JointState is missing joint '{missing[0]}'"
+                + (f" (and {missing[1:]})" if len(missing) > 1 else "")
+                + f"; expected joints {list(self.names)} (check joint_names), got {list(names)}")
+        return np.array([lookup[n] for n in self.names], dtype=np.intp)
+
+    # ------------------------------------------------------------------ limiting
+
+    def limit(self, action_ros: np.ndarray | Sequence[float],
+              current_ros: np.ndarray | Sequence[float]) -> tuple[np.ndarray, bool]:
+        """Clamp a command (ROS units, policy order) to the joint limits, then to max_step of `current_ros`.
+
+        The step limit is applied last, so a command never moves more than max_step from the current
+        position; if the arm is outside its limits the command moves back toward them by at most
+        max_step. Returns (limited command, whether anything was changed).
+        Raises ActionError for a wrong size or non-finite command, JointStateError for a bad current.
+        """
+        n = len(self.names)
+        act = np.asarray(action_ros, dtype=np.float64)
+        cur = np.asarray(current_ros, dtype=np.float64)
+        if act.shape != (n,):
+            raise ActionError(f"action must have one value per joint ({n}: {list(self.names)}), got shape "
+                              f"{act.shape}")
+        if cur.shape != (n,):
+            raise JointStateError(f"current joint positions must have one value per joint ({n}: "
+                                  f"{list(self.names)}), got shape {cur.shape}")
+        bad = ~np.isfinite(act)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise ActionError(f"action for joint '{self.names[j]}' is {act[j]}; refusing to command a "
+                              f"non-finite value")
+        bad = ~np.isfinite(cur)
+        if bad.any():
+            j = int(np.argmax(bad))
+            raise JointStateError(f"current position of joint '{self.names[j]}' is {cur[j]}; cannot limit the "
+                                  f"step without a finite current position")
+        limited = np.clip(act, self.lower, self.upper)
+        limited = np.clip(limited, cur - self.max_step, cur + self.max_step)
+        return limited, bool(np.any(limited != act))
+
+    def clamped_joints(self, action_ros: Sequence[float], limited: Sequence[float]) -> list[str]:
+        """Names of the joints whose command `limit` changed (for diagnostics)."""
+        a = np.asarray(action_ros, dtype=np.float64)
+        b = np.asarray(limited, dtype=np.float64)
+        return [name for name, x, y in zip(self.names, a, b) if x != y]
