@@ -46,6 +46,8 @@ setup(
         "tqdm>=4.66",
         "matplotlib>=3.7",
         "pandas>=2.0",
+        "pyarrow>=14",  # Parquet tick tables
+        "av>=12",  # H.264 mp4 writing (also a lerobot dependency)
     ],
     extras_require={
         "ros": ROS_WHEELS,

@@ -1,0 +1,317 @@
+"""Offline replay outputs: what one tick produced, atomic staging, the per-tick table, the plot, the summary.
+
+Nothing is written under its final name until the whole run succeeded: every output is built inside a
+hidden staging directory in the output directory (``.act_interp_replay.partial-<pid>-<n>/``) and
+:meth:`OutputStage.commit` moves each one into place with ``os.replace`` (atomic on one file system).
+An interrupted run leaves only the staging directory, whose name says it is partial.
+
+The streaming writers (output bag, videos) live in :mod:`act_interp_ros.bag.bag_output` and
+:mod:`act_interp_ros.bag.video_output`; they consume :class:`TickRecord` objects in tick order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from act_interp_ros.core.attention import Interpretation
+
+logger = logging.getLogger(__name__)
+
+STAGING_PREFIX = ".act_interp_replay.partial-"
+TABLE_FORMATS = ("csv", "parquet")
+
+# Final names inside the output directory.
+BAG_NAME = "interp_bag"
+GRID_VIDEO_NAME = "grid.mp4"
+PLOT_NAME = "attention_plot.png"
+SUMMARY_NAME = "summary.json"
+
+
+def camera_video_name(camera: str) -> str:
+    """File name of a camera's attention video (``camera`` = short name, e.g. ``front``)."""
+    return f"attention_{camera}.mp4"
+
+
+def table_name(fmt: str) -> str:
+    return f"ticks.{fmt}"
+
+
+# ---------------------------------------------------------------------------------------- records
+@dataclass
+class CameraFrame:
+    """The latest frame of one camera at a tick (as decoded from the bag, before any resize).
+
+    rgb: (H, W, 3) uint8 RGB. stamp_ns / frame_id: the source message's header (overlays reuse it).
+    """
+
+    key: str
+    name: str
+    topic: str
+    rgb: np.ndarray
+    stamp_ns: int
+    frame_id: str
+
+
+@dataclass
+class TickRecord:
+    """Everything one control tick produced; skipped ticks have ``skip_reason`` and no model outputs.
+
+    Attributes:
+        index: tick number from the start of the replayed range (0, 1, ...).
+        time_ns: tick time on the replay clock; per-tick outputs are stamped with it.
+        rel_s: seconds since the start of the replayed range.
+        log_ns: log (receive) time at which this tick's outputs are recorded in the output bag.
+        skip_reason: why no action was computed (``None`` when the policy ran).
+        frames: camera key -> latest frame available at this tick (may be absent or stale when skipped).
+        input_stamps_ns: input topic -> header stamp (ns) of the message used, ``None`` when none yet.
+        action: (A,) policy action in policy (dataset) units.
+        command_ros: (A,) commanded joint positions in ROS units after the node's limits.
+        command_clamped: whether the limits changed the command.
+        interpretation: this tick's attention.
+        gradcam: camera key -> (h, w) GradCAM map in [0, 1], on GradCAM ticks only.
+        overlays / gradcam_overlays: camera key -> rendered (H, W, 3) uint8 RGB overlay at source size.
+    """
+
+    index: int
+    time_ns: int
+    rel_s: float
+    log_ns: int
+    skip_reason: str | None = None
+    frames: dict[str, CameraFrame] = field(default_factory=dict)
+    input_stamps_ns: dict[str, int | None] = field(default_factory=dict)
+    action: np.ndarray | None = None
+    command_ros: np.ndarray | None = None
+    command_clamped: bool = False
+    interpretation: Interpretation | None = None
+    gradcam: dict[str, np.ndarray] | None = None
+    overlays: dict[str, np.ndarray] = field(default_factory=dict)
+    gradcam_overlays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> bool:
+        return self.skip_reason is not None
+
+
+def reason_group(reason: str) -> str:
+    """Reason without its numbers, for counting: ``stale:/joint_states age=0.41s>0.25s`` -> ``stale:/joint_states``."""
+    return reason.split(" ", 1)[0]
+
+
+# ---------------------------------------------------------------------------------------- staging
+class OutputStage:
+    """A staging directory inside ``out_dir``; outputs are built there and moved into place by :meth:`commit`."""
+
+    _counter = itertools.count()
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create output directory '{self.out_dir}': {exc}") from None
+        if not self.out_dir.is_dir():
+            raise NotADirectoryError(f"output path '{self.out_dir}' exists and is not a directory")
+        self._remove_stale()
+        self.dir = self.out_dir / f"{STAGING_PREFIX}{os.getpid()}-{next(self._counter)}"
+        self.dir.mkdir()
+        self.committed: dict[str, Path] = {}
+
+    def _remove_stale(self) -> None:
+        """Delete staging directories left by killed runs (their process no longer exists)."""
+        for stale in self.out_dir.glob(f"{STAGING_PREFIX}*"):
+            pid_text = stale.name[len(STAGING_PREFIX):].split("-", 1)[0]
+            if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+                continue
+            logger.info("removing '%s' left by an interrupted run", stale)
+            shutil.rmtree(stale, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        """Where to build the output that will be called ``name`` in ``out_dir``."""
+        return self.dir / name
+
+    def commit(self, names: Sequence[str]) -> dict[str, Path]:
+        """Move the staged outputs ``names`` into ``out_dir`` (replacing older ones), then remove staging."""
+        for name in names:
+            src, dst = self.dir / name, self.out_dir / name
+            if not src.exists():
+                raise FileNotFoundError(f"staged output '{src}' is missing")
+            if src.is_dir() and dst.exists():
+                old = self.dir / f".old-{name}"
+                os.replace(dst, old)  # a directory cannot be replaced in one step; park the old one
+            os.replace(src, dst)
+            self.committed[name] = dst
+        self.discard()
+        return dict(self.committed)
+
+    def discard(self) -> None:
+        """Delete the staging directory and everything still in it."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours (EPERM)
+        return True
+    return True
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary sibling and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------ table
+class TickTable:
+    """Per-tick rows: time, attention fractions, actions, GradCAM flag, skip reason (one row per tick).
+
+    Columns (fixed, so a run where every tick was skipped still has them all)::
+
+        tick, time_s, stamp_ns, skipped, skip_reason, gradcam,
+        attn_proprio, [attn_env_state], attn_latent, attn_<camera>..., action_<joint>...,
+        command_clamped, stamp_<camera>_ns..., stamp_joint_state_ns
+    """
+
+    def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str,
+                 camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool) -> None:
+        self.camera_keys = list(camera_keys)
+        self.camera_names = list(camera_names)
+        self.camera_topics = list(camera_topics)
+        self.joint_topic = joint_topic
+        self.action_names = list(action_names)
+        self.has_state = has_state
+        self.has_env_state = has_env_state
+        self.rows: list[dict[str, Any]] = []
+
+    @property
+    def fraction_columns(self) -> list[str]:
+        cols = ["attn_proprio"] if self.has_state else []
+        cols += ["attn_env_state"] if self.has_env_state else []
+        return cols + ["attn_latent"] + [f"attn_{n}" for n in self.camera_names]
+
+    def add(self, rec: TickRecord) -> None:
+        nan = math.nan
+        fr = rec.interpretation.fractions if rec.interpretation is not None else {}
+        row: dict[str, Any] = {
+            "tick": rec.index,
+            "time_s": round(rec.rel_s, 9),
+            "stamp_ns": rec.time_ns,
+            "skipped": rec.skipped,
+            "skip_reason": rec.skip_reason or "",
+            "gradcam": rec.gradcam is not None,
+        }
+        if self.has_state:
+            row["attn_proprio"] = fr.get("state", nan)
+        if self.has_env_state:
+            row["attn_env_state"] = fr.get("env_state", nan)
+        row["attn_latent"] = fr.get("latent", nan)
+        for key, name in zip(self.camera_keys, self.camera_names):
+            row[f"attn_{name}"] = fr.get(key, nan)
+        for j, name in enumerate(self.action_names):
+            row[f"action_{name}"] = float(rec.action[j]) if rec.action is not None else nan
+        row["command_clamped"] = rec.command_clamped
+        for topic, name in zip(self.camera_topics, self.camera_names):
+            row[f"stamp_{name}_ns"] = rec.input_stamps_ns.get(topic)
+        row["stamp_joint_state_ns"] = rec.input_stamps_ns.get(self.joint_topic)
+        self.rows.append(row)
+
+    def dataframe(self):
+        """The rows as a pandas DataFrame (nullable integer stamps)."""
+        import pandas as pd
+
+        df = pd.DataFrame(self.rows, columns=self._columns())
+        for col in df.columns:
+            if col.startswith("stamp_"):
+                df[col] = df[col].astype("Int64")
+        return df
+
+    def _columns(self) -> list[str]:
+        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_reason", "gradcam", *self.fraction_columns]
+        cols += [f"action_{n}" for n in self.action_names] + ["command_clamped"]
+        cols += [f"stamp_{n}_ns" for n in self.camera_names] + ["stamp_joint_state_ns"]
+        return cols
+
+    def write(self, path: Path, fmt: str) -> None:
+        """Write the table as CSV or Parquet (``fmt`` in :data:`TABLE_FORMATS`)."""
+        df = self.dataframe()
+        if fmt == "csv":
+            df.to_csv(path, index=False)
+        elif fmt == "parquet":
+            try:
+                df.to_parquet(path, index=False)
+            except ImportError as exc:
+                raise RuntimeError(f"writing Parquet needs pyarrow ({exc}); use --table-format csv") from None
+        else:
+            raise ValueError(f"table format '{fmt}' unknown; expected one of {', '.join(TABLE_FORMATS)}")
+
+
+def read_table(path: str | Path):
+    """Read a table written by :meth:`TickTable.write` back into a DataFrame (by file suffix)."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""],
+                       dtype={"skip_reason": str}).fillna({"skip_reason": ""})
+
+
+# ------------------------------------------------------------------------------------------- plot
+def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
+    """PNG of proprio, per-camera (and env-state, latent) attention fractions over the episode.
+
+    Skipped ticks are gaps in the lines and shaded grey; GradCAM ticks are marked on the time axis.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows = table.rows
+    t = np.array([r["time_s"] for r in rows], dtype=np.float64)
+    skipped = np.array([r["skipped"] for r in rows], dtype=bool)
+    fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    styles = {"attn_proprio": dict(color="#d81b60", lw=2.0, label="proprio (joint state)"),
+              "attn_env_state": dict(color="#8e24aa", lw=1.5, label="env state"),
+              "attn_latent": dict(color="#9e9e9e", lw=1.0, ls="--", label="latent")}
+    palette = ["#1e88e5", "#43a047", "#fb8c00", "#00acc1", "#6d4c41", "#3949ab"]
+    for i, name in enumerate(table.camera_names):
+        styles[f"attn_{name}"] = dict(color=palette[i % len(palette)], lw=1.8, label=f"camera: {name}")
+    for col in table.fraction_columns:
+        y = np.array([r[col] for r in rows], dtype=np.float64)
+        ax.plot(t, y, **styles[col])
+    if skipped.any():
+        ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
+                        transform=ax.get_xaxis_transform(), label="skipped tick")
+    gc = np.array([r["gradcam"] for r in rows], dtype=bool)
+    if gc.any():
+        ax.plot(t[gc], np.zeros(int(gc.sum())), "|", color="black", ms=6, transform=ax.get_xaxis_transform(),
+                label="GradCAM tick")
+    ax.set_xlabel("time since start of replay (s)")
+    ax.set_ylabel("share of decoder cross-attention")
+    ax.set_ylim(0.0, 1.0)
+    if len(t):
+        ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, ncols=2)
+    ax.set_title(title or "ACT attention per input group over the episode", fontsize=10)
+    fig.savefig(path, format="png")

@@ -1,0 +1,179 @@
+"""``act_interp_replay``: replay a recorded ROS 2 bag through an ACT policy offline (no ROS/DDS needed).
+
+    act_interp_replay BAG --policy PATH [--config config/so101.yaml] --out DIR
+                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--gradcam-every N]
+                      [--no-bag] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
+                      [--strict-size] [--device cpu] [--clock log|header] [-p NAME:=VALUE ...]
+
+Writes into DIR: ``interp_bag/`` (mcap bag: inputs + overlays, proprio attention, GradCAM, actions),
+``attention_<cam>.mp4`` and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and
+``summary.json``. Bad input prints one line on stderr and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+PROG = "act_interp_replay"
+EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # raise instead of sys.exit so main() returns a status
+        raise _UsageError(message)
+
+
+def default_config() -> Path:
+    """config/so101.yaml: in the working directory, else the installed package share, else the source tree."""
+    candidates = [Path.cwd() / "config" / "so101.yaml"]
+    try:
+        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
+
+        candidates.append(Path(get_package_share_directory("act_interp_ros")) / "config" / "so101.yaml")
+    except Exception:  # noqa: BLE001 - no ament index (pip install): fall through
+        pass
+    candidates.append(Path(sys.prefix) / "share" / "act_interp_ros" / "config" / "so101.yaml")
+    candidates.append(Path(__file__).resolve().parents[2] / "config" / "so101.yaml")
+    return next((p for p in candidates if p.is_file()), candidates[0])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=PROG,
+        description="Replay a recorded ROS 2 bag (directory, .mcap or .db3) through a LeRobot ACT policy offline "
+        "and write attention/GradCAM overlays, videos, a per-tick table and a plot.",
+    )
+    p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file")
+    p.add_argument("--policy", required=True, help="LeRobot ACT pretrained_model/ directory (or Hub repo id)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="the node's ROS 2 params file (default: config/so101.yaml)")
+    p.add_argument("--out", required=True, type=Path, help="output directory (created if needed)")
+    p.add_argument("--start", type=float, default=None, metavar="S",
+                   help="start S seconds after the first camera/joint-state message")
+    p.add_argument("--end", type=float, default=None, metavar="S",
+                   help="stop S seconds after the first camera/joint-state message")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ", help="tick rate (default: control_rate_hz)")
+    p.add_argument("--batch-size", type=int, default=1, metavar="N",
+                   help="run N ticks' forward passes in one batch (same actions as sequential; default 1)")
+    p.add_argument("--gradcam-every", type=int, default=None, metavar="N",
+                   help="GradCAM every N ticks (0 = off, 1 = every tick; default from gradcam_rate_hz)")
+    p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    p.add_argument("--no-video", action="store_true", help="do not write videos")
+    p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
+    p.add_argument("--no-plot", action="store_true", help="do not write the attention plot")
+    p.add_argument("--table-format", choices=("csv", "parquet"), default="csv", help="per-tick table format")
+    p.add_argument("--strict-size", action="store_true",
+                   help="error out when images are not the policy's size (default: resize, warn once)")
+    p.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N, mps (default: from config)")
+    p.add_argument("--clock", choices=("log", "header"), default="log",
+                   help="tick on log (receive) times like live playback (default) or on header stamps")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
+                   help="override a config parameter, e.g. -p camera_transports:='[compressed, compressed]'")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging; tracebacks on internal errors")
+    return p
+
+
+def _setup_logging(quiet: bool, verbose: bool) -> Callable[[], None]:
+    """Log to stderr (unless the root logger already has handlers); returns a function undoing it."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    root = logging.getLogger()
+    saved = [(root, root.level)]
+    handler = None
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("matplotlib", "PIL", "torch", "urllib3", "huggingface_hub", "filelock"):
+        logger = logging.getLogger(noisy)
+        saved.append((logger, logger.level))
+        logger.setLevel(max(level, logging.WARNING))
+
+    def restore() -> None:
+        for logger, old in saved:
+            logger.setLevel(old)
+        if handler is not None:
+            root.removeHandler(handler)
+
+    return restore
+
+
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 bad input, 1 internal error, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as exc:
+        parser.print_usage(sys.stderr)
+        return _fail(str(exc))
+    restore_logging = _setup_logging(args.quiet, args.verbose)
+    try:
+        return _run(args)
+    finally:
+        restore_logging()
+
+
+def _run(args: argparse.Namespace) -> int:
+
+    # Heavy imports after argument parsing so --help is fast.
+    from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
+    from act_interp_ros.bag.replay import ReplayError, ReplayOptions, replay_bag  # noqa: PLC0415
+    from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
+    from act_interp_ros.settings import SettingsError, load_settings_yaml, parse_param_assignments  # noqa: PLC0415
+
+    try:
+        overrides = parse_param_assignments(args.param)
+        overrides["policy_path"] = args.policy
+        if args.device:
+            overrides["device"] = args.device
+        config = args.config or default_config()
+        settings = load_settings_yaml(config, overrides=overrides)
+        for hint in settings.warnings():
+            logging.getLogger(PROG).warning("%s", hint)
+        options = ReplayOptions(
+            start_s=args.start, end_s=args.end, rate_hz=args.rate, batch_size=args.batch_size,
+            gradcam_every=args.gradcam_every, clock=args.clock, write_bag=not args.no_bag,
+            write_video=not args.no_video, write_table=not args.no_table, write_plot=not args.no_plot,
+            table_format=args.table_format, strict_size=args.strict_size, device=args.device,
+            progress=not args.quiet,
+        )
+        summary = replay_bag(args.bag, args.policy, settings, args.out, options)
+    except KeyboardInterrupt:
+        return _fail("interrupted; no output was written (partial files were removed)", EXIT_INTERRUPTED)
+    except (BagError, ReplayError, SettingsError, PolicyLoadError, ObservationError) as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"{exc}")
+    except Exception as exc:  # noqa: BLE001 - an internal error: one line unless --verbose
+        if args.verbose:
+            raise
+        return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --verbose for the traceback",
+                     EXIT_INTERNAL)
+
+    skipped = ", ".join(f"{k}: {v}" for k, v in summary.skipped_by_reason.items())
+    print(f"replayed {summary.ticks} ticks at {summary.rate_hz:g} Hz: {summary.processed} with outputs, "
+          f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
+          f"{summary.timings['ticks_per_s']:.1f} ticks/s")
+    for name, path in summary.outputs.items():
+        print(f"  {name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

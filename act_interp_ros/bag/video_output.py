@@ -1,0 +1,199 @@
+"""Replay videos: one attention mp4 per camera and one grid mp4 (rows = cameras, columns = attention | GradCAM).
+
+Every tick writes exactly one frame to every video (frame count = tick count, frame rate = control
+rate), so video time is bag time. A skipped tick shows the camera's latest frame dimmed, with the
+reason; before a camera's first frame it is black. The GradCAM column holds the latest GradCAM overlay
+(its label says at which time it was computed) between GradCAM ticks.
+
+Encoding: H.264 (yuv420p, plays in browsers) through PyAV when its libx264 encoder is available, else
+MPEG-4 part 2 through OpenCV's ``VideoWriter``.
+"""
+
+from __future__ import annotations
+
+import logging
+from fractions import Fraction
+from pathlib import Path
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from act_interp_ros.bag.outputs import GRID_VIDEO_NAME, TickRecord, camera_video_name
+
+logger = logging.getLogger(__name__)
+
+GRID_CELL_MAX_W = 320
+BAR_H = 22
+
+
+def _even(n: int) -> int:
+    return max(2, n - n % 2)
+
+
+def _label(img: np.ndarray, text: str, *, y: int | None = None, scale: float | None = None) -> None:
+    """White text on a dark box, drawn in place at the top-left (or at row ``y``)."""
+    h, w = img.shape[:2]
+    scale = scale or max(0.35, min(h, w) / 600.0)
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x0 = max(3, round(0.02 * min(h, w)))
+    y0 = y if y is not None else x0
+    cv2.rectangle(img, (x0 - 2, y0 - 2), (min(w - 1, x0 + tw + 2), y0 + th + base + 2), (0, 0, 0), thickness=-1)
+    cv2.putText(img, text, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+
+
+def placeholder(frame: np.ndarray | None, size_hw: tuple[int, int], text: str) -> np.ndarray:
+    """A dimmed copy of ``frame`` (or black) at ``size_hw`` with ``text`` drawn on it."""
+    h, w = size_hw
+    if frame is None:
+        out = np.zeros((h, w, 3), dtype=np.uint8)
+    else:
+        out = fit(frame, size_hw) // 3
+    _label(out, text[:80])
+    return out
+
+
+def fit(rgb: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """Resize to exactly ``size_hw`` when needed (area interpolation when shrinking)."""
+    h, w = size_hw
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    interp = cv2.INTER_AREA if rgb.shape[0] > h else cv2.INTER_LINEAR
+    return cv2.resize(rgb, (w, h), interpolation=interp)
+
+
+class Mp4Writer:
+    """Writes (H, W, 3) uint8 RGB frames of a fixed even size to an mp4 file."""
+
+    def __init__(self, path: Path, fps: float, size_hw: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.size_hw = (_even(size_hw[0]), _even(size_hw[1]))
+        self.frames = 0
+        self._av = None
+        self._cv = None
+        try:
+            import av  # noqa: PLC0415
+
+            container = av.open(str(self.path), mode="w", format="mp4")
+            try:
+                stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+                stream.height, stream.width = self.size_hw
+                stream.pix_fmt = "yuv420p"
+                stream.options = {"preset": "veryfast", "crf": "23", "threads": "1"}
+            except Exception:
+                container.close()
+                raise
+            self._av, self._stream = container, stream
+        except Exception as exc:  # noqa: BLE001 - no PyAV / no libx264: fall back to OpenCV
+            logger.debug("PyAV/libx264 unavailable (%s); writing %s with OpenCV mp4v", exc, self.path.name)
+            self.path.unlink(missing_ok=True)
+            h, w = self.size_hw
+            self._cv = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+            if not self._cv.isOpened():
+                raise RuntimeError(f"cannot open a video writer for '{self.path}' (no PyAV libx264, no OpenCV mp4v)")
+
+    def write(self, rgb: np.ndarray) -> None:
+        frame = np.ascontiguousarray(fit(rgb, self.size_hw))
+        if self._av is not None:
+            import av  # noqa: PLC0415
+
+            for packet in self._stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                self._av.mux(packet)
+        else:
+            self._cv.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._av is not None:
+            for packet in self._stream.encode():
+                self._av.mux(packet)
+            self._av.close()
+            self._av = None
+        if self._cv is not None:
+            self._cv.release()
+            self._cv = None
+
+    def abort(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - best effort while another error propagates
+            logger.debug("closing partial video %s failed", self.path, exc_info=True)
+
+
+class ReplayVideos:
+    """The per-camera attention videos and the grid video of one replay.
+
+    Args:
+        directory: where to write (the staging directory).
+        camera_keys / camera_names: policy keys and short names, same order.
+        frame_sizes: camera key -> (H, W) of the source frames (the per-camera video size).
+        fps: frame rate (the control rate).
+        gradcam: whether the grid has a GradCAM column.
+    """
+
+    def __init__(self, directory: Path, camera_keys: Sequence[str], camera_names: Sequence[str],
+                 frame_sizes: dict[str, tuple[int, int]], fps: float, gradcam: bool) -> None:
+        self.keys = list(camera_keys)
+        self.names = dict(zip(camera_keys, camera_names))
+        self.gradcam = gradcam
+        self.writers: dict[str, Mp4Writer] = {}
+        self._last_frame: dict[str, np.ndarray] = {}
+        self._last_gradcam: dict[str, np.ndarray] = {}
+        self.file_names: list[str] = []
+        try:
+            for key in self.keys:
+                name = camera_video_name(self.names[key])
+                self.writers[key] = Mp4Writer(directory / name, fps, frame_sizes[key])
+                self.file_names.append(name)
+            h0, w0 = frame_sizes[self.keys[0]]
+            cw = min(GRID_CELL_MAX_W, w0)
+            self.cell = (_even(round(h0 * cw / w0)), _even(cw))
+            n_cols = 2 if gradcam else 1
+            grid_hw = (BAR_H + self.cell[0] * len(self.keys), self.cell[1] * n_cols)
+            self.grid = Mp4Writer(directory / GRID_VIDEO_NAME, fps, grid_hw)
+            self.file_names.append(GRID_VIDEO_NAME)
+        except BaseException:
+            self.abort()
+            raise
+
+    def on_tick(self, rec: TickRecord) -> None:
+        for key, frame in rec.frames.items():
+            self._last_frame[key] = frame.rgb
+        self._last_gradcam.update(rec.gradcam_overlays)
+        cells: list[np.ndarray] = []
+        for key in self.keys:
+            writer = self.writers[key]
+            if rec.skipped or key not in rec.overlays:
+                view = placeholder(self._last_frame.get(key), writer.size_hw,
+                                   f"t={rec.rel_s:.2f}s skipped: {rec.skip_reason or 'no output'}")
+            else:
+                view = rec.overlays[key]
+            writer.write(view)
+            row = [fit(view, self.cell)]
+            if self.gradcam:
+                if key in self._last_gradcam:
+                    row.append(fit(self._last_gradcam[key], self.cell))
+                else:
+                    row.append(placeholder(self._last_frame.get(key), self.cell, "GradCAM: none yet"))
+            cells.append(np.concatenate(row, axis=1))
+        body = np.concatenate(cells, axis=0)
+        bar = np.zeros((BAR_H, body.shape[1], 3), dtype=np.uint8)
+        if rec.skipped:
+            text = f"tick {rec.index}  t={rec.rel_s:.2f}s  skipped: {rec.skip_reason}"
+        else:
+            fr = rec.interpretation.fractions if rec.interpretation is not None else {}
+            text = f"tick {rec.index}  t={rec.rel_s:.2f}s"
+            if "state" in fr:
+                text += f"  proprio {fr['state']:.0%}"
+            text += "".join(f"  {self.names[k]} {fr[k]:.0%}" for k in self.keys if k in fr)
+        _label(bar, text[:100], y=4, scale=0.4)
+        self.grid.write(np.concatenate([bar, body], axis=0))
+
+    def close(self) -> list[str]:
+        for writer in (*self.writers.values(), self.grid):
+            writer.close()
+        return list(self.file_names)
+
+    def abort(self) -> None:
+        for writer in (*self.writers.values(), *([self.grid] if hasattr(self, "grid") else [])):
+            writer.abort()

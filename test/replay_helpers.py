@@ -1,0 +1,62 @@
+"""Helpers for the offline replay tests: tiny hand-made bags for the bad-input cases.
+
+Normal bags come from the synthetic SO-101 generator (``act_interp_ros.bag.synthetic_bag``); these
+helpers only write what it deliberately cannot: wrong encodings, missing topics, empty and corrupt bags.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+SO101_JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+T0_NS = 1_700_000_000 * 1_000_000_000
+
+
+def write_minimal_bag(
+    path: Path,
+    *,
+    cameras: Sequence[str] = ("front", "wrist"),
+    encoding: str = "rgb8",
+    n: int = 5,
+    hw: tuple[int, int] = (8, 8),
+    storage: str = "mcap",
+    joints: bool = True,
+    messages: bool = True,
+) -> Path:
+    """A rosbag2 directory with raw Image topics ``/camera/<cam>/image_raw`` and ``/joint_states`` at 30 Hz.
+
+    ``encoding`` is written as is (the pixel bytes are 3 per pixel whatever it says); ``messages=False``
+    writes the topics but no message (an empty bag).
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    T = ts.types
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    h, w = hw
+    with Writer(path, version=9, storage_plugin=plugin) as writer:
+        conns = {c: writer.add_connection(f"/camera/{c}/image_raw", "sensor_msgs/msg/Image", typestore=ts) for c in cameras}
+        js = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ts) if joints else None
+        for k in range(n if messages else 0):
+            t = T0_NS + round(k * 1e9 / 30)
+            header = T["std_msgs/msg/Header"](
+                stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id="cam")
+            for cam, conn in conns.items():
+                img = T["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
+                                                 step=w * 3, data=np.full(h * w * 3, 7 * k % 256, dtype=np.uint8))
+                writer.write(conn, t, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
+            if js is not None:
+                msg = T["sensor_msgs/msg/JointState"](header=header, name=SO101_JOINTS, position=np.zeros(6),
+                                                      velocity=np.zeros(0), effort=np.zeros(0))
+                writer.write(js, t, ts.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
+    return path
+
+
+def storage_file(bag_dir: Path) -> Path:
+    """The single .mcap/.db3 storage file inside a rosbag2 directory."""
+    (file,) = [p for p in bag_dir.iterdir() if p.suffix in (".mcap", ".db3")]
+    return file
