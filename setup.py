@@ -60,7 +60,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            f"act_interp_node = {PACKAGE}.ros.node_main:main",
+            f"act_interp_node = {PACKAGE}.ros.main:main",
             f"act_interp_play = {PACKAGE}.bag.play:main",
             f"act_interp_replay = {PACKAGE}.bag.replay_cli:main",
             f"act_interp_make_bag = {PACKAGE}.bag.synthetic_cli:main",
