@@ -118,7 +118,7 @@ def test_observe_only_publishes_no_actions(tmp_path, so101_checkpoint):
         assert peer.wait_for(f"{NODE}/attention/front/overlay", 10)
         assert peer.received[ACTION] == []
         assert peer.node.count_publishers(ACTION) == 0, "observe-only must not even advertise the action topic"
-        assert int(latest_diagnostics(peer)["actions_not_commanded"]) > 10
+        assert int(latest_diagnostics(peer)["actions_not_commanded"]) > 3
     finally:
         peer.close()
         node.stop()
