@@ -35,10 +35,16 @@ def node_executable() -> str:
     return str(exe)
 
 
+# The shipped 30 Hz needs a forward well under 33 ms. The small test checkpoint's ResNet-18 takes ~40 ms per
+# tick on one core of this 2-core machine (small inputs hit torch's slow conv path), so node tests run the
+# control loop at 10 Hz; everything they check (gating, stamps, limits, counters) is rate-independent.
+TEST_CONTROL_RATE_HZ = 10.0
+
+
 def write_params(path: Path, **overrides: Any) -> Path:
-    """The shipped config/so101.yaml with overrides, as a ROS 2 params file."""
+    """The shipped config/so101.yaml with overrides (control at TEST_CONTROL_RATE_HZ unless overridden)."""
     doc = yaml.safe_load((REPO / "config" / "so101.yaml").read_text())
-    doc["act_interp_node"]["ros__parameters"].update(overrides)
+    doc["act_interp_node"]["ros__parameters"].update({"control_rate_hz": TEST_CONTROL_RATE_HZ, **overrides})
     path.write_text(yaml.safe_dump(doc))
     return path
 
@@ -118,7 +124,7 @@ class Peer:
         msg.header.frame_id = frame_id
         return msg
 
-    def publish_frame(self, i: int, *, size=(96, 128), joints=None, stamp_offset_s: float = 0.0,
+    def publish_frame(self, i: int, *, size=(48, 64), joints=None, stamp_offset_s: float = 0.0,
                       skip_cameras=(), encoding: str = "rgb8", joint_names=None) -> int:
         """Publish one front+wrist frame and a joint state stamped now (+offset); returns the stamp in ns."""
         now = self.node.get_clock().now()

@@ -17,9 +17,9 @@ SOURCE_SIZE = (120, 160)  # not the policy's 96x128: exercises image_resize; ove
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory, so101_checkpoint):
+def running(tmp_path_factory, node_checkpoint):
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", gradcam_rate_hz=2.0, input_qos="reliable")
-    node = NodeProcess(params, so101_checkpoint)
+    node = NodeProcess(params, node_checkpoint)
     peer = Peer()
     for topic, msg_type in [
         (f"{NODE}/joint_command", JointState),
@@ -40,7 +40,7 @@ def running(tmp_path_factory, so101_checkpoint):
 def test_actions_have_joint_names_ros_units_and_finite_values(running):
     node, peer, _ = running
     actions = peer.received[f"{NODE}/joint_command"]
-    assert len(actions) >= 30, f"expected ~120 actions in 4 s at 30 Hz, got {len(actions)}\n{node.output[-2000:]}"
+    assert len(actions) >= 15, f"expected ~40 actions in 4 s at 10 Hz, got {len(actions)}\n{node.output[-2000:]}"
     current = np.array([0.1, -0.2, 0.3, 0.0, 0.5, 0.8])
     for msg in actions:
         assert list(msg.name) == JOINTS
@@ -54,7 +54,7 @@ def test_overlays_carry_the_source_stamp_frame_and_size(running):
     _, peer, stamps = running
     for cam in ("front", "wrist"):
         overlays = peer.received[f"{NODE}/attention/{cam}/overlay"]
-        assert len(overlays) >= 30, cam
+        assert len(overlays) >= 15, cam
         sent = set(stamps)
         for msg in overlays:
             assert msg.encoding == "rgb8" and (msg.height, msg.width) == SOURCE_SIZE
@@ -65,7 +65,7 @@ def test_overlays_carry_the_source_stamp_frame_and_size(running):
 def test_proprio_attention_is_a_fraction(running):
     _, peer, _ = running
     values = [m.data for m in peer.received[f"{NODE}/proprio_attention"]]
-    assert len(values) >= 30
+    assert len(values) >= 15
     assert all(0.0 <= v <= 1.0 and math.isfinite(v) for v in values)
 
 
@@ -85,4 +85,4 @@ def test_diagnostics_report_rates_latency_and_counters(running):
         assert key in diag, key
     assert diag["device"] == "cpu" and diag["image_backend"] == "rosbags-image"
     assert int(diag["gradcam_runs"]) >= 3
-    assert int(diag["actions_published"]) >= 30
+    assert int(diag["actions_published"]) >= 15

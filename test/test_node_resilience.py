@@ -3,10 +3,12 @@ configuration errors exit non-zero with one message naming the parameter."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import JointState
 
 from node_harness import JOINTS, NodeProcess, Peer, latest_diagnostics, write_params
 
@@ -15,11 +17,11 @@ ACTION = f"{NODE}/joint_command"
 
 
 @pytest.fixture(scope="module")
-def strict(tmp_path_factory, so101_checkpoint):
+def strict(tmp_path_factory, node_checkpoint):
     """image_resize false (wrong sizes are bad input) and a GradCAM failure injected via the test hook."""
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", image_resize=False, gradcam_rate_hz=5.0,
                           input_qos="reliable")
-    node = NodeProcess(params, so101_checkpoint, env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"})
+    node = NodeProcess(params, node_checkpoint, env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"})
     peer = Peer("resilience_peer")
     peer.subscribe(JointState, ACTION)
     peer.subscribe(DiagnosticArray, "/diagnostics")
@@ -32,8 +34,8 @@ def strict(tmp_path_factory, so101_checkpoint):
 def test_gradcam_failure_is_counted_and_control_continues(strict):
     node, peer = strict
     peer.clear()
-    peer.stream(1.5)
-    assert len(peer.wait_for(ACTION, 20)) >= 20
+    peer.stream(2.0)
+    assert len(peer.wait_for(ACTION, 10)) >= 10
     diag = latest_diagnostics(peer)
     assert int(diag["gradcam_failures"]) >= 2 and int(diag["gradcam_runs"]) == 0
     assert node.alive()
@@ -50,6 +52,7 @@ def test_gradcam_failure_is_counted_and_control_continues(strict):
 )
 def test_bad_input_is_counted_and_the_node_stays_alive(strict, kwargs, counter):
     node, peer = strict
+    time.sleep(0.5)  # let the previous test's good frames age out (max_input_age_s 0.25)
     before = int(latest_diagnostics(peer).get(counter, 0))
     peer.clear()
     joints = np.zeros(len(kwargs.get("joint_names", JOINTS)))
@@ -75,9 +78,9 @@ def test_bad_input_is_counted_and_the_node_stays_alive(strict, kwargs, counter):
     ],
     ids=["missing_policy", "camera_keys", "joint_count", "bad_rate", "bad_action_type"],
 )
-def test_startup_errors_exit_nonzero_naming_the_parameter(tmp_path, so101_checkpoint, overrides, policy, message):
+def test_startup_errors_exit_nonzero_naming_the_parameter(tmp_path, node_checkpoint, overrides, policy, message):
     params = write_params(tmp_path / "p.yaml", **overrides)
-    node = NodeProcess(params, policy or so101_checkpoint)
+    node = NodeProcess(params, policy or node_checkpoint)
     code = node.wait_exit(timeout=60)
     assert code == 2, node.output
     assert message in node.output

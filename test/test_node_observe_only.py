@@ -1,0 +1,34 @@
+"""Observe-only (publish_actions false): overlays flow, no action is published or even advertised.
+
+Its own module so no other test's node (which does command) is alive on the same ROS domain."""
+
+from __future__ import annotations
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from sensor_msgs.msg import Image, JointState
+
+from node_harness import NodeProcess, Peer, latest_diagnostics, write_params
+
+NODE = "/act_interp_node"
+ACTION = f"{NODE}/joint_command"
+CURRENT = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5])
+
+
+def test_observe_only_publishes_no_actions(tmp_path, node_checkpoint):
+    params = write_params(tmp_path / "p.yaml", publish_actions=False, gradcam_rate_hz=0.0, input_qos="reliable")
+    node = NodeProcess(params, node_checkpoint)
+    peer = Peer("observe_peer")
+    try:
+        peer.subscribe(JointState, ACTION)
+        peer.subscribe(Image, f"{NODE}/attention/front/overlay")
+        peer.subscribe(DiagnosticArray, "/diagnostics")
+        assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
+        peer.stream(1.5, joints=CURRENT)
+        assert peer.wait_for(f"{NODE}/attention/front/overlay", 10)
+        assert peer.received[ACTION] == []
+        assert peer.node.count_publishers(ACTION) == 0, "observe-only must not even advertise the action topic"
+        assert int(latest_diagnostics(peer)["actions_not_commanded"]) > 3
+    finally:
+        peer.close()
+        node.stop()
