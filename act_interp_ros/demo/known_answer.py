@@ -1,0 +1,503 @@
+"""The known-answer model: a small ACT whose right answer is known, and the proof that the maps find it.
+
+In the synthetic SO-101 scene (:mod:`act_interp_ros.synthetic`) the scripted expert's actions depend on
+the red TARGET cube's pose only; the blue DISTRACTOR never enters them. An ACT trained on those episodes
+can only succeed by looking at the target, so its attention and GradCAM maps *should* put their mass on
+the target and not on the distractor - and a model with random weights should not reproduce them
+(Adebayo et al. 2018, "Sanity checks for saliency maps").
+
+* :func:`ensure_known_answer_model` builds the model once per machine (about 5 minutes on 2 CPU cores)
+  and caches it under ``$ACT_INTERP_CACHE`` (default ``~/.cache/act_interp_ros``) in
+  ``known_answer/<key>/pretrained_model`` - a normal LeRobot checkpoint directory - with
+  ``metrics.json`` beside it. ``<key>`` hashes the generator and training source files and the
+  hyperparameters, so a change to either rebuilds it.
+* :func:`evaluate_maps` scores the maps on held-out frames (episode seeds never used in training).
+
+How a map is scored (per frame and camera):
+
+* the map is the engine's per-camera (h, w) token map (attention: ``Interpretation.camera_maps``;
+  GradCAM: ``GradCAM.attribute``), one value per layer4 cell;
+* the object's pixel mask (the scene's projected silhouette) is **downsampled to the token grid by
+  area** (``cv2.INTER_AREA``: the fraction of each cell the object covers; exact because the image is
+  a whole number of 32-px cells). No interpolation of the map is involved;
+* ``mass(object) = sum(map * coverage) / sum(map)`` - the share of the map inside the object, i.e. the
+  same number as resizing the map piecewise-constantly to the image and summing it over the mask;
+* a uniform map gives ``mass = mean(coverage)`` = the object's area fraction of the image, so
+  ``ratio = mass / area_fraction`` (1 = no better than uniform).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from act_interp_ros.demo import training
+from act_interp_ros.demo.training import EVAL_SEED_BASE, TRAIN_SEED_BASE, KnownAnswerSpec
+
+logger = logging.getLogger(__name__)
+
+CACHE_ENV = "ACT_INTERP_CACHE"
+DEFAULT_SPEC = KnownAnswerSpec()
+METRICS_FILE = "metrics.json"
+SPEC_FILE = "known_answer.json"
+#: Seeds of the held-out episodes that measure the action error in ``metrics.json``.
+METRICS_SEED_BASE = EVAL_SEED_BASE
+#: :func:`evaluate_maps` seeds start here (disjoint from training and from the metrics episodes).
+MAPS_SEED_BASE = 2 * EVAL_SEED_BASE
+
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
+#: Source files whose bytes decide the trained weights (the cache key hashes them).
+KEY_SOURCES = (
+    "synthetic/__init__.py",
+    "synthetic/arm.py",
+    "synthetic/expert.py",
+    "synthetic/scene.py",
+    "demo/training.py",
+    "core/checkpoints.py",
+)
+
+
+# --------------------------------------------------------------------------------------------- cache
+@dataclass(frozen=True)
+class KnownAnswerModel:
+    """A built known-answer model.
+
+    Attributes:
+        path: the LeRobot ``pretrained_model/`` directory (load it with ``InterpretableACT.from_pretrained``).
+        metrics: contents of ``metrics.json`` (action error vs baselines, loss curve, timings).
+        key: the cache key (directory name).
+        built: True when this call trained it, False when it came from the cache.
+    """
+
+    path: Path
+    metrics: dict[str, Any]
+    key: str
+    built: bool = False
+
+
+def cache_root() -> Path:
+    """``$ACT_INTERP_CACHE/known_answer`` or ``~/.cache/act_interp_ros/known_answer``."""
+    base = os.environ.get(CACHE_ENV)
+    root = Path(base).expanduser() if base else Path.home() / ".cache" / "act_interp_ros"
+    return root / "known_answer"
+
+
+def cache_key(spec: KnownAnswerSpec = DEFAULT_SPEC) -> str:
+    """16 hex digits: sha256 over the key source files' bytes, the spec and the lerobot/torch versions."""
+    import lerobot
+    import torch
+
+    h = hashlib.sha256()
+    for rel in KEY_SOURCES:
+        path = _PACKAGE_DIR / rel
+        h.update(rel.encode())
+        h.update(path.read_bytes() if path.is_file() else b"<missing>")
+    h.update(json.dumps(spec.to_json(), sort_keys=True).encode())
+    h.update(f"lerobot={lerobot.__version__};torch={torch.__version__.split('+')[0]}".encode())
+    return h.hexdigest()[:16]
+
+
+def ensure_known_answer_model(
+    progress: bool = True, spec: KnownAnswerSpec = DEFAULT_SPEC, cache_dir: str | os.PathLike[str] | None = None
+) -> KnownAnswerModel:
+    """Return the cached known-answer model, training it first if this machine has none.
+
+    Concurrent callers (a test run and the demo) wait on a lock file instead of training twice; the
+    directory appears atomically (built in a temporary directory, then renamed).
+
+    Args:
+        progress: show tqdm bars (rendering, training) and log progress.
+        spec: hyperparameters; the default is the model the tests and the demo use.
+        cache_dir: override of :func:`cache_root`.
+    """
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    key = cache_key(spec)
+    final = root / key
+    if _complete(final):
+        return _load(final, key, built=False)
+    root.mkdir(parents=True, exist_ok=True)
+    with _lock(root / f"{key}.lock"):
+        if _complete(final):  # built by another process while we waited
+            return _load(final, key, built=False)
+        logger.info("building the known-answer model %s in %s (a few minutes on a 2-core CPU)", key, final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
+        try:
+            build_known_answer_model(tmp, spec, progress=progress, key=key)
+            if final.exists():  # an incomplete leftover (e.g. a killed run): replace it
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return _load(final, key, built=True)
+
+
+def build_known_answer_model(
+    out_dir: str | os.PathLike[str], spec: KnownAnswerSpec = DEFAULT_SPEC, progress: bool = True, key: str | None = None
+) -> dict[str, Any]:
+    """Render episodes, train, evaluate the action error and write ``out_dir/{pretrained_model, metrics.json}``.
+
+    Returns the metrics dict.
+    """
+    import torch
+
+    from act_interp_ros.core.checkpoints import save_checkpoint
+
+    out = Path(out_dir)
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(2)
+    torch.use_deterministic_algorithms(True)
+    try:
+        t0 = time.perf_counter()
+        train_seeds = [TRAIN_SEED_BASE + i for i in range(spec.n_train_episodes)]
+        frames = training.render_frames(train_seeds, spec, progress=progress, desc="rendering training episodes")
+        data_s = time.perf_counter() - t0
+        logger.info("rendered %d training frames from %d episodes in %.0f s", len(frames), len(train_seeds), data_s)
+        result = training.train(spec, frames, progress=progress)
+        t1 = time.perf_counter()
+        eval_seeds = [METRICS_SEED_BASE + i for i in range(spec.n_eval_episodes)]
+        held_out = training.render_frames(eval_seeds, spec, progress=False)
+        predicted = training.predict_chunks(result.policy, result.preprocessor, result.postprocessor, held_out, spec)
+        from act_interp_ros.synthetic import JOINT_NAMES
+
+        errors = training.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
+        eval_s = time.perf_counter() - t1
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    save_checkpoint(out / "pretrained_model", result.policy, result.preprocessor, result.postprocessor)
+    metrics = {
+        "key": key,
+        "spec": spec.to_json(),
+        "units": "policy units (degrees; gripper 0..100)",
+        "held_out_action_error": errors,
+        "training_loss": training.loss_summary(result.losses),
+        "n_training_frames": len(frames),
+        "seconds": {
+            "render": round(data_s, 1),
+            "train": round(result.train_seconds, 1),
+            "evaluate": round(eval_s, 1),
+            "total": round(time.perf_counter() - t0, 1),
+        },
+    }
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
+    (out / SPEC_FILE).write_text(json.dumps({"key": key, "spec": spec.to_json()}, indent=2))
+    chunk = errors["chunk"]
+    logger.info(
+        "known-answer model: held-out chunk MAE %.2f vs mean-action baseline %.2f and hold-state baseline "
+        "%.2f (policy units); training %.0f s", chunk["model"]["overall"],
+        chunk["mean_action_baseline"]["overall"], chunk["hold_state_baseline"]["overall"], result.train_seconds,
+    )
+    return metrics
+
+
+def _complete(d: Path) -> bool:
+    return (d / "pretrained_model" / "model.safetensors").is_file() and (d / METRICS_FILE).is_file()
+
+
+def _load(d: Path, key: str, built: bool) -> KnownAnswerModel:
+    return KnownAnswerModel(d / "pretrained_model", json.loads((d / METRICS_FILE).read_text()), key, built)
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - non-POSIX: no cross-process lock
+        yield
+        return
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------------------------- map scoring
+def object_coverage(mask: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool mask -> (h, w) float fraction of each token cell covered by the object (area downsampling)."""
+    import cv2
+
+    h, w = grid
+    return cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA).astype(np.float64)
+
+
+def map_mass(saliency: np.ndarray, coverage: np.ndarray) -> float:
+    """Share of a non-negative (h, w) map inside the region given by per-cell ``coverage`` (0 when the map is 0)."""
+    m = np.clip(saliency.astype(np.float64), 0.0, None)
+    total = m.sum()
+    return float((m * coverage).sum() / total) if total > 0 else 0.0
+
+
+def rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1..n, ties share the mean rank), like ``scipy.stats.rankdata``."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    order = np.argsort(x, kind="mergesort")
+    ranks = np.empty(len(x), np.float64)
+    sorted_x = x[order]
+    boundaries = np.concatenate([[0], np.nonzero(np.diff(sorted_x))[0] + 1, [len(x)]])
+    for a, b in zip(boundaries[:-1], boundaries[1:]):
+        ranks[order[a:b]] = 0.5 * (a + b - 1) + 1.0
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two equally sized arrays; NaN when either is constant."""
+    ra, rb = rankdata(a), rankdata(b)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = np.sqrt((ra * ra).sum() * (rb * rb).sum())
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+@dataclass
+class MapScores:
+    """Scores of one method (``attention`` | ``gradcam``) on one camera over the held-out frames.
+
+    Attributes:
+        n_frames: frames in which the target is in view (used for the mass numbers).
+        target_mass: mean share of the map inside the target.
+        uniform_mass: mean target area fraction (what a uniform map gives).
+        ratio_vs_uniform: ``target_mass / uniform_mass`` (ratio of the means).
+        median_frame_ratio: median over frames of the per-frame ratio.
+        distractor_mass: mean share inside the distractor (frames where it is in view).
+        n_pairs: frames in which both cubes are in view.
+        target_beats_distractor: fraction of those frames with target mass > distractor mass.
+        rank_corr_random: mean per-frame Spearman correlation between the trained model's map and the
+            random-weights model's map (frames where both maps are non-constant).
+        n_rank: number of frames that entered ``rank_corr_random``.
+    """
+
+    method: str
+    camera: str
+    n_frames: int
+    target_mass: float
+    uniform_mass: float
+    ratio_vs_uniform: float
+    median_frame_ratio: float
+    distractor_mass: float
+    n_pairs: int
+    target_beats_distractor: float
+    rank_corr_random: float
+    n_rank: int
+
+
+@dataclass
+class MapEvaluation:
+    """Result of :func:`evaluate_maps`: one :class:`MapScores` per (method, camera)."""
+
+    scores: list[MapScores]
+    n_frames: int
+    seeds: list[int]
+    steps: list[int]
+    grid: dict[str, tuple[int, int]]
+    gradcam_target: str
+    region: str = "object silhouette downsampled to the token grid by area (cv2.INTER_AREA)"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, method: str, camera: str) -> MapScores:
+        for s in self.scores:
+            if s.method == method and s.camera == camera:
+                return s
+        raise KeyError(f"no scores for method={method!r} camera={camera!r}; have {[(s.method, s.camera) for s in self.scores]}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """Markdown table of the numbers (for test output and the README)."""
+        rows = [
+            "| map | camera | target mass | uniform | ratio vs uniform | target > distractor | rank corr. vs random weights |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for s in self.scores:
+            rows.append(
+                f"| {s.method} | {s.camera} | {s.target_mass:.3f} | {s.uniform_mass:.3f} | {s.ratio_vs_uniform:.2f}x "
+                f"| {100 * s.target_beats_distractor:.0f}% ({s.n_pairs} frames) | {s.rank_corr_random:+.2f} |"
+            )
+        return "\n".join(rows)
+
+
+def evaluate_maps(
+    model_path: str | os.PathLike[str],
+    n_frames: int = 64,
+    seed: int = 0,
+    gradcam_target: Any = None,
+    random_seed: int = 12345,
+) -> MapEvaluation:
+    """Score attention and GradCAM maps of a known-answer checkpoint on held-out frames.
+
+    Frames: ``n_frames`` new episodes (seeds ``MAPS_SEED_BASE + 1000 * seed + i``, never used in
+    training), one frame each, drawn from the approach phase - the arm is moving towards the target
+    and the target's position is what decides the action. See the module docstring for the scoring.
+
+    Randomisation check: the same architecture with freshly initialised weights (``ACTPolicy(config)``
+    with ``torch.manual_seed(random_seed)``, not trained; the trained normalisation stats are kept) is
+    run on the same frames and each map is rank-correlated (Spearman) with the trained model's map.
+    """
+    from act_interp_ros.core import InterpretableACT
+
+    wrapped = InterpretableACT.from_pretrained(os.fspath(model_path), device="cpu")
+    try:
+        return evaluate_policy_maps(wrapped.policy, wrapped.preprocessor, n_frames, seed, gradcam_target, random_seed)
+    finally:
+        wrapped.close()
+
+
+def evaluate_policy_maps(
+    policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345
+) -> MapEvaluation:
+    """:func:`evaluate_maps` on an in-memory policy and preprocessor."""
+    import torch
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    from act_interp_ros.core import GradCAMTarget
+
+    target = gradcam_target if gradcam_target is not None else GradCAMTarget()
+    cams = [k[len(training.CAMERA_PREFIX):] for k in policy.config.image_features]
+    sizes = {tuple(f.shape[-2:]) for f in policy.config.image_features.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"known-answer evaluation expects one image size for all cameras, got {sizes}")
+    spec = KnownAnswerSpec(image_size=sizes.pop(), cameras=tuple(cams), chunk_size=policy.config.chunk_size)
+    frames = _approach_frames(spec, n_frames, seed)
+
+    torch.manual_seed(random_seed)
+    random_policy = ACTPolicy(policy.config)
+    random_policy.eval()
+    trained_maps = _maps(policy, preprocessor, frames, spec, target)
+    random_maps = _maps(random_policy, preprocessor, frames, spec, target)
+
+    from act_interp_ros.synthetic import SyntheticScene
+
+    scene = SyntheticScene(spec.scene_config())
+    masks = [
+        {c: scene.masks(frames.episodes[frames.episode[i]].scene_state(int(frames.step[i])), c) for c in cams}
+        for i in range(len(frames))
+    ]
+    scores: list[MapScores] = []
+    grids: dict[str, tuple[int, int]] = {}
+    for method in ("attention", "gradcam"):
+        for cam in cams:
+            t_mass, u_mass, ratios, d_mass, wins, corrs = [], [], [], [], [], []
+            for i in range(len(frames)):
+                m = trained_maps[method][i][cam]
+                grids[cam] = m.shape
+                cov_t = object_coverage(masks[i][cam]["target"], m.shape)
+                cov_d = object_coverage(masks[i][cam]["distractor"], m.shape)
+                if cov_t.sum() > 0:
+                    mt = map_mass(m, cov_t)
+                    t_mass.append(mt)
+                    u_mass.append(cov_t.mean())
+                    ratios.append(mt / cov_t.mean())
+                    if cov_d.sum() > 0:
+                        md = map_mass(m, cov_d)
+                        d_mass.append(md)
+                        wins.append(mt > md)
+                r = spearman(m, random_maps[method][i][cam])
+                if np.isfinite(r):
+                    corrs.append(r)
+            tm, um = _mean(t_mass), _mean(u_mass)
+            scores.append(MapScores(
+                method=method, camera=cam, n_frames=len(t_mass), target_mass=tm, uniform_mass=um,
+                ratio_vs_uniform=tm / um if um > 0 else float("nan"),
+                median_frame_ratio=float(np.median(ratios)) if ratios else float("nan"),
+                distractor_mass=_mean(d_mass), n_pairs=len(wins),
+                target_beats_distractor=_mean([float(w) for w in wins]),
+                rank_corr_random=_mean(corrs), n_rank=len(corrs),
+            ))
+    return MapEvaluation(
+        scores=scores,
+        n_frames=len(frames),
+        seeds=[int(e.seed) for e in frames.episodes],
+        steps=[int(s) for s in frames.step],
+        grid=grids,
+        gradcam_target=getattr(target, "kind", str(target)),
+    )
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _approach_frames(spec: KnownAnswerSpec, n_frames: int, seed: int) -> training.FrameSet:
+    """One approach-phase frame from each of ``n_frames`` held-out episodes."""
+    from act_interp_ros.synthetic import PHASES
+
+    rng = np.random.default_rng(seed)
+    approach = PHASES.index("approach")
+    seeds = [MAPS_SEED_BASE + 1000 * seed + i for i in range(n_frames)]
+    parts = []
+    for s in seeds:
+        ep = training.simulate(s, spec)
+        steps = np.nonzero(ep.phase == approach)[0]
+        t = int(rng.choice(steps)) if len(steps) else 0
+        parts.append(training.render_frames([s], spec, steps=[t]))
+    return _concat(parts)
+
+
+def _concat(parts: list[training.FrameSet]) -> training.FrameSet:
+    return training.FrameSet(
+        images={c: np.concatenate([p.images[c] for p in parts]) for c in parts[0].images},
+        state=np.concatenate([p.state for p in parts]),
+        chunk=np.concatenate([p.chunk for p in parts]),
+        chunk_is_pad=np.concatenate([p.chunk_is_pad for p in parts]),
+        episode=np.arange(len(parts)),
+        step=np.concatenate([p.step for p in parts]),
+        episodes=[p.episodes[0] for p in parts],
+    )
+
+
+def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, target, batch_size: int = 32):
+    """{"attention": [ {cam: (h, w)} per frame ], "gradcam": [...]} for one policy."""
+    from act_interp_ros.core import GradCAM, InterpretableACT
+
+    wrapped = InterpretableACT(policy, preprocessor)
+    gradcam = GradCAM(policy)
+    out: dict[str, list[dict[str, np.ndarray]]] = {"attention": [], "gradcam": []}
+    try:
+        for start in range(0, len(frames), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(frames)))
+            batch = preprocessor(training.raw_batch(frames, idx, spec, with_action=False))
+            _, interps = wrapped.predict_chunk(batch)
+            out["attention"].extend(
+                {k[len(training.CAMERA_PREFIX):]: v for k, v in it.camera_maps.items()} for it in interps
+            )
+            cams = gradcam.attribute(batch, target)
+            out["gradcam"].extend({k[len(training.CAMERA_PREFIX):]: v for k, v in c.items()} for c in cams)
+    finally:
+        gradcam.close()
+        wrapped.close()
+    return out
+
+
+__all__ = [
+    "CACHE_ENV",
+    "DEFAULT_SPEC",
+    "KnownAnswerModel",
+    "KnownAnswerSpec",
+    "MapEvaluation",
+    "MapScores",
+    "build_known_answer_model",
+    "cache_key",
+    "cache_root",
+    "ensure_known_answer_model",
+    "evaluate_maps",
+    "evaluate_policy_maps",
+    "map_mass",
+    "object_coverage",
+    "rankdata",
+    "spearman",
+]

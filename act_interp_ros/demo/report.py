@@ -1,0 +1,423 @@
+"""The demo's outputs: videos, the attention plot, PNG stills and the summary, from a :class:`Recording`.
+
+Video time is bag time: every video has one frame per bag camera frame (30 Hz), showing the newest
+overlay whose header stamp is not later than that frame (the node stamps overlays with the source
+image's stamp). Where the node produced nothing for a while (a skipped tick, start-up) the frame says so.
+
+The encoders and the plot are the offline replay's (:mod:`act_interp_ros.bag.video_output`,
+:mod:`act_interp_ros.bag.outputs`), so offline and live results look alike.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from act_interp_ros.bag.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
+from act_interp_ros.bag.outputs import TickTable, camera_video_name, write_attention_plot
+from act_interp_ros.bag.video_output import Mp4Writer, fit, placeholder
+from act_interp_ros.demo.recorder import Recording, StampedFrame
+
+logger = logging.getLogger(__name__)
+
+OVERVIEW_VIDEO_NAME = "overview.mp4"
+STILLS_PHASES = ("approach", "grasp", "lift", "carry")
+#: An overlay older than this (bag seconds) is shown dimmed: the node skipped ticks in between.
+HOLD_LIMIT_S = 0.25
+
+
+def gradcam_video_name(camera: str) -> str:
+    return f"gradcam_{camera}.mp4"
+
+
+def still_name(index: int, phase: str) -> str:
+    return f"still_{index + 1}_{phase}.png"
+
+
+# --------------------------------------------------------------------------------------- timeline
+@dataclass
+class DemoTimeline:
+    """Bag frames (30 Hz camera frames) with the synthetic episode and expert phase of each.
+
+    stamps_ns: (N,) camera header stamps; episode / step: (N,) int; phase: N phase names;
+    episodes: the simulated :class:`~act_interp_ros.synthetic.Episode` per bag episode (for the cube
+    boxes); scene: the renderer (box projection).
+    """
+
+    start_ns: int
+    fps: float
+    stamps_ns: np.ndarray
+    episode: np.ndarray
+    step: np.ndarray
+    phase: list[str]
+    episodes: list[Any]
+    scene: Any
+    seeds: list[int]
+
+    @classmethod
+    def build(cls, *, seed: int, n_episodes: int, n_frames: int, fps: float, start_ns: int,
+              image_size: tuple[int, int]) -> DemoTimeline:
+        """The timeline of a bag written by ``write_synthetic_bag`` with these arguments (no gaps)."""
+        from act_interp_ros.synthetic import PHASES, SceneConfig, SyntheticScene, simulate_episode
+
+        scene = SyntheticScene(SceneConfig(image_size=tuple(image_size)))
+        episodes = [simulate_episode(seed + e, n_frames, scene_config=scene.config, fps=fps) for e in range(n_episodes)]
+        n = n_episodes * n_frames
+        k = np.arange(n)
+        stamps = start_ns + np.round(k / fps * 1e9).astype(np.int64)
+        return cls(
+            start_ns=start_ns, fps=fps, stamps_ns=stamps, episode=k // n_frames, step=k % n_frames,
+            phase=[PHASES[int(episodes[e].phase[s])] for e, s in zip(k // n_frames, k % n_frames)],
+            episodes=episodes, scene=scene, seeds=[seed + e for e in range(n_episodes)],
+        )
+
+    def __len__(self) -> int:
+        return len(self.stamps_ns)
+
+    def index_at(self, t_ns: int) -> int:
+        """Index of the last frame stamped at or before ``t_ns`` (clipped to the bag)."""
+        i = int(np.searchsorted(self.stamps_ns, t_ns, side="right")) - 1
+        return min(max(i, 0), len(self) - 1)
+
+    def rel_s(self, t_ns: int) -> float:
+        return (t_ns - self.start_ns) / 1e9
+
+    def boxes(self, index: int, camera: str) -> dict[str, tuple[int, int, int, int] | None]:
+        ep = self.episodes[int(self.episode[index])]
+        return self.scene.boxes(ep.scene_state(int(self.step[index])), camera)
+
+
+# ---------------------------------------------------------------------------------------- helpers
+class _Latest:
+    """Newest frame with stamp <= t, for stamp-sorted frames."""
+
+    def __init__(self, frames: Sequence[StampedFrame]) -> None:
+        self.frames = sorted(frames, key=lambda f: f.stamp_ns)
+        self.stamps = [f.stamp_ns for f in self.frames]
+
+    def at(self, t_ns: int) -> StampedFrame | None:
+        i = bisect.bisect_right(self.stamps, t_ns) - 1
+        return self.frames[i] if i >= 0 else None
+
+    def exact(self, t_ns: int) -> StampedFrame | None:
+        i = bisect.bisect_left(self.stamps, t_ns)
+        return self.frames[i] if i < len(self.stamps) and self.stamps[i] == t_ns else None
+
+
+def label(img: np.ndarray, text: str, *, corner: str = "tl", scale: float | None = None) -> np.ndarray:
+    """White text on a dark box at a corner (``tl``/``bl``), drawn in place; returns ``img``."""
+    h, w = img.shape[:2]
+    scale = scale or max(0.4, min(h, w) / 800.0)
+    thick = 1 if scale < 0.7 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(3, round(0.012 * min(h, w)))
+    x0 = pad + 2
+    y0 = pad + 2 if corner == "tl" else h - pad - th - base - 2
+    cv2.rectangle(img, (x0 - pad, y0 - pad), (min(w - 1, x0 + tw + pad), y0 + th + base + pad // 2), (0, 0, 0), -1)
+    cv2.putText(img, text, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return img
+
+
+def _frame_view(latest: _Latest, t_ns: int, size_hw: tuple[int, int], what: str, hold_limit_s: float) -> np.ndarray:
+    f = latest.at(t_ns)
+    if f is None:
+        return placeholder(None, size_hw, f"{what}: waiting for the node")
+    age = (t_ns - f.stamp_ns) / 1e9
+    if age > hold_limit_s:
+        return placeholder(f.rgb, size_hw, f"{what}: nothing new for {age:.2f} s (ticks skipped)")
+    return fit(f.rgb, size_hw)
+
+
+# ------------------------------------------------------------------------------------------ videos
+def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequence[str],
+                 frame_sizes: dict[str, tuple[int, int]], gradcam: bool,
+                 proprio_at: Callable[[int], float | None],
+                 progress: Callable[[int], None] | None = None) -> list[str]:
+    """Attention video per camera, GradCAM video per camera and the overview grid; returns file names.
+
+    GradCAM runs at a few Hz: its videos hold each GradCAM overlay (labelled with its time) until the
+    next one.
+    """
+    att = {c: _Latest(rec.attention.get(c, [])) for c in cameras}
+    gc = {c: _Latest(rec.gradcam.get(c, [])) for c in cameras} if gradcam else {}
+    writers: dict[str, Mp4Writer] = {}
+    names: list[str] = []
+    size0 = frame_sizes[cameras[0]]
+    cell_w = min(320, size0[1])
+    cell = (2 * round(size0[0] * cell_w / size0[1] / 2), cell_w)
+    bar_h = 28
+    try:
+        for c in cameras:
+            writers[camera_video_name(c)] = Mp4Writer(directory / camera_video_name(c), timeline.fps, frame_sizes[c])
+            if gradcam:
+                writers[gradcam_video_name(c)] = Mp4Writer(directory / gradcam_video_name(c), timeline.fps,
+                                                           frame_sizes[c])
+        n_cols = len(cameras)
+        n_rows = 2 if gradcam else 1
+        overview = Mp4Writer(directory / OVERVIEW_VIDEO_NAME, timeline.fps, (bar_h + cell[0] * n_rows, cell[1] * n_cols))
+        writers[OVERVIEW_VIDEO_NAME] = overview
+        gc_limit = max(HOLD_LIMIT_S, 3.0)  # GradCAM is held between its (slow) ticks
+        for k, t in enumerate(timeline.stamps_ns):
+            t = int(t)
+            att_row, gc_row = [], []
+            for c in cameras:
+                view = _frame_view(att[c], t, frame_sizes[c], f"{c} attention", HOLD_LIMIT_S)
+                writers[camera_video_name(c)].write(view)
+                att_row.append(label(fit(view, cell), f"{c}: attention", corner="bl", scale=0.4))
+                if gradcam:
+                    g = gc[c].at(t)
+                    if g is None:
+                        gview = placeholder(None, frame_sizes[c], f"{c} GradCAM: none yet")
+                    else:
+                        gview = _frame_view(gc[c], t, frame_sizes[c], f"{c} GradCAM", gc_limit)
+                        if (t - g.stamp_ns) / 1e9 <= gc_limit:
+                            gview = label(gview.copy(), f"GradCAM of t={timeline.rel_s(g.stamp_ns):.2f} s",
+                                          corner="bl")
+                    writers[gradcam_video_name(c)].write(gview)
+                    gc_row.append(label(fit(gview, cell), f"{c}: GradCAM", corner="tl", scale=0.4))
+            rows = [np.concatenate(att_row, axis=1)]
+            if gradcam:
+                rows.append(np.concatenate(gc_row, axis=1))
+            body = np.concatenate(rows, axis=0)
+            bar = np.zeros((bar_h, body.shape[1], 3), np.uint8)
+            p = proprio_at(t)
+            text = (f"t={timeline.rel_s(t):5.2f}s  episode {int(timeline.episode[k]) + 1}  "
+                    f"phase: {timeline.phase[k]}" + (f"  proprio {p:.0%}" if p is not None else ""))
+            label(bar, text, scale=0.45)
+            overview.write(np.concatenate([bar, body], axis=0))
+            if progress is not None:
+                progress(1)
+        for name, w in writers.items():
+            w.close()
+            names.append(name)
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
+    return names
+
+
+# -------------------------------------------------------------------------------------------- plot
+def write_plot(path: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequence[str],
+               settings, title: str) -> None:
+    """Proprio (and, when the node publishes them, per-camera) attention fractions vs bag time.
+
+    Uses the offline replay's plot; one row per received proprio sample (time = receipt on /clock).
+    """
+    table = TickTable(settings.camera_keys, list(cameras), settings.joint_state_topic, settings.camera_topics,
+                      action_names=[], has_state=True, has_env_state=False)
+    gc_times = sorted({f.stamp_ns for c in cameras for f in rec.gradcam.get(c, [])})
+    fr_times = [t for t, _ in rec.fractions]
+    gi = 0
+    for s in sorted(rec.proprio, key=lambda s: s.received_ns):
+        row: dict[str, Any] = {"time_s": timeline.rel_s(s.received_ns), "skipped": False, "skip_reason": "",
+                               "gradcam": False, "attn_proprio": s.value, "attn_latent": math.nan}
+        for c in cameras:
+            row[f"attn_{c}"] = math.nan
+        if fr_times:
+            j = bisect.bisect_right(fr_times, s.received_ns) - 1
+            if j >= 0 and s.received_ns - fr_times[j] < 0.5e9:
+                fr = rec.fractions[j][1]
+                row["attn_latent"] = fr.get("latent", math.nan)
+                for c in cameras:
+                    row[f"attn_{c}"] = fr.get(c, math.nan)
+        while gi < len(gc_times) and gc_times[gi] <= s.received_ns:
+            row["gradcam"] = True
+            gi += 1
+        table.rows.append(row)
+    write_attention_plot(table, path, title=title)
+
+
+# ------------------------------------------------------------------------------------------ stills
+@dataclass
+class Moment:
+    """A chosen still: frame ``index`` of the timeline, its stamp, phase and the overlays shown."""
+
+    index: int
+    stamp_ns: int
+    phase: str
+    attention: dict[str, StampedFrame]
+    gradcam: dict[str, StampedFrame]
+
+
+def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str], gradcam: bool,
+                   phases: Sequence[str] = STILLS_PHASES, max_gradcam_gap_s: float = 0.5) -> list[Moment]:
+    """One moment per phase, nearest the middle of that phase in its episode.
+
+    Preferred: a GradCAM tick (GradCAM overlays of every camera with one stamp) inside the phase, shown
+    with the attention overlays of the same stamp. GradCAM runs at a few Hz, so a short phase may hold
+    none: then an attention stamp inside the phase is used with the nearest GradCAM overlays (at most
+    ``max_gradcam_gap_s`` away; their time is printed on the still). Phases without overlays are left out.
+    """
+    att = {c: _Latest(rec.attention.get(c, [])) for c in cameras}
+    gcl = {c: _Latest(rec.gradcam.get(c, [])) for c in cameras}
+    if not cameras:
+        return []
+    att_common = set.intersection(*(set(att[c].stamps) for c in cameras))
+    gc_common = set.intersection(*(set(gcl[c].stamps) for c in cameras)) if gradcam else set()
+    phase_arr = np.array(timeline.phase)
+
+    def best_in_phase(stamps: set[int], phase: str) -> int | None:
+        best: tuple[float, int] | None = None
+        for t in stamps:
+            i = timeline.index_at(t)
+            if timeline.phase[i] != phase or timeline.stamps_ns[i] != t:
+                continue
+            ep = timeline.episode[i]
+            steps = timeline.step[(timeline.episode == ep) & (phase_arr == phase)]
+            mid = 0.5 * (steps.min() + steps.max())
+            score = abs(timeline.step[i] - mid) / max(1.0, float(steps.max() - steps.min()))
+            if best is None or (score, t) < best:
+                best = (score, t)
+        return None if best is None else best[1]
+
+    def nearest_gradcam(c: str, t: int) -> StampedFrame | None:
+        frames = gcl[c].frames
+        if not frames:
+            return None
+        f = min(frames, key=lambda f: abs(f.stamp_ns - t))
+        return f if abs(f.stamp_ns - t) <= max_gradcam_gap_s * 1e9 else None
+
+    moments: list[Moment] = []
+    for phase in phases:
+        t = best_in_phase(gc_common & att_common, phase) if gradcam else None
+        if t is None and gradcam:
+            t = best_in_phase(gc_common, phase)
+        if t is None:
+            t = best_in_phase(att_common, phase)
+        if t is None:
+            continue
+        a = {c: att[c].exact(t) or att[c].at(t) for c in cameras}
+        if any(v is None for v in a.values()):
+            continue
+        g: dict[str, StampedFrame] = {}
+        if gradcam:
+            g = {c: f for c in cameras if (f := gcl[c].exact(t) or nearest_gradcam(c, t)) is not None}
+            if len(g) != len(cameras):
+                g = {}
+        moments.append(Moment(timeline.index_at(t), t, phase, a, g))
+    return moments
+
+
+def write_still(path: Path, moment: Moment, timeline: DemoTimeline, cameras: Sequence[str],
+                proprio: float | None, fractions: dict[str, float] | None = None) -> None:
+    """PNG: rows = cameras, columns = attention | GradCAM, target/distractor boxes outlined."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    cols = ["attention"] + (["gradcam"] if moment.gradcam else [])
+    h, w = next(iter(moment.attention.values())).rgb.shape[:2]
+    panel_w = 5.2
+    fig = Figure(figsize=(panel_w * len(cols) + 0.3, panel_w * h / w * len(cameras) + 1.1), dpi=110,
+                 layout="constrained")
+    axes = fig.subplots(len(cameras), len(cols), squeeze=False)
+    i = moment.index
+    t_rel = timeline.rel_s(moment.stamp_ns)
+    head = (f"t = {t_rel:.2f} s   episode {int(timeline.episode[i]) + 1}, step {int(timeline.step[i])}   "
+            f"phase: {moment.phase}")
+    if proprio is not None:
+        head += f"   proprio attention {proprio:.0%}"
+    fig.suptitle(head, fontsize=12, fontweight="bold")
+    col_titles = {"attention": "decoder cross-attention (this tick)",
+                  "gradcam": "GradCAM (layer4, first action)"}
+    for r, cam in enumerate(cameras):
+        boxes = timeline.boxes(i, cam)
+        for ci, col in enumerate(cols):
+            ax = axes[r][ci]
+            frame = (moment.attention if col == "attention" else moment.gradcam)[cam]
+            ax.imshow(frame.rgb)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            title = f"{cam} camera - {col_titles[col]}"
+            if col == "attention" and fractions and cam in fractions:
+                title += f"\n{fractions[cam]:.0%} of the attention on this camera"
+            if frame.stamp_ns != moment.stamp_ns:
+                title += f"\n(overlay of t = {timeline.rel_s(frame.stamp_ns):.2f} s)"
+            ax.set_title(title, fontsize=9)
+            for name, color in (("target", "#00e676"), ("distractor", "#ffffff")):
+                b = boxes.get(name)
+                if b is None:
+                    continue
+                x0, y0, x1, y1 = b
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec=color, lw=1.4,
+                                       ls="-" if name == "target" else "--"))
+                ax.text(x0, max(0, y0 - 4), name, color=color, fontsize=8, va="bottom",
+                        bbox=dict(facecolor="black", alpha=0.5, pad=1, lw=0))
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    cbar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap="jet"), ax=axes, shrink=0.5, aspect=30, pad=0.01)
+    cbar.set_ticks([0.0, 1.0], labels=["low", "high"])
+    cbar.set_label("attention: share / most-attended token (all cameras + proprio);  GradCAM: / its peak", fontsize=7)
+    fig.supxlabel("green box: the red target cube (its position decides the action)    dashed white box: the blue "
+                  "distractor (irrelevant)    magenta frame: proprio attention", fontsize=8)
+    fig.savefig(path, format="png")
+
+
+# ----------------------------------------------------------------------------------------- summary
+def summary_markdown(s: dict[str, Any]) -> str:
+    """Human-readable summary.md from the summary.json dict."""
+    m = s["model"]
+    err = m.get("held_out_action_mae") or {}
+    lines = [
+        "# act_interp_ros demo",
+        "",
+        f"The live `act_interp_node` (observe-only, `use_sim_time`) ran the known-answer ACT policy on a "
+        f"{s['bag']['seconds']:.1f} s synthetic SO-101 bag played over DDS with `act_interp_play` timing "
+        f"(rate {s['playback']['rate']:g}).",
+        "",
+        "## Model",
+        f"- checkpoint: `{m['path']}` ({'trained in this run' if m.get('built_now') else 'cached'})",
+    ]
+    if err:
+        lines.append(f"- held-out action error (MAE, {err.get('units', 'policy units')}): model "
+                     f"**{err.get('model', float('nan')):.2f}** vs mean-action baseline "
+                     f"{err.get('mean_action_baseline', float('nan')):.2f} and hold-still baseline "
+                     f"{err.get('hold_state_baseline', float('nan')):.2f}")
+    lines += [
+        "",
+        "## Run",
+        "- frames played per camera: " + ", ".join(f"{k} {v}" for k, v in s["playback"]["frames_played_per_camera"].items())
+        + f"; messages published: "
+        f"{s['playback']['messages_published']} (max lag {s['playback']['max_lag_ms']:.0f} ms)",
+        "- overlays received: " + ", ".join(f"{k} {v}" for k, v in s["overlays_received"]["attention"].items())
+        + (" (attention); " + ", ".join(f"{k} {v}" for k, v in s["overlays_received"]["gradcam"].items())
+           + " (GradCAM)" if s["overlays_received"]["gradcam"] else ""),
+        f"- proprio attention samples: {s['proprio_attention']['count']}, mean "
+        f"{_pct(s['proprio_attention']['mean'])}",
+    ]
+    d = s.get("diagnostics") or {}
+    if d:
+        c = d.get("counters", {})
+        lines.append(f"- node ticks (diagnostics at bag time {d.get('as_of_bag_time_s', 0):.1f} s): "
+                     + ", ".join(f"{k} {v}" for k, v in c.items()))
+        skipped = d.get("skipped_by_reason") or {}
+        lines.append("- ticks skipped by reason: " + (", ".join(f"{k} {v}" for k, v in skipped.items()) or "none"))
+        if d.get("latency"):
+            lines.append("- node timing: " + ", ".join(f"{k} {v}" for k, v in d["latency"].items()))
+    else:
+        lines.append("- no /diagnostics received from the node")
+    per_phase = s["proprio_attention"].get("per_phase") or {}
+    if per_phase:
+        lines += ["", "## Proprio attention per phase", "", "| phase | mean | samples |", "|---|---|---|"]
+        lines += [f"| {p} | {_pct(v['mean'])} | {v['count']} |" for p, v in per_phase.items()]
+    lines += ["", "## Timings (s)", ""]
+    lines += [f"- {k}: {v:.1f}" for k, v in s["timings_s"].items()]
+    lines += ["", "## Files", ""]
+    lines += [f"- `{f}`" for f in s["files"]]
+    return "\n".join(lines) + "\n"
+
+
+def _pct(v: Any) -> str:
+    return f"{v:.1%}" if isinstance(v, (int, float)) and math.isfinite(v) else "n/a"

@@ -1,0 +1,374 @@
+"""Benchmarks 5 and 7: the real node's control-loop timing, and its memory over 2000 ticks.
+
+The node runs as its own process, started exactly as ``ros2 run act_interp_ros act_interp_node`` would
+start it (``act_interp_ros.ros.node_main`` with ``--ros-args --params-file config/so101.yaml``), on the
+small ACT checkpoint (it fits a 30 Hz tick on this CPU). This process feeds it like a robot would:
+
+* a camera thread publishes two rgb8 ``sensor_msgs/Image`` (480x640 by default, as the SO-101 cameras
+  send; the node resizes them to the policy's size) and a ``JointState`` at 30 Hz on absolute-time
+  deadlines, stamped with the current time;
+* a subscriber process (``bench/ros_sink.py``, standing in for RViz) subscribes to the node's attention
+  and GradCAM overlays, so the node does the full per-tick work (overlays are only rendered while
+  someone subscribes);
+* this process subscribes to the node's joint command (one message per processed tick) and to
+  ``/diagnostics``.
+
+Timing comes from the node itself (see :func:`_node_tick_times`); memory is the node process's RSS
+(psutil) sampled every ``sample_every`` ticks after the warm-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import CAMERA_KEYS, CONTROL_RATE_HZ, FULL_HW, REPO_ROOT, TICK_S, random_frames, row, start_sink, \
+    stop_sink, summarize, target
+
+log = logging.getLogger("bench")
+NODE = "act_interp_node"
+
+
+@dataclass
+class NodeRun:
+    """What one node run recorded."""
+
+    gradcam_hz: float
+    command_rx: list[float] = field(default_factory=list)  # monotonic receive time of each joint command
+    command_stamps: list[float] = field(default_factory=list)  # header stamp (s) of each joint command
+    diagnostics: list[dict[str, str]] = field(default_factory=list)  # per message: key -> value
+    rss: list[tuple[int, int]] = field(default_factory=list)  # (commands received so far, RSS bytes)
+    diag_warm_index: int | None = None  # first /diagnostics message received after the warm-up
+    published_frames: int = 0
+    feeder_late: int = 0
+    node_log: str = ""
+    sink: dict[str, Any] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+class _Feeder:
+    """Publishes the camera images and joint states at 30 Hz from a thread (absolute deadlines)."""
+
+    def __init__(self, node, image_hw: tuple[int, int]) -> None:
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image, JointState
+
+        from act_interp_ros.ros.image_conversion import encode_rgb_image
+        from act_interp_ros.settings import camera_name
+
+        self.node = node
+        frames = random_frames({k: image_hw for k in CAMERA_KEYS}, seed=3)
+        self.images = {}
+        self.pubs = {}
+        for key in CAMERA_KEYS:
+            name = camera_name(key)
+            msg = encode_rgb_image(frames[key])  # built once; only the stamp changes per frame (like a driver)
+            msg.header.frame_id = f"{name}_camera"
+            self.images[key] = msg
+            self.pubs[key] = node.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
+        self.joint_pub = node.create_publisher(JointState, "/joint_states", 10)
+        self.joints = JointState()
+        self.joints.name = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+        self.joints.position = [0.0, -0.5, 0.5, 0.2, 0.0, 0.3]
+        self.stop = threading.Event()
+        self.count = 0
+        self.late = 0
+        self.thread = threading.Thread(target=self._run, name="bench-feeder", daemon=True)
+
+    def _run(self) -> None:
+        period = 1.0 / CONTROL_RATE_HZ
+        next_t = time.monotonic()
+        while not self.stop.is_set():
+            stamp = self.node.get_clock().now().to_msg()
+            for key, msg in self.images.items():
+                msg.header.stamp = stamp
+                self.pubs[key].publish(msg)
+            self.joints.header.stamp = stamp
+            self.joint_pub.publish(self.joints)
+            self.count += 1
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                self.late += 1
+                if delay < -period:  # fell behind by more than a frame: drop, do not burst
+                    next_t = time.monotonic()
+
+
+def node_executable() -> list[str]:
+    """The installed console script (what ``ros2 run`` starts), else the module it points at."""
+    exe = Path(sys.executable).with_name("act_interp_node")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "act_interp_ros.ros.main"]
+
+
+def _node_command(ckpt: Path, gradcam_hz: float) -> list[str]:
+    return [*node_executable(), "--ros-args",
+            "--params-file", str(REPO_ROOT / "config" / "so101.yaml"),
+            "-p", f"policy_path:={ckpt}", "-p", f"gradcam_rate_hz:={gradcam_hz:.1f}",
+            "-p", "diagnostics_period_s:=1.0"]
+
+
+def run_node(ctx, gradcam_hz: float, warmup_ticks: int, ticks: int, sample_every: int | None,
+             image_hw: tuple[int, int], startup_timeout_s: float = 120.0) -> NodeRun:
+    """Start the node, feed it for ``warmup_ticks + ticks`` processed ticks, record, stop it."""
+    import psutil
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import JointState
+
+    from act_interp_ros.core.checkpoints import build_act_checkpoint
+    from act_interp_ros.settings import camera_name
+
+    ckpt = ctx.shared.get("small_ckpt")
+    if ckpt is None:
+        ckpt = build_act_checkpoint(ctx.workdir / "small_ckpt" / "pretrained_model")
+        ctx.shared["small_ckpt"] = ckpt
+    run = NodeRun(gradcam_hz)
+    names = [camera_name(k) for k in CAMERA_KEYS]
+    overlay_topics = [f"/{NODE}/attention/{n}/overlay" for n in names]
+    if gradcam_hz > 0:
+        overlay_topics += [f"/{NODE}/gradcam/{n}/overlay" for n in names]
+    log_path = ctx.workdir / f"node_gradcam{gradcam_hz:g}.log"
+    rclpy.init()
+    node = rclpy.create_node("bench_control_loop")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    lock = threading.Lock()
+
+    def on_command(msg) -> None:
+        with lock:
+            run.command_rx.append(time.monotonic())
+            run.command_stamps.append(msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9)
+
+    def on_diag(msg) -> None:
+        entry = {kv.key: kv.value for st in msg.status for kv in st.values}
+        with lock:
+            run.diagnostics.append(entry)
+
+    node.create_subscription(JointState, f"/{NODE}/joint_command", on_command, 100)
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diag, 10)
+    spin = threading.Thread(target=executor.spin, name="bench-spin", daemon=True)
+    spin.start()
+    feeder = _Feeder(node, image_hw)
+    sink = start_sink(overlay_topics)
+    log_file = open(log_path, "w")  # noqa: SIM115 - closed in finally
+    proc = subprocess.Popen(_node_command(ckpt, gradcam_hz), cwd=REPO_ROOT, stdout=log_file,
+                            stderr=subprocess.STDOUT, env={**os.environ})
+    t0 = time.monotonic()
+    try:
+        feeder.thread.start()
+        total = warmup_ticks + ticks
+        deadline = t0 + startup_timeout_s
+        while len(run.command_rx) == 0:  # node start-up: import torch/lerobot, load, first tick
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node exited with code {proc.returncode} before its first tick: "
+                                   f"{log_path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no joint command from the node within {startup_timeout_s:.0f} s")
+            time.sleep(0.1)
+        log.info("  node up after %.1f s (GradCAM %g Hz); running %d + %d ticks", time.monotonic() - t0,
+                 gradcam_hz, warmup_ticks, ticks)
+        ps = psutil.Process(proc.pid)
+        next_sample = warmup_ticks
+        stall_deadline = time.monotonic() + (total / CONTROL_RATE_HZ) * 3 + 30
+        last_log = 0
+        while True:
+            n = len(run.command_rx)
+            if run.diag_warm_index is None and n >= warmup_ticks:
+                run.diag_warm_index = len(run.diagnostics)
+            if sample_every and n >= next_sample:
+                run.rss.append((n, int(ps.memory_info().rss)))
+                next_sample += sample_every
+            if n >= total:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"the node exited with code {proc.returncode}: {log_path.read_text()[-2000:]}")
+            if time.monotonic() > stall_deadline:
+                raise RuntimeError(f"only {n} of {total} ticks produced a command in time")
+            if n - last_log >= 300:
+                last_log = n
+                log.info("  %d/%d ticks", n, total)
+            time.sleep(0.02)
+        if sample_every:
+            run.rss.append((len(run.command_rx), int(ps.memory_info().rss)))
+        time.sleep(1.2)  # one more diagnostics period
+    finally:
+        feeder.stop.set()
+        feeder.thread.join(timeout=5)
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+        run.sink = stop_sink(sink)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        spin.join(timeout=5)
+    run.published_frames, run.feeder_late = feeder.count, feeder.late
+    run.node_log = log_path.read_text()[-4000:]
+    run.wall_s = time.monotonic() - t0
+    return run
+
+
+def _node_tick_times(run: NodeRun, warmup_ticks: int) -> tuple[np.ndarray, str]:
+    """Per-tick times after the warm-up, and where they come from.
+
+    The joint command's header stamp is taken by the node at the tick, so consecutive stamps are the
+    node's own tick periods; receive times in this process are the fallback (they add delivery jitter).
+    """
+    stamps = np.asarray(run.command_stamps[warmup_ticks:], dtype=np.float64)
+    if stamps.size > 2 and np.all(np.diff(stamps) > 0) and len(np.unique(stamps)) == stamps.size:
+        return stamps, "joint_command header stamps (node clock at each tick)"
+    return np.asarray(run.command_rx[warmup_ticks:], dtype=np.float64), "joint_command receive times in the bench"
+
+
+def _diag_float(d: dict[str, str], key: str) -> float | None:
+    try:
+        return float(d[key])
+    except (KeyError, ValueError):
+        return None
+
+
+def _timing(run: NodeRun, warmup_ticks: int) -> dict[str, Any]:
+    times, source = _node_tick_times(run, warmup_ticks)
+    periods_ms = np.diff(times) * 1e3
+    nominal = TICK_S * 1e3
+    late = periods_ms > 1.5 * nominal
+    stats = summarize(periods_ms)
+    out: dict[str, Any] = {
+        "source": source,
+        "ticks": int(times.size),
+        "period_ms": stats,
+        "p99_over_p50": round(stats["p99"] / stats["median"], 3) if stats.get("median") else None,
+        "late_ticks": int(late.sum()),
+        "late_pct": round(100.0 * late.mean(), 3) if late.size else None,
+        "achieved_hz": round((times.size - 1) / (times[-1] - times[0]), 3) if times.size > 1 else None,
+        "feeder_frames": run.published_frames,
+        "feeder_late_frames": run.feeder_late,
+        "sink": run.sink,
+    }
+    # The node's own counters (every tick, also those that computed no action), over the same span.
+    if run.diagnostics:
+        last = run.diagnostics[-1]
+        first = run.diagnostics[min(run.diag_warm_index or 0, len(run.diagnostics) - 1)]
+        d_ticks = (_diag_float(last, "ticks") or 0) - (_diag_float(first, "ticks") or 0)
+        d_late = (_diag_float(last, "late_ticks") or 0) - (_diag_float(first, "late_ticks") or 0)
+        d_skip = (_diag_float(last, "skipped_ticks") or 0) - (_diag_float(first, "skipped_ticks") or 0)
+        out["node"] = {
+            "ticks": int(d_ticks), "late_ticks": int(d_late), "skipped_ticks": int(d_skip),
+            "late_pct": round(100.0 * d_late / d_ticks, 3) if d_ticks > 0 else None,
+            **{k: _diag_float(last, k) for k in (
+                "tick_period_p50_ms", "tick_period_p99_ms", "inference_p50_ms", "inference_p99_ms",
+                "tick_work_p50_ms", "tick_work_p99_ms", "gradcam_runs", "gradcam_latency_p50_ms",
+                "gradcam_latency_p99_ms", "gradcam_skipped_busy", "gradcam_failures")},
+            "last_diagnostics": last,
+        }
+    return out
+
+
+def control_loop(ctx) -> dict[str, Any]:
+    """5. Tick period p50/p99 and late ticks, GradCAM timer off and at 2 Hz."""
+    c = ctx.counts["s5"]
+    image_hw = tuple(c.get("image_hw", FULL_HW))
+    ctx.release_models()  # the node is its own process; keep this one light
+    want_memory = 7 in ctx.shared.get("sections", [])
+    c7 = ctx.counts["s7"]
+    out: dict[str, Any] = {}
+    rows = []
+    targets = []
+    for hz in (0.0, 2.0):
+        warm, ticks = int(c["warmup_ticks"]), int(c["ticks"])
+        sample_every = None
+        if hz > 0 and want_memory:  # one long run serves section 7 too
+            warm, ticks = max(warm, int(c7["warmup_ticks"])), max(ticks, int(c7["ticks"]))
+            sample_every = int(c7["sample_every"])
+        run = run_node(ctx, hz, warm, ticks, sample_every, image_hw)
+        tm = _timing(run, warm)
+        out[f"gradcam_{hz:g}hz"] = tm
+        if sample_every:
+            ctx.shared["memory_run"] = (run, warm)
+        label = "GradCAM off" if hz == 0 else f"GradCAM {hz:g} Hz"
+        p = tm["period_ms"]
+        node = tm.get("node") or {}
+        late_pct = node.get("late_pct", tm["late_pct"])
+        late_src = "node counter" if node.get("late_pct") is not None else "from stamps"
+        t_ratio = target(f"p99/p50 tick period ({label})", tm["p99_over_p50"], "<=", 1.5)
+        t_late = target(f"late ticks % ({label})", late_pct, "<=", 1.0)
+        if hz > 0:
+            targets += [t_ratio, t_late]
+        rows += [
+            row(f"{label}: tick period p50 (p99 {p['p99']:.3g} ms, max {p['max']:.3g} ms)", p),
+            row(f"{label}: p99 / p50", None, "x", value=tm["p99_over_p50"], target_=t_ratio if hz > 0 else None),
+            row(f"{label}: late ticks (period > 1.5x nominal, {late_src}), %", None, "%", value=late_pct,
+                spread=f"{node.get('late_ticks', tm['late_ticks'])} of {node.get('ticks', tm['ticks'])} ticks; "
+                       f"{node.get('skipped_ticks', '?')} skipped", target_=t_late if hz > 0 else None),
+            row(f"{label}: achieved rate", None, "Hz", value=tm["achieved_hz"]),
+            row(f"{label}: node-reported inference (step) p50 / p99", None, "ms", value=node.get("inference_p50_ms"),
+                spread=f"p99 {node.get('inference_p99_ms')} ms (last 300 ticks)"),
+            row(f"{label}: node-reported whole tick work p50 / p99", None, "ms", value=node.get("tick_work_p50_ms"),
+                spread=f"p99 {node.get('tick_work_p99_ms')} ms (last 300 ticks)"),
+        ]
+        if hz > 0:
+            rows.append(row(f"{label}: GradCAM latency p50 (runs / skipped busy)", None, "ms",
+                            value=node.get("gradcam_latency_p50_ms"),
+                            spread=f"{node.get('gradcam_runs')} runs, {node.get('gradcam_skipped_busy')} skipped busy"))
+    return {
+        "title": "Control-loop timing of the live node (small model, 30 Hz)",
+        "model": "small",
+        "run": {"ticks": int(c["ticks"]), "warmup_ticks": int(c["warmup_ticks"]), "image_hw": list(image_hw)},
+        "metrics": out,
+        "targets": targets,
+        "rows": rows,
+    }
+
+
+def memory(ctx) -> dict[str, Any]:
+    """7. Node RSS over ``ticks`` ticks after the warm-up (GradCAM at 2 Hz, overlays subscribed)."""
+    c = ctx.counts["s7"]
+    shared = ctx.shared.get("memory_run")
+    if shared is None:
+        ctx.release_models()
+        warm = int(c["warmup_ticks"])
+        run = run_node(ctx, 2.0, warm, int(c["ticks"]), int(c["sample_every"]), tuple(ctx.counts["s5"].get("image_hw", FULL_HW)))
+        reused = False
+    else:
+        run, warm = shared
+        reused = True
+    ticks = np.array([n for n, _ in run.rss], dtype=np.float64)
+    rss_mb = np.array([b for _, b in run.rss], dtype=np.float64) / 2**20
+    growth = float(rss_mb[-1] - rss_mb[0]) if rss_mb.size else None
+    slope = float(np.polyfit(ticks, rss_mb, 1)[0] * 1000) if rss_mb.size > 2 else None
+    span = int(ticks[-1] - ticks[0]) if ticks.size else 0
+    t = target(f"RSS growth over {span} ticks after warm-up (MB)", round(growth, 2) if growth is not None else None,
+               "<=", 20.0)
+    return {
+        "title": "Memory: node RSS after warm-up (small model, GradCAM 2 Hz, overlays subscribed)",
+        "model": "small",
+        "run": {"ticks": span, "warmup_ticks": warm, "samples": int(rss_mb.size), "shared_with_section_5": reused},
+        "metrics": {"rss_mb_start": round(float(rss_mb[0]), 2) if rss_mb.size else None,
+                    "rss_mb_end": round(float(rss_mb[-1]), 2) if rss_mb.size else None,
+                    "rss_mb_max": round(float(rss_mb.max()), 2) if rss_mb.size else None,
+                    "growth_mb": growth, "slope_mb_per_1000_ticks": slope,
+                    "samples": [[int(n), round(float(m), 2)] for n, m in zip(ticks, rss_mb)]},
+        "targets": [t],
+        "rows": [
+            row("RSS after warm-up", None, "MB", value=round(float(rss_mb[0]), 1) if rss_mb.size else None),
+            row(f"RSS growth over {span} ticks", None, "MB", value=round(growth, 2) if growth is not None else None,
+                spread=f"max {rss_mb.max() - rss_mb[0]:.2f} MB above start" if rss_mb.size else "", target_=t),
+            row("trend (least squares)", None, "MB/1000 ticks", value=round(slope, 3) if slope is not None else None),
+        ],
+    }
