@@ -24,6 +24,8 @@ def running(tmp_path_factory, node_checkpoint):
     for topic, msg_type in [
         (f"{NODE}/joint_command", JointState),
         (f"{NODE}/proprio_attention", Float32),
+        (f"{NODE}/attention/front/share", Float32),
+        (f"{NODE}/attention/wrist/share", Float32),
         (f"{NODE}/attention/front/overlay", Image),
         (f"{NODE}/attention/wrist/overlay", Image),
         (f"{NODE}/gradcam/front/overlay", Image),
@@ -67,6 +69,17 @@ def test_proprio_attention_is_a_fraction(running):
     values = [m.data for m in peer.received[f"{NODE}/proprio_attention"]]
     assert len(values) >= 15
     assert all(0.0 <= v <= 1.0 and math.isfinite(v) for v in values)
+
+
+def test_attention_shares_partition_the_decoder_attention(running):
+    _, peer, _ = running
+    proprio = [m.data for m in peer.received[f"{NODE}/proprio_attention"]]
+    front = [m.data for m in peer.received[f"{NODE}/attention/front/share"]]
+    wrist = [m.data for m in peer.received[f"{NODE}/attention/wrist/share"]]
+    assert len(front) == len(wrist) == len(proprio) >= 15, "one share per camera per computed tick"
+    for p, f, w in zip(proprio, front, wrist):
+        assert 0.0 < f < 1.0 and 0.0 < w < 1.0
+        assert p + f + w <= 1.0 + 1e-5, "the rest is the latent token's share"
 
 
 def test_gradcam_overlays_arrive_at_about_the_throttle_rate(running):

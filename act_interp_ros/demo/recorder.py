@@ -52,7 +52,7 @@ class Recording:
     attention: dict[str, list[StampedFrame]] = field(default_factory=lambda: defaultdict(list))
     gradcam: dict[str, list[StampedFrame]] = field(default_factory=lambda: defaultdict(list))
     proprio: list[ScalarSample] = field(default_factory=list)
-    fractions: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    camera_share: dict[str, list[ScalarSample]] = field(default_factory=lambda: defaultdict(list))
     diagnostics: list[tuple[int, dict[str, dict[str, str]]]] = field(default_factory=list)
     decode_errors: int = 0
 
@@ -192,6 +192,10 @@ class DemoRecorder:
                     Image, topic, self._image_cb(self.rec.gradcam, cam), self._output_qos(topic, 20)))
         self._subs.append(node.create_subscription(
             Float32, self.proprio_topic, self._on_proprio, self._output_qos(self.proprio_topic, 100)))
+        for cam in self.cameras:
+            topic = f"{self.ns}/attention/{cam}/share"
+            self._subs.append(node.create_subscription(
+                Float32, topic, self._share_cb(cam), self._output_qos(topic, 100)))
         self._subs.append(node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 50))
 
     def subscriptions_matched(self) -> bool:
@@ -214,6 +218,12 @@ class DemoRecorder:
             frame = StampedFrame(stamp_to_ns(msg.header.stamp), rgb, self._now_ns())
             with self._lock:
                 store[cam].append(frame)
+        return cb
+
+    def _share_cb(self, cam: str):
+        def cb(msg) -> None:
+            with self._lock:
+                self.rec.camera_share[cam].append(ScalarSample(self._now_ns(), float(msg.data)))
         return cb
 
     def _on_proprio(self, msg) -> None:

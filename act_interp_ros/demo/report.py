@@ -208,27 +208,30 @@ def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, camera
 # -------------------------------------------------------------------------------------------- plot
 def write_plot(path: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequence[str],
                settings, title: str) -> None:
-    """Proprio (and, when the node publishes them, per-camera) attention fractions vs bag time.
+    """Proprio and per-camera attention shares (the node's Float32 topics) and the latent rest vs bag time.
 
     Uses the offline replay's plot; one row per received proprio sample (time = receipt on /clock).
     """
     table = TickTable(settings.camera_keys, list(cameras), settings.joint_state_topic, settings.camera_topics,
                       action_names=[], has_state=True, has_env_state=False)
     gc_times = sorted({f.stamp_ns for c in cameras for f in rec.gradcam.get(c, [])})
-    fr_times = [t for t, _ in rec.fractions]
+    shares = {c: sorted(rec.camera_share.get(c, []), key=lambda s: s.received_ns) for c in cameras}
+    share_t = {c: [s.received_ns for s in v] for c, v in shares.items()}
     gi = 0
     for s in sorted(rec.proprio, key=lambda s: s.received_ns):
         row: dict[str, Any] = {"time_s": timeline.rel_s(s.received_ns), "skipped": False, "skip_reason": "",
                                "gradcam": False, "attn_proprio": s.value, "attn_latent": math.nan}
-        for c in cameras:
+        for c in cameras:  # the share published by the same tick: the nearest sample within 50 ms
             row[f"attn_{c}"] = math.nan
-        if fr_times:
-            j = bisect.bisect_right(fr_times, s.received_ns) - 1
-            if j >= 0 and s.received_ns - fr_times[j] < 0.5e9:
-                fr = rec.fractions[j][1]
-                row["attn_latent"] = fr.get("latent", math.nan)
-                for c in cameras:
-                    row[f"attn_{c}"] = fr.get(c, math.nan)
+            j = bisect.bisect_left(share_t[c], s.received_ns)
+            near = [k for k in (j - 1, j) if 0 <= k < len(share_t[c])]
+            if near:
+                k = min(near, key=lambda k: abs(share_t[c][k] - s.received_ns))
+                if abs(share_t[c][k] - s.received_ns) < 0.05e9:
+                    row[f"attn_{c}"] = shares[c][k].value
+        cams = [row[f"attn_{c}"] for c in cameras]
+        if not any(math.isnan(v) for v in cams):  # the node has no env-state token: the rest is the latent
+            row["attn_latent"] = max(0.0, 1.0 - s.value - sum(cams))
         while gi < len(gc_times) and gc_times[gi] <= s.received_ns:
             row["gradcam"] = True
             gi += 1

@@ -72,6 +72,7 @@ def output_topics(settings: NodeSettings, node_name: str = NODE_NAME) -> dict[st
     topics = {"proprio_attention": f"{base}/proprio_attention", "diagnostics": "/diagnostics"}
     for name in settings.camera_names:
         topics[f"attention/{name}"] = f"{base}/attention/{name}/overlay"
+        topics[f"attention_share/{name}"] = f"{base}/attention/{name}/share"
         topics[f"gradcam/{name}"] = f"{base}/gradcam/{name}/overlay"
     action = settings.action_topic
     topics["action"] = f"{base}/{action[2:]}" if action.startswith("~/") else action
@@ -197,6 +198,9 @@ class ActInterpNode(Node):
         self.pub_attention = {
             key: self.create_publisher(Image, f"~/attention/{camera_name(key)}/overlay", 2) for key in s.camera_keys
         }
+        self.pub_share = {
+            key: self.create_publisher(Float32, f"~/attention/{camera_name(key)}/share", 10) for key in s.camera_keys
+        }
         self.pub_gradcam = {
             key: self.create_publisher(Image, f"~/gradcam/{camera_name(key)}/overlay", 2) for key in s.camera_keys
         }
@@ -296,6 +300,8 @@ class ActInterpNode(Node):
     def _publish_interpretation(self, interp, frames, headers) -> None:
         proprio = interp.fractions.get("state", 0.0)
         self.pub_proprio.publish(Float32(data=float(proprio)))
+        for key, pub in self.pub_share.items():
+            pub.publish(Float32(data=float(interp.fractions[key])))
         for key, pub in self.pub_attention.items():
             if pub.get_subscription_count() == 0:
                 continue  # rendering costs ~ms per camera: only while someone watches
