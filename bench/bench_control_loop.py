@@ -2,10 +2,10 @@
 
 The node runs as its own process, started exactly as ``ros2 run act_interp_ros act_interp_node`` would
 start it (``act_interp_ros.ros.node_main`` with ``--ros-args --params-file config/so101.yaml``), on the
-small ACT checkpoint (it fits a 30 Hz tick on this CPU). This process feeds it like a robot would:
+small ACT checkpoint (48x64 policy images: it fits a 15 Hz tick on this CPU, see LOOP_POLICY_HW). This process feeds it like a robot would:
 
 * a camera thread publishes two rgb8 ``sensor_msgs/Image`` (480x640 by default, as the SO-101 cameras
-  send; the node resizes them to the policy's size) and a ``JointState`` at 30 Hz on absolute-time
+  send; the node resizes them to the policy's size) and a ``JointState`` at the control rate on absolute-time
   deadlines, stamped with the current time;
 * a subscriber process (``bench/ros_sink.py``, standing in for RViz) subscribes to the node's attention
   and GradCAM overlays, so the node does the full per-tick work (overlays are only rendered while
@@ -31,11 +31,18 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import CAMERA_KEYS, CONTROL_RATE_HZ, FULL_HW, REPO_ROOT, TICK_S, random_frames, row, start_sink, \
+from bench.common import CAMERA_KEYS, FULL_HW, REPO_ROOT, random_frames, row, start_sink, \
     stop_sink, summarize, target
 
 log = logging.getLogger("bench")
 NODE = "act_interp_node"
+#: The control-loop model: the SO-101 layout (two cameras, 6 joints, dim 32) with 48x64 policy images
+#: (the node resizes the fed 480x640 frames). On this 2-core CPU its two ResNet-18 passes take ~40 ms per
+#: tick (torch's batch-1 small-input conv path has a ~15 ms floor per ResNet-18), so it fits a 15 Hz
+#: tick, not 30 Hz: 30 Hz with two cameras needs a GPU or a faster CPU.
+LOOP_POLICY_HW = (48, 64)
+CONTROL_RATE_HZ = 15.0
+TICK_S = 1.0 / CONTROL_RATE_HZ
 
 
 @dataclass
@@ -56,7 +63,7 @@ class NodeRun:
 
 
 class _Feeder:
-    """Publishes the camera images and joint states at 30 Hz from a thread (absolute deadlines)."""
+    """Publishes the camera images and joint states at the control rate from a thread (absolute deadlines)."""
 
     def __init__(self, node, image_hw: tuple[int, int]) -> None:
         from rclpy.qos import qos_profile_sensor_data
@@ -115,7 +122,7 @@ def _node_command(ckpt: Path, gradcam_hz: float) -> list[str]:
     return [*node_executable(), "--ros-args",
             "--params-file", str(REPO_ROOT / "config" / "so101.yaml"),
             "-p", f"policy_path:={ckpt}", "-p", f"gradcam_rate_hz:={gradcam_hz:.1f}",
-            "-p", "diagnostics_period_s:=1.0"]
+            "-p", "diagnostics_period_s:=1.0", "-p", f"control_rate_hz:={CONTROL_RATE_HZ:.1f}"]
 
 
 def run_node(ctx, gradcam_hz: float, warmup_ticks: int, ticks: int, sample_every: int | None,
@@ -127,13 +134,14 @@ def run_node(ctx, gradcam_hz: float, warmup_ticks: int, ticks: int, sample_every
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
-    from act_interp_ros.core.checkpoints import build_act_checkpoint
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
     from act_interp_ros.settings import camera_name
 
-    ckpt = ctx.shared.get("small_ckpt")
+    ckpt = ctx.shared.get("loop_ckpt")
     if ckpt is None:
-        ckpt = build_act_checkpoint(ctx.workdir / "small_ckpt" / "pretrained_model")
-        ctx.shared["small_ckpt"] = ckpt
+        spec = SmallACTSpec(cameras={k: LOOP_POLICY_HW for k in CAMERA_KEYS})
+        ckpt = build_act_checkpoint(ctx.workdir / "loop_ckpt" / "pretrained_model", spec)
+        ctx.shared["loop_ckpt"] = ckpt
     run = NodeRun(gradcam_hz)
     names = [camera_name(k) for k in CAMERA_KEYS]
     overlay_topics = [f"/{NODE}/attention/{n}/overlay" for n in names]
@@ -327,7 +335,7 @@ def control_loop(ctx) -> dict[str, Any]:
                             value=node.get("gradcam_latency_p50_ms"),
                             spread=f"{node.get('gradcam_runs')} runs, {node.get('gradcam_skipped_busy')} skipped busy"))
     return {
-        "title": "Control-loop timing of the live node (small model, 30 Hz)",
+        "title": "Control-loop timing of the live node (small model, 48x64 policy images, 15 Hz)",
         "model": "small",
         "run": {"ticks": int(c["ticks"]), "warmup_ticks": int(c["warmup_ticks"]), "image_hw": list(image_hw)},
         "metrics": out,
