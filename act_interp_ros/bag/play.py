@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 import threading
 import time
@@ -439,6 +440,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; exit codes: 0 ok, 1 bag/playback error, 2 usage error, 130 interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started as a background job of a script:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C / SIGINT must still stop us cleanly
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         from rclpy.utilities import remove_ros_args

@@ -719,6 +719,8 @@ def _previous_files(out_dir: Path) -> set[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; exit codes: 0 ok, 1 failure (one message), 2 usage error, 130 interrupted."""
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started as a background job of a script:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C / SIGINT must still stop us cleanly
     level = logging.WARNING if args.quiet else logging.INFO
     root = logging.getLogger()
     handler = None
