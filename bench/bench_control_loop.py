@@ -45,6 +45,13 @@ CONTROL_RATE_HZ = 15.0
 TICK_S = 1.0 / CONTROL_RATE_HZ
 
 
+def loop_spec():
+    """The control-loop model: :func:`bench.common.small_spec` with ``LOOP_POLICY_HW`` images."""
+    from act_interp_ros.core.checkpoints import SmallACTSpec
+
+    return SmallACTSpec(cameras={k: LOOP_POLICY_HW for k in CAMERA_KEYS})
+
+
 @dataclass
 class NodeRun:
     """What one node run recorded."""
@@ -134,13 +141,12 @@ def run_node(ctx, gradcam_hz: float, warmup_ticks: int, ticks: int, sample_every
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
 
-    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
+    from act_interp_ros.core.checkpoints import build_act_checkpoint
     from act_interp_ros.settings import camera_name
 
     ckpt = ctx.shared.get("loop_ckpt")
     if ckpt is None:
-        spec = SmallACTSpec(cameras={k: LOOP_POLICY_HW for k in CAMERA_KEYS})
-        ckpt = build_act_checkpoint(ctx.workdir / "loop_ckpt" / "pretrained_model", spec)
+        ckpt = build_act_checkpoint(ctx.workdir / "loop_ckpt" / "pretrained_model", loop_spec())
         ctx.shared["loop_ckpt"] = ckpt
     run = NodeRun(gradcam_hz)
     names = [camera_name(k) for k in CAMERA_KEYS]

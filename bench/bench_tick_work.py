@@ -30,26 +30,17 @@ log = logging.getLogger("bench")
 NODE = "bench_tick_work"
 
 
-_JET_LUT_RGB = None
-
-
-def proposed_colorize_lut(heatmap: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    """PROPOSAL, not project code: ``core.render.colorize`` with the JET table built once.
-
-    ``cv2.applyColorMap`` rebuilds its 256-entry table on every call (~7 ms at 480x640 here); looking the
-    same table up with ``cv2.LUT`` gives the identical RGB image (checked below) in well under 1 ms.
-    """
+def previous_colorize_applycolormap(heatmap: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """The earlier ``core.render.colorize`` (kept here for comparison only): ``cv2.applyColorMap`` +
+    BGR->RGB. It rebuilt its 256-entry table on every call (~7 ms at 480x640 here); the project now
+    looks a cached RGB table up with ``cv2.LUT`` (identical pixels, checked below)."""
     import cv2
 
-    global _JET_LUT_RGB
-    if _JET_LUT_RGB is None:
-        ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
-        _JET_LUT_RGB = cv2.cvtColor(cv2.applyColorMap(ramp, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)  # (256, 1, 3)
     h, w = size_hw
     heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0)
     heat = cv2.resize(np.clip(heat, 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
-    u8 = (heat * 255.0).astype(np.uint8)
-    return cv2.LUT(cv2.merge([u8, u8, u8]), _JET_LUT_RGB)
+    bgr = cv2.applyColorMap((heat * 255.0).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def tick_work(ctx) -> dict[str, Any]:
@@ -132,20 +123,20 @@ def tick_work(ctx) -> dict[str, Any]:
         def colorize_now():
             return colorize(heat, frame_hw)
 
-        def colorize_lut():  # the proposed change to core/render.colorize (see BENCHMARKS.md, section 4)
-            return proposed_colorize_lut(heat, frame_hw)
+        def colorize_before():  # core/render.colorize before the LUT change (see BENCHMARKS.md, section 4)
+            return previous_colorize_applycolormap(heat, frame_hw)
 
         def whole():
             imgs = decode()
             preprocess(imgs)
             publish(render(imgs))
 
-        same_lut = bool(np.array_equal(colorize_now(), colorize_lut()))
+        same_lut = bool(np.array_equal(colorize_now(), colorize_before()))
         res = interleaved(
             {"receive": receive, "decode": decode, "preprocess": lambda: preprocess(images),
              "render": lambda: render(images), "encode_publish": lambda: publish(overlays),
              "gradcam_overlays": gradcam_overlays, "whole_tick": whole,
-             "colorize": colorize_now, "colorize_lut_proposed": colorize_lut},
+             "colorize": colorize_now, "colorize_before": colorize_before},
             rounds=c["rounds"], warmup=c["warmup"], min_rounds=c["min_rounds"], budget_s=c["budget_s"], label="s4",
         )
     finally:
@@ -167,7 +158,7 @@ def tick_work(ctx) -> dict[str, Any]:
                     "gradcam_overlays_amortized_2hz_ms": round(gc_amortized, 3),
                     "share_with_gradcam_2hz_pct": round(share_gc, 2)},
         "checks": {"overlay_messages_received_by_subscriber": received,
-                   "proposed_lut_colorize_identical": same_lut},
+                   "lut_colorize_identical_to_before": same_lut},
         "targets": [t],
         "rows": [
             row("(receive: deserialise 2 rgb8 Image messages; informative)", ms["receive"]),
@@ -180,7 +171,7 @@ def tick_work(ctx) -> dict[str, Any]:
             row("+ GradCAM overlays at 2 Hz, amortised per tick", None, "ms", value=round(gc_amortized, 3),
                 spread=f"{ms['gradcam_overlays']['median']:.3g} ms per GradCAM tick"),
             row("whole tick + amortised GradCAM overlays, % of tick", None, "%", value=round(share_gc, 2)),
-            row("  inside render: colorize 1 map (cv2.applyColorMap)", ms["colorize"]),
-            row("  proposed: colorize 1 map with a cached RGB LUT (cv2.LUT)", ms["colorize_lut_proposed"]),
+            row("  inside render: colorize 1 map (cached RGB table, cv2.LUT)", ms["colorize"]),
+            row("  before: colorize 1 map with cv2.applyColorMap + cvtColor", ms["colorize_before"]),
         ],
     }

