@@ -65,11 +65,18 @@ def peer_comparison(ctx) -> dict[str, Any]:
         plain.reset()  # a forward every tick, like the two interpretable arms
         return plain.select_action(pre(obs))
 
+    def peer_tick():
+        # The reproduction shares `plain` (and so its action queue) with the plain arm, which leaves 99 queued
+        # actions behind; the original wrapper resets only *after* its call, so without this reset the peer
+        # arm would pop a queued action and skip the model (the first full run timed exactly that: 0.67x).
+        plain.reset()
+        return peer.select_action(obs)
+
     res = interleaved(
         {
             "plain": plain_tick,
             "ours": lambda: wrapped.step(obs, force_model_run=True),
-            "peer": lambda: peer.select_action(obs),
+            "peer": peer_tick,
         },
         rounds=c["rounds"], warmup=c["warmup"], min_rounds=c["min_rounds"], budget_s=c["budget_s"], label="s2",
     )
