@@ -772,7 +772,7 @@ def _print_result(s: dict[str, Any]) -> None:
     lines = [
         "",
         f"act_interp_demo finished in {s['timings_s'].get('total', 0):.0f} s. Outputs in {rel}/:",
-        "  overview.mp4                 attention (top) and GradCAM (bottom) for both cameras, bag time",
+        "  overview.mp4                 attention (top) and GradCAM (bottom) for each camera, bag time",
         "  " + ", ".join(f for f in s["files"] if f.startswith(("attention_", "gradcam_")) and f.endswith(".mp4")),
         "  attention_plot.png           proprio and per-camera attention share over time",
         "  " + ", ".join(f for f in s["files"] if f.startswith("still_")),
