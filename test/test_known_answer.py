@@ -21,6 +21,7 @@ N_FRAMES = 64  # held-out frames, one per held-out episode
 MIN_RATIO = 2.0  # target mass vs a uniform map
 MIN_WIN = 0.80  # fraction of frames with target mass > distractor mass
 MAX_RANK_CORR = 0.5  # trained vs random-weights maps (Adebayo et al. 2018)
+MIN_INTERVENTION_RATIO = 5.0  # chunk change when the target moves vs when the distractor moves
 MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE ("clearly below")
 
 # Measured on the cached model (800 steps from a randomly initialised ResNet-18: no pretrained weights can
@@ -114,6 +115,17 @@ def test_held_out_action_error_clearly_below_mean_action_baseline(model, capsys)
     # the model must beat "stand still" there too, i.e. it knows where the target is.
     assert err["chunk"]["model"]["overall"] < 0.5 * err["chunk"]["hold_state_baseline"]["overall"]
     assert secs["train"] < 600, "training must fit the 10-minute budget on a 2-core CPU"
+
+
+def test_model_acts_on_the_target_not_the_distractor(model, capsys):
+    """The known answer holds for the model itself: moving the target moves its chunk, moving the distractor does not."""
+    eff = ka.intervention_effect(model.path, n_frames=32, seed=0)
+    _report(capsys, "known-answer model: cube interventions", (
+        f"{eff.n_frames} held-out approach frames; mean |chunk change| when the target is moved "
+        f"{eff.target_moved:.2f} deg, when the distractor is moved {eff.distractor_moved:.2f} deg "
+        f"(ratio {eff.ratio:.0f}x)"))
+    assert eff.target_moved > 2.0, eff  # the chunk follows the target by degrees
+    assert eff.ratio > MIN_INTERVENTION_RATIO, eff
 
 
 def test_report_map_numbers(maps, capsys):

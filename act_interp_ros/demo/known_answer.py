@@ -305,6 +305,7 @@ class MapEvaluation:
     steps: list[int]
     grid: dict[str, tuple[int, int]]
     gradcam_target: str
+    gradcam_layer: str = "layer4"
     region: str = "object silhouette downsampled to the token grid by area (cv2.INTER_AREA)"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -337,6 +338,7 @@ def evaluate_maps(
     seed: int = 0,
     gradcam_target: Any = None,
     random_seed: int = 12345,
+    gradcam_layer: str = "layer4",
 ) -> MapEvaluation:
     """Score attention and GradCAM maps of a known-answer checkpoint on held-out frames.
 
@@ -352,13 +354,15 @@ def evaluate_maps(
 
     wrapped = InterpretableACT.from_pretrained(os.fspath(model_path), device="cpu")
     try:
-        return evaluate_policy_maps(wrapped.policy, wrapped.preprocessor, n_frames, seed, gradcam_target, random_seed)
+        return evaluate_policy_maps(
+            wrapped.policy, wrapped.preprocessor, n_frames, seed, gradcam_target, random_seed, gradcam_layer)
     finally:
         wrapped.close()
 
 
 def evaluate_policy_maps(
-    policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345
+    policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345,
+    gradcam_layer: str = "layer4",
 ) -> MapEvaluation:
     """:func:`evaluate_maps` on an in-memory policy and preprocessor."""
     import torch
@@ -377,8 +381,8 @@ def evaluate_policy_maps(
     torch.manual_seed(random_seed)
     random_policy = ACTPolicy(policy.config)
     random_policy.eval()
-    trained_maps = _maps(policy, preprocessor, frames, spec, target)
-    random_maps = _maps(random_policy, preprocessor, frames, spec, target)
+    trained_maps = _maps(policy, preprocessor, frames, spec, target, gradcam_layer)
+    random_maps = _maps(random_policy, preprocessor, frames, spec, target, gradcam_layer)
 
     from act_interp_ros.synthetic import SyntheticScene
 
@@ -425,7 +429,78 @@ def evaluate_policy_maps(
         steps=[int(s) for s in frames.step],
         grid=grids,
         gradcam_target=getattr(target, "kind", str(target)),
+        gradcam_layer=gradcam_layer,
     )
+
+
+@dataclass
+class InterventionEffect:
+    """How much the predicted action chunk moves when one cube is moved (the model's causal known answer).
+
+    Attributes:
+        n_frames: held-out approach-phase frames.
+        target_moved: mean |chunk change| (policy units: deg, gripper 0..100) when only the target cube is
+            moved to another held-out layout's target pose (joint state and distractor unchanged).
+        distractor_moved: the same when only the distractor is moved.
+        ratio: ``target_moved / distractor_moved``.
+    """
+
+    n_frames: int
+    target_moved: float
+    distractor_moved: float
+    ratio: float
+
+
+def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, seed: int = 0) -> InterventionEffect:
+    """Move one cube at a time in held-out frames and measure how much the model's action chunk changes.
+
+    This checks the *model* against the known answer before its maps are judged: the expert's actions
+    depend on the target only, so a model that learned the task moves its chunk when the target moves and
+    barely when the distractor moves. Each frame's cube is moved to the pose that cube has in another
+    held-out frame, chosen so that the moved cube stays ``min_cube_distance`` away from the other cube.
+    """
+    from dataclasses import replace
+
+    from act_interp_ros.core import InterpretableACT
+    from act_interp_ros.synthetic import SyntheticScene
+
+    wrapped = InterpretableACT.from_pretrained(os.fspath(model_path), device="cpu")
+    try:
+        policy, pre, post = wrapped.policy, wrapped.preprocessor, wrapped.postprocessor
+        cams = [k[len(training.CAMERA_PREFIX):] for k in policy.config.image_features]
+        h, w = next(iter(policy.config.image_features.values())).shape[-2:]
+        spec = KnownAnswerSpec(image_size=(h, w), cameras=tuple(cams), chunk_size=policy.config.chunk_size)
+        frames = _approach_frames(spec, n_frames, seed)
+        scene = SyntheticScene(spec.scene_config())
+        states = [frames.episodes[i].scene_state(int(frames.step[i])) for i in range(len(frames))]
+        base = training.predict_chunks(policy, pre, post, frames, spec)  # (N, chunk, 6)
+        effects = {}
+        for moved, kept in (("target", "distractor"), ("distractor", "target")):
+            images = {c: np.empty_like(frames.images[c]) for c in cams}
+            for i, st in enumerate(states):
+                other = _donor(states, i, moved, kept, spec.min_cube_distance)
+                new = replace(st, **{moved: getattr(states[other], moved)})
+                for c in cams:
+                    images[c][i] = scene.render(new, c)
+            changed = replace(frames, images=images)
+            chunks = training.predict_chunks(policy, pre, post, changed, spec)
+            effects[moved] = float(np.abs(chunks - base).mean())
+    finally:
+        wrapped.close()
+    return InterventionEffect(
+        n_frames=len(frames), target_moved=effects["target"], distractor_moved=effects["distractor"],
+        ratio=effects["target"] / max(effects["distractor"], 1e-9),
+    )
+
+
+def _donor(states: list, i: int, moved: str, kept: str, min_distance: float) -> int:
+    """Index of the next frame whose ``moved`` cube lies ``min_distance`` (xy) away from frame i's ``kept`` cube."""
+    anchor = getattr(states[i], kept).center[:2]
+    for k in range(1, len(states)):
+        j = (i + k) % len(states)
+        if np.linalg.norm(getattr(states[j], moved).center[:2] - anchor) >= min_distance:
+            return j
+    raise ValueError("no held-out frame places the moved cube away from the other one; use more frames")
 
 
 def _mean(values: list[float]) -> float:
@@ -460,12 +535,13 @@ def _concat(parts: list[training.FrameSet]) -> training.FrameSet:
     )
 
 
-def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, target, batch_size: int = 32):
+def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, target, gradcam_layer: str = "layer4",
+          batch_size: int = 32):
     """{"attention": [ {cam: (h, w)} per frame ], "gradcam": [...]} for one policy."""
     from act_interp_ros.core import GradCAM, InterpretableACT
 
     wrapped = InterpretableACT(policy, preprocessor)
-    gradcam = GradCAM(policy)
+    gradcam = GradCAM(policy, target_layer=gradcam_layer)
     out: dict[str, list[dict[str, np.ndarray]]] = {"attention": [], "gradcam": []}
     try:
         for start in range(0, len(frames), batch_size):
@@ -495,6 +571,8 @@ __all__ = [
     "cache_root",
     "ensure_known_answer_model",
     "evaluate_maps",
+    "InterventionEffect",
+    "intervention_effect",
     "evaluate_policy_maps",
     "map_mass",
     "object_coverage",
