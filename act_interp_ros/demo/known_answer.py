@@ -371,11 +371,8 @@ def evaluate_policy_maps(
     from act_interp_ros.core import GradCAMTarget
 
     target = gradcam_target if gradcam_target is not None else GradCAMTarget()
-    cams = [k[len(training.CAMERA_PREFIX):] for k in policy.config.image_features]
-    sizes = {tuple(f.shape[-2:]) for f in policy.config.image_features.values()}
-    if len(sizes) != 1:
-        raise ValueError(f"known-answer evaluation expects one image size for all cameras, got {sizes}")
-    spec = KnownAnswerSpec(image_size=sizes.pop(), cameras=tuple(cams), chunk_size=policy.config.chunk_size)
+    spec = _spec_of(policy)
+    cams = list(spec.cameras)
     frames = _approach_frames(spec, n_frames, seed)
 
     torch.manual_seed(random_seed)
@@ -467,9 +464,8 @@ def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, 
     wrapped = InterpretableACT.from_pretrained(os.fspath(model_path), device="cpu")
     try:
         policy, pre, post = wrapped.policy, wrapped.preprocessor, wrapped.postprocessor
-        cams = [k[len(training.CAMERA_PREFIX):] for k in policy.config.image_features]
-        h, w = next(iter(policy.config.image_features.values())).shape[-2:]
-        spec = KnownAnswerSpec(image_size=(h, w), cameras=tuple(cams), chunk_size=policy.config.chunk_size)
+        spec = _spec_of(policy)
+        cams = list(spec.cameras)
         frames = _approach_frames(spec, n_frames, seed)
         scene = SyntheticScene(spec.scene_config())
         states = [frames.episodes[i].scene_state(int(frames.step[i])) for i in range(len(frames))]
@@ -491,6 +487,15 @@ def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, 
         n_frames=len(frames), target_moved=effects["target"], distractor_moved=effects["distractor"],
         ratio=effects["target"] / max(effects["distractor"], 1e-9),
     )
+
+
+def _spec_of(policy) -> KnownAnswerSpec:
+    """The scene/data part of the spec a known-answer policy was trained with (cameras, image size, chunk)."""
+    sizes = {tuple(f.shape[-2:]) for f in policy.config.image_features.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"known-answer evaluation expects one image size for all cameras, got {sizes}")
+    cams = tuple(k[len(training.CAMERA_PREFIX):] for k in policy.config.image_features)
+    return KnownAnswerSpec(image_size=sizes.pop(), cameras=cams, chunk_size=policy.config.chunk_size)
 
 
 def _donor(states: list, i: int, moved: str, kept: str, min_distance: float) -> int:
