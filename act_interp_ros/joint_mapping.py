@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ActionError", "JointMapping", "JointMappingError", "JointStateError"]
+__all__ = ["ActionError", "JointLimitError", "JointMapping", "JointMappingError", "JointStateError"]
 
 
 class JointMappingError(ValueError):
@@ -19,6 +19,10 @@ class JointMappingError(ValueError):
 
 class JointStateError(JointMappingError):
     """A JointState (or current position vector) cannot be used: missing joint, size mismatch, NaN."""
+
+
+class JointLimitError(JointStateError):
+    """A joint state is outside the configured limits by more than the tolerance."""
 
 
 class ActionError(JointMappingError):
@@ -140,13 +144,31 @@ class JointMapping:
 
     # ------------------------------------------------------------------ limiting
 
+    def check_within_limits(self, current_ros: np.ndarray | Sequence[float], tolerance: float) -> None:
+        """Raise JointLimitError naming the joint when a position is outside its limits by more than ``tolerance``.
+
+        A joint state that far outside the configured limits means a wrong calibration, wrong units or a
+        wrong ``joint_scale``/``joint_offset``: no command may be computed from it.
+        """
+        cur = np.asarray(current_ros, dtype=np.float64)
+        below = self.lower - tolerance - cur
+        above = cur - (self.upper + tolerance)
+        excess = np.maximum(below, above)
+        if np.any(excess > 0):
+            j = int(np.argmax(excess))
+            raise JointLimitError(
+                f"joint '{self.names[j]}' is at {cur[j]:.4g} (ROS units), outside its limits "
+                f"[{self.lower[j]:.4g}, {self.upper[j]:.4g}] by more than joint_limit_tolerance {tolerance:g}; "
+                f"check joint_scale/joint_offset/limits or the driver's calibration")
+
     def limit(self, action_ros: np.ndarray | Sequence[float],
               current_ros: np.ndarray | Sequence[float]) -> tuple[np.ndarray, bool]:
-        """Clamp a command (ROS units, policy order) to the joint limits, then to max_step of `current_ros`.
+        """Limit a command (ROS units, policy order): at most max_step from `current_ros`, then into the limits.
 
-        The step limit is applied last, so a command never moves more than max_step from the current
-        position; if the arm is outside its limits the command moves back toward them by at most
-        max_step. Returns (limited command, whether anything was changed).
+        The joint limits are applied last, so every returned command is inside [lower, upper] whatever the
+        current position (a joint reported outside its limits is commanded to the nearest limit, which may
+        be more than max_step away; callers reject such joint states as bad input first, see
+        :meth:`check_within_limits`). Returns (limited command, whether anything was changed).
         Raises ActionError for a wrong size or non-finite command, JointStateError for a bad current.
         """
         n = len(self.names)
@@ -168,8 +190,8 @@ class JointMapping:
             j = int(np.argmax(bad))
             raise JointStateError(f"current position of joint '{self.names[j]}' is {cur[j]}; cannot limit the "
                                   f"step without a finite current position")
-        limited = np.clip(act, self.lower, self.upper)
-        limited = np.clip(limited, cur - self.max_step, cur + self.max_step)
+        limited = np.clip(act, cur - self.max_step, cur + self.max_step)
+        limited = np.clip(limited, self.lower, self.upper)
         return limited, bool(np.any(limited != act))
 
     def clamped_joints(self, action_ros: Sequence[float], limited: Sequence[float]) -> list[str]:

@@ -119,17 +119,12 @@ class _Feeder:
                     next_t = time.monotonic()
 
 
-def node_executable() -> list[str]:
-    """The installed console script (what ``ros2 run`` starts), else the module it points at."""
-    exe = Path(sys.executable).with_name("act_interp_node")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "act_interp_ros.ros.main"]
+def _node_command(ckpt: Path, side_hz: float) -> list[str]:
+    from act_interp_ros.ros.node_process import node_command
 
-
-def _node_command(ckpt: Path, gradcam_hz: float) -> list[str]:
-    return [*node_executable(), "--ros-args",
-            "--params-file", str(REPO_ROOT / "config" / "so101.yaml"),
-            "-p", f"policy_path:={ckpt}", "-p", f"gradcam_rate_hz:={gradcam_hz:.1f}",
-            "-p", "diagnostics_period_s:=1.0", "-p", f"control_rate_hz:={CONTROL_RATE_HZ:.1f}"]
+    return node_command([REPO_ROOT / "config" / "so101.yaml"],
+                        {"policy_path": str(ckpt), "side_rate_hz": float(side_hz), "diagnostics_period_s": 1.0,
+                         "control_rate_hz": float(CONTROL_RATE_HZ)})
 
 
 def run_node(ctx, gradcam_hz: float, warmup_ticks: int, ticks: int, sample_every: int | None,
@@ -287,8 +282,8 @@ def _timing(run: NodeRun, warmup_ticks: int) -> dict[str, Any]:
             "late_pct": round(100.0 * d_late / d_ticks, 3) if d_ticks > 0 else None,
             **{k: _diag_float(last, k) for k in (
                 "tick_period_p50_ms", "tick_period_p99_ms", "inference_p50_ms", "inference_p99_ms",
-                "tick_work_p50_ms", "tick_work_p99_ms", "gradcam_runs", "gradcam_latency_p50_ms",
-                "gradcam_latency_p99_ms", "gradcam_skipped_busy", "gradcam_failures")},
+                "tick_work_p50_ms", "tick_work_p99_ms", "side.gradcam.runs", "side.gradcam.latency_p50_ms",
+                "side.gradcam.latency_p99_ms", "side.skipped_busy", "side.gradcam.failures")},
             "last_diagnostics": last,
         }
     return out
@@ -338,8 +333,8 @@ def control_loop(ctx) -> dict[str, Any]:
         ]
         if hz > 0:
             rows.append(row(f"{label}: GradCAM latency p50 (runs / skipped busy)", None, "ms",
-                            value=node.get("gradcam_latency_p50_ms"),
-                            spread=f"{node.get('gradcam_runs')} runs, {node.get('gradcam_skipped_busy')} skipped busy"))
+                            value=node.get("side.gradcam.latency_p50_ms"),
+                            spread=f"{node.get('side.gradcam.runs')} runs, {node.get('side.skipped_busy')} skipped busy"))
     return {
         "title": "Control-loop timing of the live node (small model, 48x64 policy images, 15 Hz)",
         "model": "small",

@@ -29,7 +29,7 @@ def _settings(ctx):
 
     # The policy is passed in memory; policy_path only has to name an existing directory to validate.
     return load_settings_yaml(REPO_ROOT / "config" / "so101.yaml",
-                              overrides={"policy_path": str(ctx.workdir), "gradcam_rate_hz": 0.0})
+                              overrides={"policy_path": str(ctx.workdir), "side_rate_hz": 0.0})
 
 
 def replay_throughput(ctx) -> dict[str, Any]:
@@ -53,7 +53,7 @@ def replay_throughput(ctx) -> dict[str, Any]:
     def pipeline(batch_size: int, end_s: float | None = None) -> dict[str, Any]:
         out = ctx.workdir / f"replay_out_b{batch_size}"
         shutil.rmtree(out, ignore_errors=True)
-        opts = ReplayOptions(batch_size=batch_size, gradcam_every=0, write_bag=False, write_video=True,
+        opts = ReplayOptions(batch_size=batch_size, side_every=0, write_bag=False, write_video=True,
                              write_table=True, write_plot=False, end_s=end_s)
         t0 = time.perf_counter()
         summary = replay_bag(bag, wrapped, settings, out, opts)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+from act_interp_ros.ros.node_process import isolate_ros  # noqa: E402 - imports no rclpy
+
+isolate_ros(int(os.environ.get("ROS_DOMAIN_ID") or 1 + os.getpid() % 100))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 cores: test process + node subprocess
 

@@ -3,12 +3,9 @@ talk to it over real rclpy/Fast DDS on loopback from the test process."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
+from contextlib import contextmanager
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,20 +16,15 @@ import yaml
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 
+from act_interp_ros.ros.node_process import NodeProcess, node_command
 from act_interp_ros.settings import load_settings_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 FRONT, WRIST = "/camera/front/image_raw", "/camera/wrist/image_raw"
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
-
-
-def node_executable() -> str:
-    exe = Path(sys.executable).with_name("act_interp_node")
-    assert exe.exists(), f"console script not installed at {exe}: run pip install -e ."
-    return str(exe)
 
 
 # The shipped 30 Hz needs a forward well under 33 ms. The small test checkpoint's ResNet-18 takes ~40 ms per
@@ -49,43 +41,9 @@ def write_params(path: Path, **overrides: Any) -> Path:
     return path
 
 
-class NodeProcess:
-    """act_interp_node in its own process; output captured for assertions."""
-
-    def __init__(self, params_file: Path, policy_path: Path | str, *extra: str, env: dict | None = None) -> None:
-        cmd = [node_executable(), "--ros-args", "--params-file", str(params_file), "-p", f"policy_path:={policy_path}", *extra]
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, **(env or {})},
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_exit(self, timeout: float = 60.0) -> int:
-        code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return code
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
+def start_node(params_file: Path, policy_path: Path | str, *extra_ros_args: str, env: dict | None = None) -> NodeProcess:
+    """The installed act_interp_node console script (as `ros2 run` starts it) with a params file."""
+    return NodeProcess(node_command([params_file], {"policy_path": str(policy_path)}, extra_ros_args), env=env)
 
 
 class Peer:
@@ -110,12 +68,14 @@ class Peer:
         while self._spin and self.context.ok():
             self.executor.spin_once(timeout_sec=0.05)
 
-    def subscribe(self, msg_type, topic: str, depth: int = 50) -> None:
+    def subscribe(self, msg_type, topic: str, depth: int = 50, transient_local: bool = False) -> None:
         def store(msg, topic=topic):
             self.received[topic].append(msg)
             self.arrival[topic].append(time.monotonic())
 
-        self.node.create_subscription(msg_type, topic, store, QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE))
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL if transient_local else DurabilityPolicy.VOLATILE)
+        self.node.create_subscription(msg_type, topic, store, qos)
 
     def image(self, h: int, w: int, seed: int, encoding: str = "rgb8", frame_id: str = "cam") -> Image:
         rng = np.random.default_rng(seed)
@@ -125,15 +85,18 @@ class Peer:
         return msg
 
     def publish_frame(self, i: int, *, size=(48, 64), joints=None, stamp_offset_s: float = 0.0,
-                      skip_cameras=(), encoding: str = "rgb8", joint_names=None) -> int:
-        """Publish one front+wrist frame and a joint state stamped now (+offset); returns the stamp in ns."""
+                      skip_cameras=(), encoding: str = "rgb8", joint_names=None, seed: int | None = None) -> int:
+        """Publish one front+wrist frame and a joint state stamped now (+offset); returns the stamp in ns.
+
+        The images are random with seed ``i`` (a new picture every frame), or ``seed`` for a fixed picture.
+        """
         now = self.node.get_clock().now()
         stamp = (now.nanoseconds + int(stamp_offset_s * 1e9))
         stamp_msg = rclpy.time.Time(nanoseconds=stamp).to_msg()
         for topic, pub in self.pub_images.items():
             if topic in skip_cameras:
                 continue
-            msg = self.image(*size, seed=i, encoding=encoding, frame_id=topic.split("/")[2] + "_optical_frame")
+            msg = self.image(*size, seed=i if seed is None else seed, encoding=encoding, frame_id=topic.split("/")[2] + "_optical_frame")
             msg.header.stamp = stamp_msg
             pub.publish(msg)
         js = JointState(name=list(joint_names or JOINTS), position=[float(v) for v in (joints if joints is not None else np.zeros(6))])
@@ -148,6 +111,55 @@ class Peer:
             i += 1
             time.sleep(max(0.0, start + i / rate_hz - time.monotonic()))
         return stamps
+
+    @contextmanager
+    def streaming(self, rate_hz: float = 30.0, **kwargs):
+        """Publish frames continuously in a background thread for the duration of the block."""
+        stop = threading.Event()
+
+        def run() -> None:
+            start, i = time.monotonic(), 0
+            while not stop.is_set():
+                self.publish_frame(i, **kwargs)
+                i += 1
+                stop.wait(max(0.0, start + i / rate_hz - time.monotonic()))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        """Call a service of the node under test and return the response (asserts it answered)."""
+        client = self.node.create_client(srv_type, name)
+        try:
+            assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert future.done(), f"service {name} did not answer within {timeout} s"
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def set_parameter(self, node: str, name: str, value):
+        """``ros2 param set`` through the node's real parameter service; returns the SetParametersResult."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+
+        request = SetParameters.Request(parameters=[Parameter(name, value=value).to_parameter_msg()])
+        return self.call(SetParameters, f"{node}/set_parameters", request).results[0]
+
+    def get_parameter(self, node: str, name: str):
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        response = self.call(GetParameters, f"{node}/get_parameters", GetParameters.Request(names=[name]))
+        return parameter_value_to_python(response.values[0])
 
     def wait_for(self, topic: str, count: int = 1, timeout: float = 30.0) -> list:
         deadline = time.monotonic() + timeout
@@ -172,10 +184,12 @@ def diagnostics_values(msg) -> dict[str, str]:
 
 
 def latest_diagnostics(peer: Peer, timeout: float = 10.0) -> dict[str, str]:
+    """The values of the next /diagnostics message, plus its level (``_level``, 0/1/2) and ``_message``."""
     n = len(peer.received["/diagnostics"])
     msgs = peer.wait_for("/diagnostics", n + 1, timeout)
     assert msgs, "no /diagnostics received"
-    return diagnostics_values(msgs[-1])
+    status = msgs[-1].status[0]
+    return {**diagnostics_values(msgs[-1]), "_level": str(status.level[0]), "_message": status.message}
 
 
 def default_settings():

@@ -25,11 +25,13 @@ def write_minimal_bag(
     storage: str = "mcap",
     joints: bool = True,
     messages: bool = True,
+    stamp_offset_ns: int = 0,
 ) -> Path:
     """A rosbag2 directory with raw Image topics ``/camera/<cam>/image_raw`` and ``/joint_states`` at 30 Hz.
 
     ``encoding`` is written as is (the pixel bytes are 3 per pixel whatever it says); ``messages=False``
-    writes the topics but no message (an empty bag).
+    writes the topics but no message (an empty bag); ``stamp_offset_ns`` puts every header stamp that far from
+    its log time (a clock other than the recorder's).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -43,8 +45,9 @@ def write_minimal_bag(
         js = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ts) if joints else None
         for k in range(n if messages else 0):
             t = T0_NS + round(k * 1e9 / 30)
+            st = t + stamp_offset_ns
             header = T["std_msgs/msg/Header"](
-                stamp=T["builtin_interfaces/msg/Time"](sec=t // 10**9, nanosec=t % 10**9), frame_id="cam")
+                stamp=T["builtin_interfaces/msg/Time"](sec=st // 10**9, nanosec=st % 10**9), frame_id="cam")
             for cam, conn in conns.items():
                 img = T["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
                                                  step=w * 3, data=np.full(h * w * 3, 7 * k % 256, dtype=np.uint8))

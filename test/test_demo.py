@@ -118,6 +118,9 @@ def test_summary_numbers_are_sane(summary, cameras):
     mae = s["model"]["held_out_action_mae"]
     assert mae["model"] < mae["mean_action_baseline"], "the known-answer model should beat the mean action"
     assert s["diagnostics"].get("messages", 0) > 0, "no /diagnostics from the node"
+    t = s["ticks"]  # every control tick reported on ~/tick_status
+    assert t["reported"] > 0 and 0 < t["computed"] <= t["reported"]
+    assert 0.0 < t["computed_fraction"] <= 1.0 and 0.0 < t["maps_fraction"] <= 1.0
     assert s["node"]["exit_code"] is not None
     assert (Path(s["output_dir"]) / "summary.md").read_text().startswith("# act_interp_ros demo")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 import shutil
 
 import numpy as np
@@ -105,3 +107,30 @@ def test_copied_checkpoint_loads(checkpoint, tmp_path):
     path, _ = checkpoint
     copy = shutil.copytree(path, tmp_path / "copy" / "pretrained_model")
     assert load_act_policy(copy).policy.config.chunk_size == SmallACTSpec().chunk_size
+
+
+def test_unreadable_weights_say_permission_denied(checkpoint):
+    """Issue 11.12: an unreadable weights file was reported as "No such file or directory".
+
+    Root reads any file, so as root the check runs in a child without the capabilities that bypass file
+    permissions (``setpriv --bounding-set -dac_override,-dac_read_search``), as an ordinary user would.
+    """
+    import subprocess
+    import sys
+
+    path, _ = checkpoint
+    (path / "model.safetensors").chmod(0)
+    code = ("from act_interp_ros.core import load_act_policy, PolicyLoadError\n"
+            f"try:\n    load_act_policy({str(path)!r})\nexcept PolicyLoadError as e:\n    print(e)\n")
+    cmd = [sys.executable, "-c", code]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot make a file unreadable to this test")
+        cmd = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *cmd]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    finally:
+        (path / "model.safetensors").chmod(0o644)
+    assert "model.safetensors': permission denied" in out.stdout, out.stdout + out.stderr
+    assert "No such file" not in out.stdout

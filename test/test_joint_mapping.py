@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from act_interp_ros.joint_mapping import ActionError, JointMapping, JointStateError
+from act_interp_ros.joint_mapping import ActionError, JointLimitError, JointMapping, JointStateError
 from act_interp_ros.settings import NodeSettings
 
 NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -87,11 +87,30 @@ def test_limit_clamps_to_joint_limits_and_max_step(mapping):
     assert cmd[5] == 0.0
 
 
-def test_limit_when_arm_is_outside_its_limits_moves_back_at_most_one_step(mapping):
-    current = np.array([2.2, 0.0, 0.0, 0.0, 0.0, 0.0])  # 0.28 rad beyond the upper limit
-    cmd, clamped = mapping.limit(current.copy(), current)
-    assert clamped
-    assert cmd[0] == pytest.approx(2.1)  # toward the range, never a jump of more than max_step
+def test_every_command_is_inside_the_limits_whatever_the_reported_position(mapping):
+    """Issue 11.1: a joint state of 5 rad or 1e6 rad (limit +-1.92) once produced commands of 4.9 / 999999.9 rad."""
+    for reported in (5.0, 1e6, -1e6, 2.2):
+        current = np.array([reported, 0.0, 0.0, 0.0, 0.0, 0.5])
+        cmd, clamped = mapping.limit(current.copy(), current)
+        assert clamped
+        assert np.all(cmd >= mapping.lower) and np.all(cmd <= mapping.upper), (reported, cmd)
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        current = rng.uniform(-4, 4, 6)
+        action = rng.uniform(-10, 10, 6)
+        cmd, _ = mapping.limit(action, current)
+        assert np.all(cmd >= mapping.lower) and np.all(cmd <= mapping.upper)
+        inside = (current >= mapping.lower) & (current <= mapping.upper)
+        assert np.all(np.abs(cmd - current)[inside] <= mapping.max_step[inside] + 1e-12)
+
+
+def test_joint_state_outside_its_limits_beyond_the_tolerance_is_rejected(mapping):
+    mapping.check_within_limits(np.array([1.95, 0.0, 0.0, 0.0, 0.0, 0.0]), tolerance=0.05)  # 0.03 outside: ok
+    with pytest.raises(JointLimitError, match=r"joint 'shoulder_pan' is at 5 \(ROS units\), outside its limits "
+                                              r"\[-1.92, 1.92\] by more than joint_limit_tolerance 0.05"):
+        mapping.check_within_limits(np.array([5.0, 0.0, 0.0, 0.0, 0.0, 0.0]), tolerance=0.05)
+    with pytest.raises(JointLimitError, match="joint 'gripper'"):
+        mapping.check_within_limits(np.array([0.0] * 5 + [-0.2]), tolerance=0.05)
 
 
 def test_limit_rejects_bad_inputs_naming_the_joint(mapping):

@@ -8,7 +8,7 @@ import re
 
 import yaml
 
-from act_interp_ros.ros.interp_node import output_topics
+from act_interp_ros.pipeline import output_contract
 from node_harness import default_settings
 
 
@@ -50,7 +50,7 @@ def test_every_rviz_topic_is_published_by_the_node_with_the_default_config(repo_
     config = yaml.safe_load((repo_root / "rviz" / "act_interp.rviz").read_text())
     displays = config["Visualization Manager"]["Displays"]
     topics = [d["Topic"]["Value"] for d in displays if "Topic" in d]
-    published = set(output_topics(default_settings()).values())
+    published = set(output_contract(default_settings()).topics().values())
     assert topics, "the RViz config shows no topic"
     for topic in topics:
         assert topic in published, f"RViz shows {topic}, which the node does not publish"

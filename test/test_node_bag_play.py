@@ -9,7 +9,7 @@ from std_msgs.msg import Float32
 
 from act_interp_ros.bag.play import BagPlayer
 from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
-from node_harness import NodeProcess, Peer, write_params
+from node_harness import Peer, start_node, write_params
 
 NODE = "/act_interp_node"
 
@@ -25,8 +25,8 @@ def bag_image_stamps(bag, topic: str) -> set[int]:
 
 def test_node_follows_a_played_bag_in_sim_time(tmp_path, node_checkpoint):
     bag = write_synthetic_bag(tmp_path / "episode", storage="mcap", n_frames=90, image_size=(120, 160), seed=3)
-    params = write_params(tmp_path / "p.yaml", publish_actions=False, gradcam_rate_hz=0.0)
-    node = NodeProcess(params, node_checkpoint, "-p", "use_sim_time:=true")
+    params = write_params(tmp_path / "p.yaml", publish_actions=False, side_rate_hz=0.0)
+    node = start_node(params, node_checkpoint, "-p", "use_sim_time:=true")
     peer = Peer("bag_peer")
     try:
         peer.subscribe(Image, f"{NODE}/attention/front/overlay", depth=100)
@@ -44,4 +44,4 @@ def test_node_follows_a_played_bag_in_sim_time(tmp_path, node_checkpoint):
         assert all(m.header.frame_id == "front_camera_optical_frame" for m in overlays)
     finally:
         peer.close()
-        node.stop()
+        node.cleanup()

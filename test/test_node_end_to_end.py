@@ -10,7 +10,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
 
-from node_harness import JOINTS, NodeProcess, Peer, latest_diagnostics, write_params
+from node_harness import JOINTS, Peer, latest_diagnostics, start_node, write_params
 
 NODE = "/act_interp_node"
 SOURCE_SIZE = (120, 160)  # not the policy's 96x128: exercises image_resize; overlays keep the source size
@@ -18,8 +18,8 @@ SOURCE_SIZE = (120, 160)  # not the policy's 96x128: exercises image_resize; ove
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, node_checkpoint):
-    params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", gradcam_rate_hz=2.0, input_qos="reliable")
-    node = NodeProcess(params, node_checkpoint)
+    params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", side_rate_hz=2.0, input_qos="reliable")
+    node = start_node(params, node_checkpoint)
     peer = Peer()
     for topic, msg_type in [
         (f"{NODE}/joint_command", JointState),
@@ -36,7 +36,7 @@ def running(tmp_path_factory, node_checkpoint):
     stamps = peer.stream(4.0, size=SOURCE_SIZE, joints=np.array([0.1, -0.2, 0.3, 0.0, 0.5, 0.8]))
     yield node, peer, stamps
     peer.close()
-    node.stop()
+    node.cleanup()
 
 
 def test_actions_have_joint_names_ros_units_and_finite_values(running):
@@ -93,9 +93,10 @@ def test_gradcam_overlays_arrive_at_about_the_throttle_rate(running):
 def test_diagnostics_report_rates_latency_and_counters(running):
     _, peer, _ = running
     diag = latest_diagnostics(peer)
-    for key in ["tick_rate_hz", "inference_p50_ms", "inference_p99_ms", "late_ticks", "skipped_ticks",
-                "gradcam_runs", "gradcam_latency_p50_ms", "gradcam_skipped_busy", "device", "image_backend"]:
+    for key in ["tick_rate_hz", "inference_p50_ms", "inference_p99_ms", "map_inference_p50_ms", "late_ticks",
+                "skipped_ticks", "side.gradcam.runs", "side.gradcam.latency_p50_ms", "maps_published", "device",
+                "image_backend"]:
         assert key in diag, key
     assert diag["device"] == "cpu" and diag["image_backend"] == "rosbags-image"
-    assert int(diag["gradcam_runs"]) >= 3
+    assert int(diag["side.gradcam.runs"]) >= 3
     assert int(diag["actions_published"]) >= 15

@@ -8,7 +8,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 
-from node_harness import NodeProcess, Peer, latest_diagnostics, write_params
+from node_harness import Peer, latest_diagnostics, start_node, write_params
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -16,8 +16,8 @@ CURRENT = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5])
 
 
 def test_observe_only_publishes_no_actions(tmp_path, node_checkpoint):
-    params = write_params(tmp_path / "p.yaml", publish_actions=False, gradcam_rate_hz=0.0, input_qos="reliable")
-    node = NodeProcess(params, node_checkpoint)
+    params = write_params(tmp_path / "p.yaml", publish_actions=False, side_rate_hz=0.0, input_qos="reliable")
+    node = start_node(params, node_checkpoint)
     peer = Peer("observe_peer")
     try:
         peer.subscribe(JointState, ACTION)
@@ -31,4 +31,4 @@ def test_observe_only_publishes_no_actions(tmp_path, node_checkpoint):
         assert int(latest_diagnostics(peer)["actions_not_commanded"]) > 3
     finally:
         peer.close()
-        node.stop()
+        node.cleanup()

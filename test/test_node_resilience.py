@@ -10,7 +10,7 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 
-from node_harness import JOINTS, NodeProcess, Peer, latest_diagnostics, write_params
+from node_harness import JOINTS, Peer, latest_diagnostics, start_node, write_params
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -19,16 +19,16 @@ ACTION = f"{NODE}/joint_command"
 @pytest.fixture(scope="module")
 def strict(tmp_path_factory, node_checkpoint):
     """image_resize false (wrong sizes are bad input) and a GradCAM failure injected via the test hook."""
-    params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", image_resize=False, gradcam_rate_hz=5.0,
+    params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", image_resize=False, side_rate_hz=5.0,
                           input_qos="reliable")
-    node = NodeProcess(params, node_checkpoint, env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"})
+    node = start_node(params, node_checkpoint, env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"})
     peer = Peer("resilience_peer")
     peer.subscribe(JointState, ACTION)
     peer.subscribe(DiagnosticArray, "/diagnostics")
     assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
     yield node, peer
     peer.close()
-    node.stop()
+    node.cleanup()
 
 
 def test_gradcam_failure_is_counted_and_control_continues(strict):
@@ -37,16 +37,16 @@ def test_gradcam_failure_is_counted_and_control_continues(strict):
     peer.stream(2.0)
     assert len(peer.wait_for(ACTION, 10)) >= 10
     diag = latest_diagnostics(peer)
-    assert int(diag["gradcam_failures"]) >= 2 and int(diag["gradcam_runs"]) == 0
+    assert int(diag["side.gradcam.failures"]) >= 2 and int(diag.get("side.gradcam.runs", 0)) == 0
     assert node.alive()
 
 
 @pytest.mark.parametrize(
     "kwargs,counter",
     [
-        (dict(encoding="bayer_rggb8"), "bad_input.image"),
-        (dict(size=(60, 80)), "bad_input.observation"),
-        (dict(joint_names=JOINTS[:-1]), "bad_input.joint_state"),
+        (dict(encoding="bayer_rggb8"), "skipped.bad_input.image"),
+        (dict(size=(60, 80)), "skipped.bad_input.observation"),
+        (dict(joint_names=JOINTS[:-1]), "skipped.bad_input.joint_state"),
     ],
     ids=["unknown_encoding", "wrong_size", "missing_joint"],
 )
@@ -80,7 +80,7 @@ def test_bad_input_is_counted_and_the_node_stays_alive(strict, kwargs, counter):
 )
 def test_startup_errors_exit_nonzero_naming_the_parameter(tmp_path, node_checkpoint, overrides, policy, message):
     params = write_params(tmp_path / "p.yaml", **overrides)
-    node = NodeProcess(params, policy or node_checkpoint)
+    node = start_node(params, policy or node_checkpoint)
     code = node.wait_exit(timeout=60)
     assert code == 2, node.output
     assert message in node.output

@@ -11,7 +11,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 from std_srvs.srv import SetBool
 
-from node_harness import FRONT, NodeProcess, Peer, latest_diagnostics, write_params
+from node_harness import FRONT, Peer, latest_diagnostics, start_node, write_params
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -22,12 +22,12 @@ CURRENT = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.5])
 def tight(tmp_path_factory, node_checkpoint):
     """A node with tight limits (so clamping is visible) and GradCAM off."""
     params = write_params(
-        tmp_path_factory.mktemp("params") / "p.yaml", gradcam_rate_hz=0.0, input_qos="reliable",
+        tmp_path_factory.mktemp("params") / "p.yaml", side_rate_hz=0.0, input_qos="reliable",
         joint_lower_limits=[-0.01, -1.92, -1.92, -1.92, -2.74, 0.0],
         joint_upper_limits=[0.01, 1.92, 1.92, 1.92, 2.74, 1.745],
         max_joint_step=[0.1, 0.002, 0.002, 0.002, 0.002, 0.002],
     )
-    node = NodeProcess(params, node_checkpoint)
+    node = start_node(params, node_checkpoint)
     peer = Peer("safety_peer")
     peer.subscribe(JointState, ACTION)
     peer.subscribe(Float32, f"{NODE}/proprio_attention")
@@ -35,7 +35,7 @@ def tight(tmp_path_factory, node_checkpoint):
     assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
     yield node, peer
     peer.close()
-    node.stop()
+    node.cleanup()
 
 
 def test_limits_and_max_step_hold(tight):
@@ -75,7 +75,7 @@ def test_nan_joint_gives_no_action_and_is_counted(tight):
     peer.stream(1.0, joints=np.array([0.0, np.nan, 0.0, 0.0, 0.0, 0.5]))
     time.sleep(0.2)
     assert peer.received[ACTION] == []
-    assert int(latest_diagnostics(peer).get("bad_input.joint_state", 0)) > 0
+    assert int(latest_diagnostics(peer).get("skipped.bad_input.joint_state", 0)) > 0
     # and it recovers with good input
     peer.stream(0.7, joints=CURRENT)
     assert peer.wait_for(ACTION, 3, timeout=10)

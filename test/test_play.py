@@ -30,6 +30,7 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 
 from act_interp_ros.bag.play import BagPlayer, BagPlayError, inspect_bag, main, resolve_message_type  # noqa: E402
+from act_interp_ros.bag.reader import BagError  # noqa: E402
 from act_interp_ros.bag.synthetic_bag import write_synthetic_bag  # noqa: E402
 
 N = 30  # 1 s at 30 Hz
@@ -247,23 +248,26 @@ def _write_bag(path: Path, topic: str, msgtype: str, msgdef: str | None = None, 
     with Writer(path, version=9, storage_plugin=StoragePlugin.SQLITE3) as w:
         if msgdef is None:
             conn = w.add_connection(topic, msgtype, typestore=ts)
-        else:
-            conn = w.add_connection(topic, msgtype, msgdef=msgdef, rihs01="RIHS01_" + "0" * 64)
+        else:  # a type only this bag knows: register it so the bag carries its real definition and hash
+            from rosbags.typesys import get_types_from_msg
+
+            ts.register(get_types_from_msg(msgdef, msgtype))
+            conn = w.add_connection(topic, msgtype, typestore=ts)
         for k in range(n):
             w.write(conn, k + 1, b"\x00\x01\x00\x00" + b"\x00" * 8)
     return path
 
 
 def test_errors(tmp_path, bag):
-    with pytest.raises(BagPlayError, match="does not exist"):
+    with pytest.raises(BagError, match="does not exist"):
         BagPlayer(tmp_path / "missing")
     (tmp_path / "empty_dir").mkdir()
-    with pytest.raises(BagPlayError, match="not a readable rosbag2"):
+    with pytest.raises(BagError, match="is not a ROS 2 bag"):
         BagPlayer(tmp_path / "empty_dir")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(BagPlayError, match="not a readable rosbag2"):
+    with pytest.raises(BagError, match="is not a ROS 2 bag"):
         BagPlayer(tmp_path / "notes.txt")
-    with pytest.raises(BagPlayError, match="contains no messages"):
+    with pytest.raises(BagError, match="is empty: it has no messages"):
         BagPlayer(_write_bag(tmp_path / "empty", "/a", "std_msgs/msg/String", n=0))
     with pytest.raises(BagPlayError, match="no_such_msgs.*not importable"):
         BagPlayer(_write_bag(tmp_path / "foreign", "/b", "no_such_msgs/msg/Foo", msgdef="int32 x"))
@@ -280,7 +284,7 @@ def test_cli_exit_codes(tmp_path, bag, caplog):
     assert "does not exist" in caplog.text
     (tmp_path / "notabag").mkdir()
     assert main([str(tmp_path / "notabag")]) == 1
-    assert "not a readable rosbag2" in caplog.text
+    assert "is not a ROS 2 bag" in caplog.text
     with pytest.raises(SystemExit) as exc:
         main([str(bag), "--rate", "fast"])
     assert exc.value.code == 2

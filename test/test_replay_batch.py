@@ -41,7 +41,7 @@ def _settings(repo_root, checkpoint):
 
 
 def _run(bag, checkpoint, settings, out, batch_size, policy=None):
-    opts = ReplayOptions(rate_hz=20.0, batch_size=batch_size, gradcam_every=3, write_bag=False, write_video=False,
+    opts = ReplayOptions(rate_hz=20.0, batch_size=batch_size, side_every=3, write_bag=False, write_video=False,
                          write_plot=False)
     summary = replay_bag(bag, policy or checkpoint, settings, out, opts)
     return summary, read_table(out / "ticks.csv")

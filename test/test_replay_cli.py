@@ -97,9 +97,13 @@ def test_missing_topic_lists_the_bags_topics(capsys, tmp_path, so101_checkpoint)
 
 
 def test_unsupported_encoding(capsys, tmp_path, so101_checkpoint):
+    """Like the node: undecodable images are bad input (skipped ticks), and a run without any action says so."""
     bag = write_minimal_bag(tmp_path / "bayer", encoding="bayer_rggb8")
     rc, _, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", tmp_path / "o")
-    assert_clean_error(rc, err, "unsupported image encoding 'bayer_rggb8'", "/camera/front/image_raw")
+    assert_clean_error(rc, err, "no tick computed an action", "unsupported image encoding 'bayer_rggb8'",
+                       "bad_input.image:/camera/front/image_raw")
+    table = read_table(tmp_path / "o" / "ticks.csv")  # the outputs say why each tick did nothing
+    assert (table["skip_kind"] == "bad_input.image").sum() >= len(table) - 1
 
 
 def test_size_mismatch_with_strict_size(capsys, tmp_path, so101_checkpoint):
@@ -108,15 +112,15 @@ def test_size_mismatch_with_strict_size(capsys, tmp_path, so101_checkpoint):
     bag = write_synthetic_bag(tmp_path / "big", storage="mcap", compressed=False, n_frames=4, image_size=(120, 160),
                               seed=8)
     rc, _, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", tmp_path / "o", "--strict-size")
-    assert_clean_error(rc, err, "images are 160x120 but the policy expects 128x96")
-    assert_no_outputs(tmp_path / "o")
+    assert_clean_error(rc, err, "no tick computed an action", "bad_input.observation:/camera/front/image_raw",
+                       "image is 160x120 but the policy expects 128x96")
 
 
 @pytest.mark.parametrize(
     "extra,needle",
     [
         (["--batch-size", "0"], "batch size must be an integer >= 1"),
-        (["--gradcam-every", "-1"], "gradcam-every must be an integer >= 0"),
+        (["--side-every", "-1"], "side-every must be an integer >= 0"),
         (["--start", "5", "--end", "2"], "must be after --start"),
         (["--start", "100"], "past the end"),
         (["--rate", "0"], "rate must be"),
@@ -142,7 +146,7 @@ def test_large_images_are_resized_with_one_warning_per_camera(capsys, caplog, tm
     bag = write_synthetic_bag(tmp_path / "vga", storage="mcap", compressed=False, n_frames=9, image_size=(480, 640),
                               seed=9)
     out = tmp_path / "o"
-    rc, stdout, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", out, "--gradcam-every", "4",
+    rc, stdout, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", out, "--side-every", "4",
                               "--no-video", "--table-format", "parquet", "-q")
     assert rc == 0, err
     assert "replayed" in stdout and "ticks.parquet" in stdout
@@ -188,7 +192,7 @@ def test_failed_run_leaves_no_complete_looking_output(capsys, tmp_path, so101_ch
 def test_failed_run_keeps_previous_outputs(capsys, tmp_path, so101_checkpoint, small_bag, monkeypatch):
     out = tmp_path / "o"
     rc, _, err = run_cli(capsys, small_bag, "--policy", so101_checkpoint, "--out", out, "-q", "--no-video",
-                         "--no-bag", "--gradcam-every", "0")
+                         "--no-bag", "--side-every", "0")
     assert rc == 0, err
     before = (out / "ticks.csv").read_bytes()
     from act_interp_ros.bag import outputs
@@ -212,7 +216,7 @@ def test_killed_run_leaves_only_a_partial_staging_directory(tmp_path, so101_chec
     out = tmp_path / "o"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "act_interp_ros.bag.replay_cli", str(bag), "--policy", str(so101_checkpoint),
-           "--out", str(out), "--gradcam-every", "1", "-q"]
+           "--out", str(out), "--side-every", "1", "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -83,7 +83,7 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
                               image_size=(96, 128), seed=1)
     settings = settings_for(repo_root, so101_checkpoint, compressed)
     out = tmp_path / "out"
-    summary = replay_bag(bag, policy, settings, out, ReplayOptions(gradcam_every=4))
+    summary = replay_bag(bag, policy, settings, out, ReplayOptions(side_every=4))
 
     # --- table: one row per tick, every tick has outputs or a reason
     table = read_table(out / "ticks.csv")
@@ -97,7 +97,7 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
     fractions = done[["attn_proprio", "attn_latent", "attn_front", "attn_wrist"]].sum(axis=1)
     np.testing.assert_allclose(fractions, 1.0, atol=1e-5)
     gradcam_ticks = table[table["gradcam"]]
-    assert len(gradcam_ticks) == summary.gradcam_ticks > 0
+    assert len(gradcam_ticks) == summary.side_ticks > 0
     assert (gradcam_ticks["tick"] % 4 == 0).all()
 
     # --- output bag: inputs copied, outputs stamped to line up with them
@@ -119,11 +119,16 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
         assert (first.height, first.width, first.encoding) == (96, 128, "rgb8")
         assert first.header.frame_id == src[topic][0][1].header.frame_id
         gradcams = msgs[f"{NODE}/gradcam/{cam}/overlay"]
-        assert len(gradcams) == summary.gradcam_ticks
+        assert len(gradcams) == summary.side_ticks
         assert {_stamp(m) for _, m in gradcams} <= input_stamps
     proprio = msgs[f"{NODE}/proprio_attention"]
     assert types[f"{NODE}/proprio_attention"] == "std_msgs/msg/Float32"
     np.testing.assert_allclose([m.data for _, m in proprio], done["attn_proprio"], rtol=1e-6)
+    for cam in CAMS:  # the node's per-camera shares, one per computed tick
+        shares = [m.data for _, m in msgs[f"{NODE}/attention/{cam}/share"]]
+        np.testing.assert_allclose(shares, done[f"attn_{cam}"], rtol=1e-6)
+    status = msgs[f"{NODE}/tick_status"]  # every tick, with its skip reason like the live node's ~/tick_status
+    assert [m.message for _, m in status] == [r or "ok" for r in table["skip_reason"]]
     commands = msgs[f"{NODE}/joint_command"]
     assert types[f"{NODE}/joint_command"] == "sensor_msgs/msg/JointState"
     assert [_stamp(m) for _, m in commands] == done["stamp_ns"].tolist()
@@ -156,7 +161,7 @@ def test_start_end_and_rate_select_ticks(tmp_path, repo_root, so101_checkpoint, 
                               image_size=(96, 128), seed=2)
     settings = settings_for(repo_root, so101_checkpoint, False)
     out = tmp_path / "out"
-    opts = ReplayOptions(start_s=0.2, end_s=0.6, rate_hz=10.0, gradcam_every=0, write_video=False, write_plot=False)
+    opts = ReplayOptions(start_s=0.2, end_s=0.6, rate_hz=10.0, side_every=0, write_video=False, write_plot=False)
     summary = replay_bag(bag, policy, settings, out, opts)
     table = read_table(out / "ticks.csv")
     assert summary.ticks == len(table) == 5  # 0.2, 0.3, 0.4, 0.5, 0.6 s
@@ -177,7 +182,7 @@ def test_compressed_bag_with_raw_config_falls_back_with_a_warning(tmp_path, repo
 
     bag = write_synthetic_bag(tmp_path / "bag", storage="mcap", compressed=True, n_frames=6, image_size=(96, 128), seed=3)
     settings = settings_for(repo_root, so101_checkpoint, False)  # raw topics configured
-    opts = ReplayOptions(gradcam_every=0, write_bag=False, write_video=False, write_plot=False)
+    opts = ReplayOptions(side_every=0, write_bag=False, write_video=False, write_plot=False)
     summary = replay_bag(bag, policy, settings, tmp_path / "out", opts)
     assert summary.input_topics["observation.images.front"] == "/camera/front/image_raw/compressed"
     assert any("using '/camera/front/image_raw/compressed'" in r.getMessage() for r in caplog.records)
@@ -195,7 +200,7 @@ def test_header_clock_matches_log_clock_when_stamps_equal_log_times(tmp_path, re
         pytest.skip("this synthetic bag records log times different from its header stamps")
     tables = []
     for clock in ("log", "header"):
-        opts = ReplayOptions(clock=clock, gradcam_every=0, write_bag=False, write_video=False, write_plot=False)
+        opts = ReplayOptions(clock=clock, side_every=0, write_bag=False, write_video=False, write_plot=False)
         replay_bag(bag, policy, settings, tmp_path / clock, opts)
         tables.append((tmp_path / clock / "ticks.csv").read_bytes())
     assert tables[0] == tables[1]

@@ -55,7 +55,7 @@ def test_defaults_are_the_so101_setup_and_valid_once_policy_given():
 def test_every_parameter_has_description_type_and_docs():
     specs = parameter_specs()
     names = [s.name for s in specs]
-    assert names == parameter_names() and len(names) == 28
+    assert names == parameter_names() and len(set(names)) == len(names)
     for s in specs:
         assert s.description and "\n" not in s.description, s.name
         assert s.ros_type in {"STRING", "DOUBLE", "INTEGER", "BOOL", "STRING_ARRAY", "DOUBLE_ARRAY",
@@ -96,7 +96,7 @@ def test_every_parameter_has_description_type_and_docs():
         ({"action_type": "twist"}, "parameter 'action_type' must be one of joint_state, float64_multi_array, "
                                    "joint_trajectory, got 'twist'"),
         ({"publish_actions": 1}, "parameter 'publish_actions' must be true or false, got 1"),
-        ({"gradcam_rate_hz": -2.0}, "parameter 'gradcam_rate_hz' must be a finite number >= 0, got -2.0"),
+        ({"side_rate_hz": -2.0}, "parameter 'side_rate_hz' must be a finite number >= 0, got -2.0"),
         ({"gradcam_target": "joint:elbow"}, "parameter 'gradcam_target' must be first_action_sum, chunk_sum, "
                                             "chunk_l2 or joint:<name or index>"),
         ({"gradcam_target": "joint:6"}, "got 'joint:6'"),
@@ -169,11 +169,11 @@ def test_camera_name_and_sanitising():
 
 def test_warnings_for_suspicious_but_valid_values():
     s = make(camera_transports=["compressed", "raw"], camera_topics=["/cam/front", "/cam/wrist/compressed"],
-             gradcam_rate_hz=60.0, publish_actions=False)
+             side_rate_hz=60.0, publish_actions=False)
     text = "\n".join(s.warnings())
     assert "does not end in '/compressed'" in text
     assert "set its camera_transports entry to 'compressed'" in text
-    assert "GradCAM runs at most once per control tick" in text
+    assert "the side methods run at most once per control tick" in text
     assert "observe-only" in text
 
 
@@ -249,26 +249,36 @@ def test_namespaced_node_sections(tmp_path):
     assert "no parameters for node '/other/act_interp_node'" in str(info.value)
 
 
-def test_file_values_follow_ros_typing(tmp_path):
+def test_integers_where_floats_are_expected_are_accepted_like_the_node_does(tmp_path):
+    """Issue 11.3: `control_rate_hz: 30` is what ROS users write; node and replay both accept it."""
     p = write(tmp_path, """
         act_interp_node:
           ros__parameters:
             policy_path: user/x
             control_rate_hz: 30
+            joint_offset: [0, 0, 0, 0, 0, 1]
+            overlay_alpha: 1
         """)
-    with pytest.raises(SettingsError) as info:
-        load_settings_yaml(p)
-    assert str(info.value) == (f"{p}: parameter 'control_rate_hz' must be a float written with a decimal point "
-                               "(ROS 2 rejects an integer for a double parameter: write 30.0), got 30")
+    s = load_settings_yaml(p)
+    assert s.control_rate_hz == 30.0 and isinstance(s.control_rate_hz, float)
+    assert s.joint_offset == [0.0, 0.0, 0.0, 0.0, 0.0, 1.0] and all(isinstance(v, float) for v in s.joint_offset)
+    assert s.overlay_alpha == 1.0
     p = write(tmp_path, """
         act_interp_node:
           ros__parameters:
             policy_path: user/x
-            joint_offset: [0, 0, 0, 0, 0, 0]
+            max_consecutive_tick_errors: 2.5
         """)
-    with pytest.raises(SettingsError, match=r"parameter 'joint_offset' must be a list of floats written with a "
-                                            r"decimal point"):
+    with pytest.raises(SettingsError, match=r"parameter 'max_consecutive_tick_errors' must be an integer, got 2.5"):
         load_settings_yaml(p)
+
+
+def test_only_documented_parameters_are_dynamic():
+    """Issue 11.5: the rest are read-only, so a runtime set is refused instead of accepted and ignored."""
+    dynamic = {s.name for s in parameter_specs() if s.dynamic}
+    assert dynamic == {"publish_actions", "side_rate_hz", "overlay_alpha"}
+    for s in parameter_specs():
+        assert ("dynamic" in s.description.lower()) == s.dynamic, s.name
 
 
 @pytest.mark.parametrize(

@@ -1,18 +1,14 @@
 """The replay's output bag: the input topics plus what the live node would have published, in one mcap bag.
 
-Topics (``<node>`` = ``/act_interp_node``, ``<cam>`` = short camera name)::
-
-    <input topics>                           copied byte for byte, at their original log times
-    <node>/attention/<cam>/overlay           sensor_msgs/Image rgb8, header = the source image's header
-    <node>/gradcam/<cam>/overlay             sensor_msgs/Image rgb8, header = the source image's header
-    <node>/proprio_attention                 std_msgs/Float32 (share of attention on the joint-state token)
-    <node>/env_state_attention               std_msgs/Float32 (policies with an environment state only)
-    <node>/joint_command                     sensor_msgs/JointState, ROS units, header.stamp = tick time
+The output topics are the node's output contract (:mod:`act_interp_ros.pipeline.contract`) without the
+live-only ones (``/diagnostics``): attention overlays and shares, proprio (and env-state) attention, the
+side-method overlays on side ticks, ``~/tick_status`` for every tick (skipped ones with their reason) and
+the action in the configured ``action_type`` (when ``publish_actions``). Input topics are copied byte for
+byte at their original log times.
 
 Per-tick outputs are recorded at the tick's log time, so the bag plays back (``ros2 bag play``, Foxglove)
 with overlays next to the frames they explain. Messages are written in log-time order: input messages
 and tick outputs are merged through a small heap that only releases what no later message can precede.
-Skipped ticks publish nothing, like the node.
 """
 
 from __future__ import annotations
@@ -30,31 +26,12 @@ from rosbags.typesys import Stores, get_typestore
 
 from act_interp_ros.bag.outputs import TickRecord
 from act_interp_ros.bag.reader import BagReader, RawMessage
+from act_interp_ros.pipeline.contract import ACTION_MESSAGE_TYPES, DIAGNOSTIC_STATUS, FLOAT32, IMAGE, OutputContract
+from act_interp_ros.settings import NodeSettings, camera_name
 
 logger = logging.getLogger(__name__)
 
-IMAGE = "sensor_msgs/msg/Image"
-FLOAT32 = "std_msgs/msg/Float32"
-JOINT_STATE = "sensor_msgs/msg/JointState"
 BAG_VERSION = 8  # readable by Humble..Jazzy tooling (rosbags writes 8 or 9)
-
-
-def output_topics(node: str, camera_names: Sequence[str], has_state: bool, has_env_state: bool,
-                  gradcam: bool, actions: bool) -> dict[str, str]:
-    """Output topic -> message type, for a node named ``node`` (fully qualified, e.g. ``/act_interp_node``)."""
-    topics: dict[str, str] = {}
-    for cam in camera_names:
-        topics[f"{node}/attention/{cam}/overlay"] = IMAGE
-    if gradcam:
-        for cam in camera_names:
-            topics[f"{node}/gradcam/{cam}/overlay"] = IMAGE
-    if has_state:
-        topics[f"{node}/proprio_attention"] = FLOAT32
-    if has_env_state:
-        topics[f"{node}/env_state_attention"] = FLOAT32
-    if actions:
-        topics[f"{node}/joint_command"] = JOINT_STATE
-    return topics
 
 
 class OutputBagWriter:
@@ -64,25 +41,23 @@ class OutputBagWriter:
         path: the bag directory to create (must not exist).
         reader: the input bag (for the copied topics' types, definitions and QoS).
         copy_topics: input topics to copy.
+        contract: the node's outputs for this configuration and policy.
         node: fully qualified node name used as the output namespace.
-        camera_keys / camera_names: policy camera keys and their short names (same order).
-        joint_names: names in the joint_command messages (policy order).
-        has_state / has_env_state / gradcam / actions: which output topics exist.
+        settings: the node's settings (joint names, action type, publish_actions, control rate).
+        side: whether side-method overlays are computed (their topics exist only then).
     """
 
-    def __init__(self, path: Path, reader: BagReader, copy_topics: Sequence[str], *, node: str,
-                 camera_keys: Sequence[str], camera_names: Sequence[str], joint_names: Sequence[str],
-                 has_state: bool, has_env_state: bool, gradcam: bool, actions: bool) -> None:
+    def __init__(self, path: Path, reader: BagReader, copy_topics: Sequence[str], contract: OutputContract, *,
+                 node: str, settings: NodeSettings, side: bool) -> None:
         self.path = Path(path)
         self.ts = get_typestore(Stores.ROS2_HUMBLE)
-        self.camera = dict(zip(camera_keys, camera_names))
-        self.joint_names = list(joint_names)
+        self.settings = settings
+        self.joint_names = list(settings.joint_names)
         self.node = node
         self._writer = Writer(self.path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
         self._writer.open()
         self._open = True
         self._conns: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
         for topic in copy_topics:
             msgtype, msgdef, digest, qos = reader.connection_info(topic)
             if msgdef is not None and digest is not None:
@@ -92,7 +67,14 @@ class OutputBagWriter:
                 conn = self._writer.add_connection(topic, msgtype, typestore=reader.typestore,
                                                    offered_qos_profiles=qos)
             self._conns[topic] = conn
-        self.topics = output_topics(node, camera_names, has_state, has_env_state, gradcam, actions)
+        self.outputs = {}
+        for o in contract:
+            if o.live_only or (o.key == "action" and not settings.publish_actions):
+                continue
+            if o.method not in (None, "attention") and not side:
+                continue
+            self.outputs[o.key] = o.topic(node)
+        self.topics = {self.outputs[o.key]: o.msg_type for o in contract if o.key in self.outputs}
         for topic, msgtype in self.topics.items():
             self._conns[topic] = self._writer.add_connection(topic, msgtype, typestore=self.ts)
         self.counts = {t: 0 for t in self._conns}
@@ -100,9 +82,7 @@ class OutputBagWriter:
         self._seq = itertools.count()
         self._input_mark = -(2**63)
         self._tick_mark = -(2**63)
-        T = self.ts.types
-        self._Time, self._Header = T["builtin_interfaces/msg/Time"], T["std_msgs/msg/Header"]
-        self._Image, self._Float32, self._JointState = T[IMAGE], T[FLOAT32], T[JOINT_STATE]
+        self.T = self.ts.types
 
     # --------------------------------------------------------------------------------- streaming
     def on_input(self, msg: RawMessage) -> None:
@@ -119,33 +99,26 @@ class OutputBagWriter:
         self._flush(self._tick_mark)
 
     def on_tick(self, rec: TickRecord) -> None:
-        """Record one tick's outputs (call in tick order); skipped ticks publish nothing."""
+        """Record one tick's outputs (call in tick order); a skipped tick records only its tick status."""
         self._tick_mark = rec.log_ns
+        self._put(rec.log_ns, "tick_status", self._status(rec))
         if not rec.skipped:
             for key, overlay in rec.overlays.items():
                 frame = rec.frames[key]
-                self._push(rec.log_ns, f"{self.node}/attention/{self.camera[key]}/overlay",
-                           self._image(overlay, frame.stamp_ns, frame.frame_id))
+                self._put(rec.log_ns, f"attention_overlay/{camera_name(key)}",
+                          self._image(overlay, frame.stamp_ns, frame.frame_id))
             for key, overlay in rec.gradcam_overlays.items():
                 frame = rec.frames[key]
-                self._push(rec.log_ns, f"{self.node}/gradcam/{self.camera[key]}/overlay",
-                           self._image(overlay, frame.stamp_ns, frame.frame_id))
+                self._put(rec.log_ns, f"gradcam_overlay/{camera_name(key)}",
+                          self._image(overlay, frame.stamp_ns, frame.frame_id))
             fractions = rec.interpretation.fractions if rec.interpretation is not None else {}
-            for name, topic in (("state", "proprio_attention"), ("env_state", "env_state_attention")):
-                full = f"{self.node}/{topic}"
-                if full in self._conns and name in fractions:
-                    data = self.ts.serialize_cdr(self._Float32(data=float(fractions[name])), FLOAT32)
-                    self._push(rec.log_ns, full, data)
-            full = f"{self.node}/joint_command"
-            if full in self._conns and rec.command_ros is not None:
-                msg = self._JointState(
-                    header=self._header(rec.time_ns, ""),
-                    name=list(self.joint_names),
-                    position=np.asarray(rec.command_ros, dtype=np.float64),
-                    velocity=np.zeros(0, dtype=np.float64),
-                    effort=np.zeros(0, dtype=np.float64),
-                )
-                self._push(rec.log_ns, full, self.ts.serialize_cdr(msg, JOINT_STATE))
+            scalars = {"proprio_attention": fractions.get("state"), "env_state_attention": fractions.get("env_state")}
+            scalars.update({f"attention_share/{camera_name(k)}": fractions.get(k) for k in rec.frames})
+            for key, value in scalars.items():
+                if value is not None:
+                    self._put(rec.log_ns, key, self.ts.serialize_cdr(self.T[FLOAT32](data=float(value)), FLOAT32))
+            if rec.command_ros is not None:
+                self._put(rec.log_ns, "action", self._action(rec))
         self._flush(min(self._input_mark, self._tick_mark))
 
     def close(self) -> None:
@@ -176,12 +149,46 @@ class OutputBagWriter:
             self._writer.write(self._conns[topic], log_ns, data)
             self.counts[topic] += 1
 
+    def _put(self, log_ns: int, key: str, data: bytes | memoryview) -> None:
+        topic = self.outputs.get(key)
+        if topic is not None:
+            self._push(log_ns, topic, data)
+
     def _header(self, stamp_ns: int, frame_id: str):
         sec, nanosec = divmod(int(stamp_ns), 1_000_000_000)
-        return self._Header(stamp=self._Time(sec=sec, nanosec=nanosec), frame_id=frame_id)
+        return self.T["std_msgs/msg/Header"](stamp=self.T["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec),
+                                             frame_id=frame_id)
 
     def _image(self, rgb: np.ndarray, stamp_ns: int, frame_id: str) -> bytes | memoryview:
         h, w = rgb.shape[:2]
-        msg = self._Image(header=self._header(stamp_ns, frame_id), height=h, width=w, encoding="rgb8",
-                          is_bigendian=0, step=w * 3, data=np.ascontiguousarray(rgb).reshape(-1))
+        msg = self.T[IMAGE](header=self._header(stamp_ns, frame_id), height=h, width=w, encoding="rgb8",
+                            is_bigendian=0, step=w * 3, data=np.ascontiguousarray(rgb).reshape(-1))
         return self.ts.serialize_cdr(msg, IMAGE)
+
+    def _status(self, rec: TickRecord) -> bytes | memoryview:
+        kv = self.T["diagnostic_msgs/msg/KeyValue"]
+        msg = self.T[DIAGNOSTIC_STATUS](
+            level=1 if rec.skipped else 0, name=f"{self.node.strip('/').split('/')[-1]}: tick",
+            message=rec.skip_reason or "ok", hardware_id=self.settings.policy_path,
+            values=[kv(key="tick", value=str(rec.index)), kv(key="time_ns", value=str(rec.time_ns))]
+            + [kv(key=f"stamp_ns{topic}", value="" if s is None else str(s)) for topic, s in rec.input_stamps_ns.items()])
+        return self.ts.serialize_cdr(msg, DIAGNOSTIC_STATUS)
+
+    def _action(self, rec: TickRecord) -> bytes | memoryview:
+        """The command in the configured action_type (the same content as the node's action messages)."""
+        kind = ACTION_MESSAGE_TYPES[self.settings.action_type]
+        positions = np.asarray(rec.command_ros, dtype=np.float64)
+        T = self.T
+        if kind == "sensor_msgs/msg/JointState":
+            msg = T[kind](header=self._header(rec.time_ns, ""), name=list(self.joint_names), position=positions,
+                          velocity=np.zeros(0, dtype=np.float64), effort=np.zeros(0, dtype=np.float64))
+        elif kind == "std_msgs/msg/Float64MultiArray":
+            dim = T["std_msgs/msg/MultiArrayDimension"](label="joints", size=len(positions), stride=len(positions))
+            msg = T[kind](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0), data=positions)
+        else:
+            nanos = int(round(1e9 / self.settings.control_rate_hz))
+            point = T["trajectory_msgs/msg/JointTrajectoryPoint"](
+                positions=positions, velocities=np.zeros(0), accelerations=np.zeros(0), effort=np.zeros(0),
+                time_from_start=T["builtin_interfaces/msg/Duration"](sec=nanos // 10**9, nanosec=nanos % 10**9))
+            msg = T[kind](header=self._header(rec.time_ns, ""), joint_names=list(self.joint_names), points=[point])
+        return self.ts.serialize_cdr(msg, kind)

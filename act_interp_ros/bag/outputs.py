@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from act_interp_ros.core.attention import Interpretation
+from act_interp_ros.pipeline.reasons import SkipReason
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +66,14 @@ class CameraFrame:
 
 @dataclass
 class TickRecord:
-    """Everything one control tick produced; skipped ticks have ``skip_reason`` and no model outputs.
+    """Everything one control tick produced; skipped ticks have ``skip`` and no model outputs.
 
     Attributes:
         index: tick number from the start of the replayed range (0, 1, ...).
         time_ns: tick time on the replay clock; per-tick outputs are stamped with it.
         rel_s: seconds since the start of the replayed range.
         log_ns: log (receive) time at which this tick's outputs are recorded in the output bag.
-        skip_reason: why no action was computed (``None`` when the policy ran).
+        skip: why no action was computed (``None`` when the policy ran).
         frames: camera key -> latest frame available at this tick (may be absent or stale when skipped).
         input_stamps_ns: input topic -> header stamp (ns) of the message used, ``None`` when none yet.
         action: (A,) policy action in policy (dataset) units.
@@ -87,7 +88,7 @@ class TickRecord:
     time_ns: int
     rel_s: float
     log_ns: int
-    skip_reason: str | None = None
+    skip: SkipReason | None = None
     frames: dict[str, CameraFrame] = field(default_factory=dict)
     input_stamps_ns: dict[str, int | None] = field(default_factory=dict)
     action: np.ndarray | None = None
@@ -100,12 +101,12 @@ class TickRecord:
 
     @property
     def skipped(self) -> bool:
-        return self.skip_reason is not None
+        return self.skip is not None
 
-
-def reason_group(reason: str) -> str:
-    """Reason without its numbers, for counting: ``stale:/joint_states age=0.41s>0.25s`` -> ``stale:/joint_states``."""
-    return reason.split(" ", 1)[0]
+    @property
+    def skip_reason(self) -> str | None:
+        """The skip reason as text (``stale:/joint_states age=0.41s>0.25s``), ``None`` when the policy ran."""
+        return None if self.skip is None else str(self.skip)
 
 
 # ---------------------------------------------------------------------------------------- staging
@@ -159,6 +160,31 @@ class OutputStage:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def previous_outputs(out_dir: Path) -> set[str]:
+    """Names of the outputs an earlier run listed in ``out_dir/summary.json`` (plain names inside out_dir)."""
+    try:
+        listed = json.loads((Path(out_dir) / SUMMARY_NAME).read_text()).get("outputs", {})
+    except (OSError, ValueError, AttributeError):
+        return set()
+    names = set()
+    for path in (listed.values() if isinstance(listed, dict) else []):
+        p = Path(str(path))
+        if p.parent.resolve() == Path(out_dir).resolve() and not p.name.startswith("."):
+            names.add(p.name)
+    return names
+
+
+def remove_stale_outputs(out_dir: Path, previous: set[str], keep: set[str]) -> None:
+    """Delete outputs of an earlier run (``previous``) that this run did not write (not in ``keep``)."""
+    for name in sorted(previous - keep):
+        path = Path(out_dir) / name
+        logger.info("removing '%s' left by an earlier run (not written by this one)", path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -185,7 +211,7 @@ class TickTable:
 
     Columns (fixed, so a run where every tick was skipped still has them all)::
 
-        tick, time_s, stamp_ns, skipped, skip_reason, gradcam,
+        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, gradcam,
         attn_proprio, [attn_env_state], attn_latent, attn_<camera>..., action_<joint>...,
         command_clamped, stamp_<camera>_ns..., stamp_joint_state_ns
     """
@@ -215,6 +241,7 @@ class TickTable:
             "time_s": round(rec.rel_s, 9),
             "stamp_ns": rec.time_ns,
             "skipped": rec.skipped,
+            "skip_kind": rec.skip.kind if rec.skip is not None else "",
             "skip_reason": rec.skip_reason or "",
             "gradcam": rec.gradcam is not None,
         }
@@ -234,17 +261,21 @@ class TickTable:
         self.rows.append(row)
 
     def dataframe(self):
-        """The rows as a pandas DataFrame (nullable integer stamps)."""
+        """The rows as a pandas DataFrame; stamp columns are exact nullable int64 nanoseconds (``Int64``)."""
         import pandas as pd
 
-        df = pd.DataFrame(self.rows, columns=self._columns())
-        for col in df.columns:
-            if col.startswith("stamp_"):
-                df[col] = df[col].astype("Int64")
-        return df
+        columns = self._columns()
+        data = {}
+        for col in columns:
+            values = [row.get(col) for row in self.rows]
+            if col.startswith("stamp_"):  # never through float64: ns stamps need all 64 bits
+                data[col] = pd.array(values, dtype="Int64")
+            else:
+                data[col] = values
+        return pd.DataFrame(data, columns=columns)
 
     def _columns(self) -> list[str]:
-        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_reason", "gradcam", *self.fraction_columns]
+        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "gradcam", *self.fraction_columns]
         cols += [f"action_{n}" for n in self.action_names] + ["command_clamped"]
         cols += [f"stamp_{n}_ns" for n in self.camera_names] + ["stamp_joint_state_ns"]
         return cols
@@ -270,8 +301,10 @@ def read_table(path: str | Path):
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
+    header = pd.read_csv(path, nrows=0).columns
+    dtypes = {c: "Int64" for c in header if c.startswith("stamp_")}
     return pd.read_csv(path, keep_default_na=False, na_values=[""],
-                       dtype={"skip_reason": str}).fillna({"skip_reason": ""})
+                       dtype={"skip_reason": str, "skip_kind": str, **dtypes}).fillna({"skip_reason": "", "skip_kind": ""})
 
 
 # ------------------------------------------------------------------------------------------- plot

@@ -1,7 +1,7 @@
 """Play a rosbag2 through real rclpy publishers with its original timing (``act_interp_play``).
 
-The bag is read with ``rosbags`` (mcap or sqlite3; no ROS install needed) and each message's raw CDR
-bytes are published unchanged with ``Publisher.publish(bytes)`` (rclpy's ``publish_raw`` path, present
+The bag is read with the replay's own reader (:class:`act_interp_ros.bag.reader.BagReader`: ``rosbags``,
+mcap or sqlite3, no ROS install needed) and each message's raw CDR bytes are published unchanged with ``Publisher.publish(bytes)`` (rclpy's ``publish_raw`` path, present
 since Humble); if a rclpy without serialized publishing is found, the bytes are deserialized with
 ``rclpy.serialization.deserialize_message`` first. Message classes are resolved by import:
 ``sensor_msgs/msg/Image`` -> ``from sensor_msgs.msg import Image``.
@@ -36,22 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from act_interp_ros.bag.reader import BagError, TopicSummary, open_bag
+
 logger = logging.getLogger("act_interp_ros.bag.play")  # also when run as __main__
 
 CLOCK_TOPIC = "/clock"
 
 
-class BagPlayError(RuntimeError):
-    """The bag cannot be played (missing, not a bag, no messages, unknown type, no subscribers...)."""
+class BagPlayError(BagError):
+    """The bag cannot be played (unknown message type, topic or range, bad rate, no subscribers...).
 
-
-@dataclass(frozen=True)
-class TopicInfo:
-    """A topic of the bag."""
-
-    name: str
-    msgtype: str
-    count: int
+    Problems reading the bag itself are :class:`~act_interp_ros.bag.reader.BagError` (its base class).
+    """
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,7 @@ class BagInfo:
     """What :func:`inspect_bag` found."""
 
     path: Path
-    topics: dict[str, TopicInfo]
+    topics: dict[str, TopicSummary]
     start_ns: int
     end_ns: int
     message_count: int
@@ -104,40 +100,10 @@ class PlaybackSummary:
         return "\n".join(lines)
 
 
-def _open_reader(path: Path):
-    from rosbags.rosbag2 import Reader
-
-    if not path.exists():
-        raise BagPlayError(f"bag {str(path)!r} does not exist")
-    try:
-        reader = Reader(path)
-        reader.open()
-    except Exception as exc:  # rosbags raises ReaderError / KeyError / OSError / yaml errors
-        raise BagPlayError(
-            f"{str(path)!r} is not a readable rosbag2 bag (expected a directory with metadata.yaml, or a "
-            f".mcap / .db3 file): {exc}"
-        ) from exc
-    return reader
-
-
 def inspect_bag(path: str | Path) -> BagInfo:
-    """Topics, counts and time range of a bag. Raises :class:`BagPlayError` when it is not playable."""
-    path = Path(path)
-    reader = _open_reader(path)
-    try:
-        topics: dict[str, TopicInfo] = {}
-        for conn in reader.connections:
-            prev = topics.get(conn.topic)
-            count = conn.msgcount + (prev.count if prev else 0)
-            topics[conn.topic] = TopicInfo(conn.topic, conn.msgtype, count)
-        info = BagInfo(path, topics, int(reader.start_time), int(reader.end_time), int(reader.message_count))
-    except Exception as exc:
-        raise BagPlayError(f"cannot read the index of bag {str(path)!r}: {exc}") from exc
-    finally:
-        reader.close()
-    if info.message_count == 0:
-        raise BagPlayError(f"bag {str(path)!r} contains no messages")
-    return info
+    """Topics, counts and time range of a bag. Raises :class:`BagError` when it cannot be read."""
+    with open_bag(path) as reader:
+        return BagInfo(Path(path), dict(reader.topics), reader.start_ns, reader.end_ns, reader.message_count)
 
 
 def resolve_message_type(msgtype: str) -> Any:
@@ -327,16 +293,15 @@ class BagPlayer:
             wall_begin = time.monotonic()
             clock_period = 1.0 / self.clock_hz
             while not self._stop.is_set():
-                reader = _open_reader(self.bag_path)
-                try:
-                    conns = [c for c in reader.connections if c.topic in publishers]
+                with open_bag(self.bag_path) as reader:
                     wall0 = time.monotonic()
                     t0 = self.start_ns
                     next_clock = wall0
                     if clock_pub is not None:
                         publish_clock(t0)
                         next_clock = wall0 + clock_period
-                    for conn, t_ns, raw in reader.messages(connections=conns, start=self.start_ns):
+                    for message in reader.messages(list(publishers), start_ns=self.start_ns):
+                        t_ns, raw = message.log_ns, message.data
                         due = wall0 + (t_ns - t0) / 1e9 / self.rate
                         while not self._stop.is_set():
                             now = time.monotonic()
@@ -359,7 +324,7 @@ class BagPlayer:
                         summary.max_lag_s = max(summary.max_lag_s, time.monotonic() - due)
                         if clock_pub is not None and t_ns != last_clock_ns:
                             publish_clock(t_ns)
-                        topic = conn.topic
+                        topic = message.topic
                         data = raw if isinstance(raw, bytes) else bytes(raw)
                         try:
                             if raw_ok[topic]:
@@ -378,8 +343,6 @@ class BagPlayer:
                             summary.dropped[topic] += 1
                     else:
                         summary.loops_completed += 1
-                finally:
-                    reader.close()
                 if not self.loop:
                     break
             summary.stopped_early = self._stop.is_set()
@@ -456,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             start_offset=args.start_offset, delay=args.delay, qos_depth=args.qos_depth,
             wait_for_subscribers=args.wait_for_subscribers, wait_timeout=args.wait_timeout,
         )
-    except BagPlayError as exc:
+    except BagError as exc:
         logger.error("%s", exc)
         return 1
     info = player.info
@@ -472,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         player.run(node)
-    except BagPlayError as exc:
+    except BagError as exc:
         logger.error("%s", exc)
         code = 1
     except KeyboardInterrupt:

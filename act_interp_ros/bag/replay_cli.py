@@ -1,13 +1,14 @@
 """``act_interp_replay``: replay a recorded ROS 2 bag through an ACT policy offline (no ROS/DDS needed).
 
     act_interp_replay BAG --policy PATH [--config config/so101.yaml] --out DIR
-                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--gradcam-every N]
+                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--side-every N]
                       [--no-bag] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
                       [--strict-size] [--device cpu] [--clock log|header] [-p NAME:=VALUE ...]
 
-Writes into DIR: ``interp_bag/`` (mcap bag: inputs + overlays, proprio attention, GradCAM, actions),
-``attention_<cam>.mp4`` and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and
-``summary.json``. Bad input prints one line on stderr and exits with status 2.
+Writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publishes), ``attention_<cam>.mp4`` and
+``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``; outputs of an
+earlier run into DIR that this run does not write are removed. Bad input prints one line on stderr and
+exits with status 2; so does a run in which no tick could compute an action (the line says why).
 """
 
 from __future__ import annotations
@@ -33,20 +34,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def default_config() -> Path:
-    """config/so101.yaml: in the working directory, else the installed package share, else the source tree."""
-    candidates = [Path.cwd() / "config" / "so101.yaml"]
-    try:
-        from ament_index_python.packages import get_package_share_directory  # noqa: PLC0415
-
-        candidates.append(Path(get_package_share_directory("act_interp_ros")) / "config" / "so101.yaml")
-    except Exception:  # noqa: BLE001 - no ament index (pip install): fall through
-        pass
-    candidates.append(Path(sys.prefix) / "share" / "act_interp_ros" / "config" / "so101.yaml")
-    candidates.append(Path(__file__).resolve().parents[2] / "config" / "so101.yaml")
-    return next((p for p in candidates if p.is_file()), candidates[0])
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
@@ -65,15 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, metavar="HZ", help="tick rate (default: control_rate_hz)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="run N ticks' forward passes in one batch (same actions as sequential; default 1)")
-    p.add_argument("--gradcam-every", type=int, default=None, metavar="N",
-                   help="GradCAM every N ticks (0 = off, 1 = every tick; default from gradcam_rate_hz)")
+    p.add_argument("--side-every", type=int, default=None, metavar="N",
+                   help="side methods (GradCAM) every N ticks (0 = off, 1 = every tick; default from side_rate_hz)")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-video", action="store_true", help="do not write videos")
     p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
     p.add_argument("--no-plot", action="store_true", help="do not write the attention plot")
     p.add_argument("--table-format", choices=("csv", "parquet"), default="csv", help="per-tick table format")
     p.add_argument("--strict-size", action="store_true",
-                   help="error out when images are not the policy's size (default: resize, warn once)")
+                   help="treat images that are not the policy's size as bad input (skipped ticks), like "
+                   "-p image_resize:=false (default: resize, warn once)")
     p.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N, mps (default: from config)")
     p.add_argument("--clock", choices=("log", "header"), default="log",
                    help="tick on log (receive) times like live playback (default) or on header stamps")
@@ -135,23 +123,29 @@ def _run(args: argparse.Namespace) -> int:
     from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
     from act_interp_ros.bag.replay import ReplayError, ReplayOptions, replay_bag  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
-    from act_interp_ros.settings import SettingsError, load_settings_yaml, parse_param_assignments  # noqa: PLC0415
+    from act_interp_ros.settings import (  # noqa: PLC0415
+        SettingsError,
+        default_config,
+        load_settings_yaml,
+        parse_param_assignments,
+    )
 
     try:
         overrides = parse_param_assignments(args.param)
         overrides["policy_path"] = args.policy
         if args.device:
             overrides["device"] = args.device
+        if args.strict_size:
+            overrides["image_resize"] = False
         config = args.config or default_config()
         settings = load_settings_yaml(config, overrides=overrides)
         for hint in settings.warnings():
             logging.getLogger(PROG).warning("%s", hint)
         options = ReplayOptions(
             start_s=args.start, end_s=args.end, rate_hz=args.rate, batch_size=args.batch_size,
-            gradcam_every=args.gradcam_every, clock=args.clock, write_bag=not args.no_bag,
+            side_every=args.side_every, clock=args.clock, write_bag=not args.no_bag,
             write_video=not args.no_video, write_table=not args.no_table, write_plot=not args.no_plot,
-            table_format=args.table_format, strict_size=args.strict_size, device=args.device,
-            progress=not args.quiet,
+            table_format=args.table_format, device=args.device, progress=not args.quiet,
         )
         summary = replay_bag(args.bag, args.policy, settings, args.out, options)
     except KeyboardInterrupt:
@@ -172,6 +166,9 @@ def _run(args: argparse.Namespace) -> int:
           f"{summary.timings['ticks_per_s']:.1f} ticks/s")
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
+    problem = summary.no_action_message()
+    if problem:
+        return _fail(problem)
     return 0
 
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from act_interp_ros.bag.outputs import GRID_VIDEO_NAME, TickRecord, camera_video_name
+from act_interp_ros.core.render import draw_label
 
 logger = logging.getLogger(__name__)
 
@@ -31,17 +32,6 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
-def _label(img: np.ndarray, text: str, *, y: int | None = None, scale: float | None = None) -> None:
-    """White text on a dark box, drawn in place at the top-left (or at row ``y``)."""
-    h, w = img.shape[:2]
-    scale = scale or max(0.35, min(h, w) / 600.0)
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-    x0 = max(3, round(0.02 * min(h, w)))
-    y0 = y if y is not None else x0
-    cv2.rectangle(img, (x0 - 2, y0 - 2), (min(w - 1, x0 + tw + 2), y0 + th + base + 2), (0, 0, 0), thickness=-1)
-    cv2.putText(img, text, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
-
-
 def placeholder(frame: np.ndarray | None, size_hw: tuple[int, int], text: str) -> np.ndarray:
     """A dimmed copy of ``frame`` (or black) at ``size_hw`` with ``text`` drawn on it."""
     h, w = size_hw
@@ -49,7 +39,7 @@ def placeholder(frame: np.ndarray | None, size_hw: tuple[int, int], text: str) -
         out = np.zeros((h, w, 3), dtype=np.uint8)
     else:
         out = fit(frame, size_hw) // 3
-    _label(out, text[:80])
+    draw_label(out, text[:80])
     return out
 
 
@@ -186,7 +176,7 @@ class ReplayVideos:
             if "state" in fr:
                 text += f"  proprio {fr['state']:.0%}"
             text += "".join(f"  {self.names[k]} {fr[k]:.0%}" for k in self.keys if k in fr)
-        _label(bar, text[:100], y=4, scale=0.4)
+        draw_label(bar, text[:100], y=4, scale=0.4)
         self.grid.write(np.concatenate([bar, body], axis=0))
 
     def close(self) -> list[str]:

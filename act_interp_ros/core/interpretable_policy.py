@@ -136,6 +136,11 @@ class InterpretableACT:
         """Whether the next ``select_action`` runs a forward pass."""
         return force_model_run or self.uses_temporal_ensembling or len(self._queue()) == 0
 
+    def pop_queued(self) -> Tensor:
+        """(B, A) next queued action (action-queue mode, queue not empty): what ``select_action`` returns
+        when it runs no forward pass."""
+        return self._queue().popleft()
+
     def predict_chunk(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Interpretation, ...]]:
         """One forward pass: (B, chunk_size, action_dim) normalised chunk + one interpretation per row."""
         batch = self._with_state_placeholder(batch)
@@ -161,7 +166,7 @@ class InterpretableACT:
         """Like ``ACTPolicy.select_action`` on a normalised batch, plus this tick's interpretation."""
         self.policy.eval()
         if not self.needs_model_run(force_model_run):
-            return ActionWithInterpretation(self._queue().popleft(), ())
+            return ActionWithInterpretation(self.pop_queued(), ())
         chunk, interpretations = self.predict_chunk(batch)
         return ActionWithInterpretation(self.select_from_chunk(chunk), interpretations)
 

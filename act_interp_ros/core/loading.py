@@ -66,6 +66,11 @@ def _check_local_dir(path: Path) -> None:
             f"policy path '{path}' is missing {', '.join(missing)}; expected a LeRobot pretrained_model/ "
             f"directory with {', '.join(REQUIRED_FILES + PROCESSOR_FILES)}{hint}"
         )
+    for name in (*REQUIRED_FILES, *PROCESSOR_FILES):
+        file = path / name
+        if file.is_file() and not os.access(file, os.R_OK):
+            raise PolicyLoadError(f"cannot read '{file}': permission denied (the file exists but this user may not "
+                                  "read it; check its owner and mode, e.g. chmod a+r)")
     try:
         policy_type = json.loads((path / "config.json").read_text()).get("type")
     except (OSError, ValueError) as exc:

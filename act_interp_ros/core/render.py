@@ -60,9 +60,28 @@ def render_overlay(
         for band in (out[:px], out[-px:], out[px:-px, :px], out[px:-px, -px:]):  # views: edited in place
             band[...] = (band * (1.0 - strength) + MAGENTA_RGB * strength).astype(np.uint8)
     if label:
-        scale = max(0.35, min(h, w) / 600.0)
-        (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        x0 = y0 = max(4, round(0.03 * min(h, w)))
-        cv2.rectangle(out, (x0 - 2, y0 - 2), (x0 + tw + 2, y0 + th + base + 2), (0, 0, 0), thickness=-1)
-        cv2.putText(out, label, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        draw_label(out, label, scale=max(0.35, min(h, w) / 600.0))
     return out
+
+
+def draw_label(img: np.ndarray, text: str, *, corner: str = "tl", scale: float | None = None,
+               y: int | None = None) -> np.ndarray:
+    """White text on a dark box, drawn in place at the top-left (``tl``), bottom-left (``bl``) or row ``y``.
+
+    ``scale`` defaults to the image size (readable from 160x120 to 1280x960). Returns ``img``.
+    """
+    h, w = img.shape[:2]
+    scale = scale or max(0.35, min(h, w) / 600.0)
+    thick = 1 if scale < 0.7 else 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(2, round(0.01 * min(h, w)))
+    x0 = max(4, round(0.03 * min(h, w)))
+    if y is not None:
+        y0 = y
+    elif corner == "bl":
+        y0 = h - x0 - th - base
+    else:
+        y0 = x0
+    cv2.rectangle(img, (x0 - pad, y0 - pad), (min(w - 1, x0 + tw + pad), y0 + th + base + pad), (0, 0, 0), -1)
+    cv2.putText(img, text, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return img

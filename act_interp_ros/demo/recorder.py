@@ -1,8 +1,9 @@
 """In-process rclpy recorder of what the live ``act_interp_node`` publishes during the demo.
 
-It subscribes to the node's outputs (attention and GradCAM overlays per camera, proprio attention,
-``/diagnostics``), keeps them in memory with their header stamps, and answers "is the node up?" from
-the ROS graph. It runs with ``use_sim_time`` so times taken at receipt are bag time (``/clock``).
+It subscribes to the node's outputs as the output contract names them (attention and side-method
+overlays per camera, attention shares, proprio attention, every tick's status, ``/diagnostics``), keeps
+them in memory with their header stamps, and answers "is the node up?" from the ROS graph. It runs with
+``use_sim_time`` so times taken at receipt are bag time (``/clock``).
 
 Memory: overlays are kept as decoded (H, W, 3) uint8 RGB arrays (about 0.9 MB per 640x480 frame; a
 12 s demo with two cameras at 30 Hz holds about 0.7 GB). Encoding video while the bag plays would
@@ -20,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.ros.image_conversion import decode_image
+from act_interp_ros.image_decoding import decode_image
+from act_interp_ros.pipeline import OutputContract
 from act_interp_ros.settings import NodeSettings
 
 logger = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class Recording:
     gradcam: dict[str, list[StampedFrame]] = field(default_factory=lambda: defaultdict(list))
     proprio: list[ScalarSample] = field(default_factory=list)
     camera_share: dict[str, list[ScalarSample]] = field(default_factory=lambda: defaultdict(list))
+    ticks: list[tuple[int, int, str]] = field(default_factory=list)  # (tick, ROS time ns, "ok" or skip reason)
     diagnostics: list[tuple[int, dict[str, dict[str, str]]]] = field(default_factory=list)
     decode_errors: int = 0
 
@@ -70,23 +73,25 @@ class DemoRecorder:
 
     Args:
         context: an initialised rclpy Context (the demo's own, loopback-only).
-        settings: the node's settings (camera names, GradCAM rate).
+        settings: the node's settings (its input topics).
+        contract: the node's output contract (what to subscribe to).
         node_name: the live node's name (its private namespace holds the outputs).
-        gradcam: subscribe to the GradCAM overlays.
+        side: subscribe to the GradCAM (side-method) overlays.
     """
 
-    def __init__(self, context, settings: NodeSettings, node_name: str = "act_interp_node",
-                 gradcam: bool = True) -> None:
+    def __init__(self, context, settings: NodeSettings, contract: OutputContract, node_name: str = "act_interp_node",
+                 side: bool = True) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
 
         self.context = context
         self.settings = settings
+        self.contract = contract
         self.cameras = list(settings.camera_names)
-        self.ns = f"/{node_name.strip('/')}"
         self.node_name = node_name.strip("/").split("/")[-1]
-        self.gradcam = gradcam
+        self.topics = contract.topics(node_name)
+        self.side = side
         self.rec = Recording()
         self._lock = threading.Lock()
         self.node = rclpy.create_node(
@@ -101,22 +106,22 @@ class DemoRecorder:
 
     # ------------------------------------------------------------------ topics
     def attention_topic(self, cam: str) -> str:
-        return f"{self.ns}/attention/{cam}/overlay"
+        return self.topics[f"attention_overlay/{cam}"]
 
     def gradcam_topic(self, cam: str) -> str:
-        return f"{self.ns}/gradcam/{cam}/overlay"
+        return self.topics[f"gradcam_overlay/{cam}"]
 
     @property
     def proprio_topic(self) -> str:
-        return f"{self.ns}/proprio_attention"
+        return self.topics["proprio_attention"]
 
     @property
     def input_topics(self) -> list[str]:
         return [*self.settings.camera_topics, self.settings.joint_state_topic]
 
     def output_topics(self) -> list[str]:
-        topics = [self.attention_topic(c) for c in self.cameras] + [self.proprio_topic]
-        if self.gradcam:
+        topics = [self.attention_topic(c) for c in self.cameras] + [self.proprio_topic, self.topics["tick_status"]]
+        if self.side:
             topics += [self.gradcam_topic(c) for c in self.cameras]
         return topics
 
@@ -177,7 +182,7 @@ class DemoRecorder:
 
     def subscribe(self) -> None:
         """Create the subscriptions, matching each output's publisher QoS (call once the node is up)."""
-        from diagnostic_msgs.msg import DiagnosticArray
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
         from sensor_msgs.msg import Image
         from std_msgs.msg import Float32
 
@@ -186,16 +191,19 @@ class DemoRecorder:
             topic = self.attention_topic(cam)
             self._subs.append(node.create_subscription(
                 Image, topic, self._image_cb(self.rec.attention, cam), self._output_qos(topic, 60)))
-            if self.gradcam:
+            if self.side:
                 topic = self.gradcam_topic(cam)
                 self._subs.append(node.create_subscription(
                     Image, topic, self._image_cb(self.rec.gradcam, cam), self._output_qos(topic, 20)))
         self._subs.append(node.create_subscription(
             Float32, self.proprio_topic, self._on_proprio, self._output_qos(self.proprio_topic, 100)))
         for cam in self.cameras:
-            topic = f"{self.ns}/attention/{cam}/share"
+            topic = self.topics[f"attention_share/{cam}"]
             self._subs.append(node.create_subscription(
                 Float32, topic, self._share_cb(cam), self._output_qos(topic, 100)))
+        topic = self.topics["tick_status"]
+        self._subs.append(node.create_subscription(
+            DiagnosticStatus, topic, self._on_tick_status, self._output_qos(topic, 200)))
         self._subs.append(node.create_subscription(DiagnosticArray, DIAGNOSTICS_TOPIC, self._on_diagnostics, 50))
 
     def subscriptions_matched(self) -> bool:
@@ -230,6 +238,11 @@ class DemoRecorder:
         with self._lock:
             self.rec.proprio.append(ScalarSample(self._now_ns(), float(msg.data)))
 
+    def _on_tick_status(self, msg) -> None:
+        values = {kv.key: kv.value for kv in msg.values}
+        with self._lock:
+            self.rec.ticks.append((int(values.get("tick", -1)), int(values.get("time_ns", -1)), msg.message))
+
     def _on_diagnostics(self, msg) -> None:
         statuses: dict[str, dict[str, str]] = {}
         for status in msg.status:
@@ -252,6 +265,7 @@ class DemoRecorder:
                 "attention": sum(len(v) for v in self.rec.attention.values()),
                 "gradcam": sum(len(v) for v in self.rec.gradcam.values()),
                 "proprio": len(self.rec.proprio),
+                "ticks": len(self.rec.ticks),
                 "diagnostics": len(self.rec.diagnostics),
             }
 

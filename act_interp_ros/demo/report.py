@@ -24,6 +24,7 @@ import numpy as np
 from act_interp_ros.bag.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
 from act_interp_ros.bag.outputs import TickTable, camera_video_name, write_attention_plot
 from act_interp_ros.bag.video_output import Mp4Writer, fit, placeholder
+from act_interp_ros.core.render import draw_label
 from act_interp_ros.demo.recorder import Recording, StampedFrame
 
 logger = logging.getLogger(__name__)
@@ -112,20 +113,6 @@ class _Latest:
         return self.frames[i] if i < len(self.stamps) and self.stamps[i] == t_ns else None
 
 
-def label(img: np.ndarray, text: str, *, corner: str = "tl", scale: float | None = None) -> np.ndarray:
-    """White text on a dark box at a corner (``tl``/``bl``), drawn in place; returns ``img``."""
-    h, w = img.shape[:2]
-    scale = scale or max(0.4, min(h, w) / 800.0)
-    thick = 1 if scale < 0.7 else 2
-    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
-    pad = max(3, round(0.012 * min(h, w)))
-    x0 = pad + 2
-    y0 = pad + 2 if corner == "tl" else h - pad - th - base - 2
-    cv2.rectangle(img, (x0 - pad, y0 - pad), (min(w - 1, x0 + tw + pad), y0 + th + base + pad // 2), (0, 0, 0), -1)
-    cv2.putText(img, text, (x0, y0 + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
-    return img
-
-
 def _frame_view(latest: _Latest, t_ns: int, size_hw: tuple[int, int], what: str, hold_limit_s: float) -> np.ndarray:
     f = latest.at(t_ns)
     if f is None:
@@ -171,7 +158,7 @@ def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, camera
             for c in cameras:
                 view = _frame_view(att[c], t, frame_sizes[c], f"{c} attention", HOLD_LIMIT_S)
                 writers[camera_video_name(c)].write(view)
-                att_row.append(label(fit(view, cell), f"{c}: attention", corner="bl", scale=0.4))
+                att_row.append(draw_label(fit(view, cell), f"{c}: attention", corner="bl", scale=0.4))
                 if gradcam:
                     g = gc[c].at(t)
                     if g is None:
@@ -179,10 +166,10 @@ def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, camera
                     else:
                         gview = _frame_view(gc[c], t, frame_sizes[c], f"{c} GradCAM", gc_limit)
                         if (t - g.stamp_ns) / 1e9 <= gc_limit:
-                            gview = label(gview.copy(), f"GradCAM of t={timeline.rel_s(g.stamp_ns):.2f} s",
+                            gview = draw_label(gview.copy(), f"GradCAM of t={timeline.rel_s(g.stamp_ns):.2f} s",
                                           corner="bl")
                     writers[gradcam_video_name(c)].write(gview)
-                    gc_row.append(label(fit(gview, cell), f"{c}: GradCAM", corner="tl", scale=0.4))
+                    gc_row.append(draw_label(fit(gview, cell), f"{c}: GradCAM", corner="tl", scale=0.4))
             rows = [np.concatenate(att_row, axis=1)]
             if gradcam:
                 rows.append(np.concatenate(gc_row, axis=1))
@@ -191,7 +178,7 @@ def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, camera
             p = proprio_at(t)
             text = (f"t={timeline.rel_s(t):5.2f}s  episode {int(timeline.episode[k]) + 1}  "
                     f"phase: {timeline.phase[k]}" + (f"  proprio {p:.0%}" if p is not None else ""))
-            label(bar, text, scale=0.45)
+            draw_label(bar, text, scale=0.45)
             overview.write(np.concatenate([bar, body], axis=0))
             if progress is not None:
                 progress(1)
@@ -400,6 +387,12 @@ def summary_markdown(s: dict[str, Any]) -> str:
         f"- proprio attention samples: {s['proprio_attention']['count']}, mean "
         f"{_pct(s['proprio_attention']['mean'])}",
     ]
+    t = s.get("ticks") or {}
+    if t.get("expected"):
+        lines.append(f"- control ticks ({t['control_rate_hz']:g} Hz, {t['expected']:.0f} expected over the bag): "
+                     f"**{_pct(t['computed_fraction'])}** computed an action (observe-only: the action it would have "
+                     f"published), maps for **{_pct(t['maps_fraction'])}**; skipped: "
+                     + (", ".join(f"{k} {v}" for k, v in t["skipped_by_kind"].items()) or "none"))
     d = s.get("diagnostics") or {}
     if d:
         c = d.get("counters", {})

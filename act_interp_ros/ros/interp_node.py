@@ -1,134 +1,99 @@
-"""``act_interp_node``: runs a LeRobot ACT policy each control tick and publishes what it looks at.
+"""``act_interp_node``: runs a LeRobot ACT policy at the control rate and publishes what it looks at.
 
-Callback groups (spun by a MultiThreadedExecutor, see ``main.py``):
-  * control (reentrant + non-blocking lock): the control tick timer. A tick that fires while the
-    previous one still runs is dropped and counted (``skipped.overrun``) instead of queued. (A busy
-    mutually exclusive group would leave the timer "ready but not takeable", and rclpy's
-    MultiThreadedExecutor then spins on it, starving the tick of the GIL: measured 2-10x slower.)
-  * inputs (reentrant): subscriptions only store the latest message;
-  * gradcam (reentrant + non-blocking lock): a run still going when the timer fires is skipped and
-    counted, so GradCAM never piles up and never delays a tick beyond CPU contention;
-  * diagnostics (mutually exclusive): /diagnostics.
+Threads (the executor only hands work over; it never waits for torch, and torch never waits for it):
+
+* executor (one thread): subscriptions keep the newest message per input; the control timer submits the
+  tick's ROS time to the control worker; the side timer submits the newest observation to the side
+  worker; diagnostics, the pause service and parameter sets.
+* control worker: one tick = snapshot -> gate -> decode -> observation -> policy step -> limits -> command
+  (:mod:`act_interp_ros.pipeline`). The policy step is the unwrapped policy's: a forward pass only when
+  its action queue is empty (every tick with temporal ensembling), so interpretation never costs the robot
+  an action. A tick that fires while the previous one still runs is skipped and counted (``overrun``).
+* map worker: a forward pass with attention capture on the newest computed tick's observation (the
+  control forward's own maps when that tick ran one), then shares, proprio attention and overlays. Maps
+  arrive at the rate the hardware sustains; ticks whose map was superseded are counted.
+* side worker: GradCAM (and other side methods) on the newest observation at ``side_rate_hz``; a run
+  still going when the timer fires is skipped and counted; a failure is counted and never stops control.
+
+Safety: every command is inside the joint limits and ``max_joint_step`` of the current position; no
+command from missing, stale, invalid or out-of-limit input; after any tick that could not act the next
+action comes from a fresh forward pass; an exception in a tick is caught, counted and logged, and after
+``max_consecutive_tick_errors`` in a row commands stop until a clean tick (``/diagnostics`` ERROR).
 """
 
 from __future__ import annotations
 
 import os
-import threading
 import time
+import traceback
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.exceptions import ParameterUninitializedException
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+import torch
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32
 from std_srvs.srv import SetBool
 
-from act_interp_ros.core import (
-    AttentionOptions,
-    GradCAM,
-    GradCAMTarget,
-    InterpretableACT,
-    ObservationBuilder,
-    ObservationError,
-    PolicyLoadError,
-    render_overlay,
+from act_interp_ros.core import GradCAM, Interpretation, PolicyLoadError, render_overlay
+from act_interp_ros.image_decoding import backend_name
+from act_interp_ros.pipeline import (
+    LatestJobWorker,
+    LoopStats,
+    PlanStepper,
+    SkipReason,
+    TickPipeline,
+    TickSnapshot,
+    gradcam_target,
+    load_policy,
+    output_contract,
 )
-from act_interp_ros.freshness import InputGate
-from act_interp_ros.joint_mapping import JointMapping, JointMappingError
-from act_interp_ros.ros.action_messages import ACTION_MESSAGE_TYPES, build_action_message
-from act_interp_ros.ros.image_conversion import ImageDecodeError, backend_name, decode_image, encode_rgb_image
-from act_interp_ros.ros.node_stats import NodeStats
-from act_interp_ros.settings import NodeSettings, SettingsError, camera_name, parameter_specs
+from act_interp_ros.pipeline.contract import SIDE_METHOD_LABELS
+from act_interp_ros.ros.action_messages import build_action_message, message_class
+from act_interp_ros.ros.diagnostics import diagnostic_status
+from act_interp_ros.ros.image_encoding import encode_rgb_image
+from act_interp_ros.ros.parameters import DynamicParameters, StartupError, declare_and_read
+from act_interp_ros.ros.ros_logging import route_package_logging, unroute_package_logging
+from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
 
 try:  # rclpy >= Iron
     from rclpy.event_handler import SubscriptionEventCallbacks
 except ImportError:  # Humble
     from rclpy.qos_event import SubscriptionEventCallbacks
 
+__all__ = ["NODE_NAME", "ActInterpNode", "StartupError"]
+
 NODE_NAME = "act_interp_node"
-GRADCAM_FAIL_ENV = "ACT_INTERP_TEST_GRADCAM_FAIL"  # test hook: GradCAM raises, to prove control continues
-
-
-def _stamp_s(msg) -> float | None:
-    """Header stamp in seconds, None when nothing was received yet."""
-    return None if msg is None else msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-class StartupError(RuntimeError):
-    """Configuration that cannot work; the message names the parameter and the expected value."""
-
-
-def output_topics(settings: NodeSettings, node_name: str = NODE_NAME) -> dict[str, str]:
-    """Fully qualified topics the node publishes with ``settings`` (used by tests and the RViz check)."""
-    base = f"/{node_name}"
-    topics = {"proprio_attention": f"{base}/proprio_attention", "diagnostics": "/diagnostics"}
-    for name in settings.camera_names:
-        topics[f"attention/{name}"] = f"{base}/attention/{name}/overlay"
-        topics[f"attention_share/{name}"] = f"{base}/attention/{name}/share"
-        topics[f"gradcam/{name}"] = f"{base}/gradcam/{name}/overlay"
-    action = settings.action_topic
-    topics["action"] = f"{base}/{action[2:]}" if action.startswith("~/") else action
-    return topics
+#: Test hooks (named as such): GradCAM raises; every tick raises while the named file exists.
+GRADCAM_FAIL_ENV = "ACT_INTERP_TEST_GRADCAM_FAIL"
+TICK_FAULT_FILE_ENV = "ACT_INTERP_TEST_TICK_FAULT_FILE"
 
 
 @dataclass
-class _Snapshot:
-    """What GradCAM needs from the last tick that computed an action."""
+class MapJob:
+    """A computed tick's observation for the map and side workers.
+
+    batch: the normalised (B=1) batch the policy saw. frames: camera key -> (H, W, 3) uint8 source frame.
+    headers: camera key -> the source image header. interpretation: the control forward's maps when this
+    tick ran one (then the map worker runs no forward of its own).
+    """
 
     tick: int
-    batch: dict
+    batch: dict[str, Any]
     frames: dict[str, np.ndarray]
     headers: dict[str, Any]
+    interpretation: Interpretation | None = None
 
 
-def read_settings(node: Node) -> NodeSettings:
-    """Declare every NodeSettings field as a described ROS parameter, then read and validate them."""
-    for spec in parameter_specs():
-        # An empty-list default must be declared by type: rclpy would infer BYTE_ARRAY from [].
-        default = spec.default if spec.default != [] else Parameter.Type[spec.ros_type]
-        node.declare_parameter(spec.name, default, ParameterDescriptor(description=spec.description))
-    values: dict[str, Any] = {}
-    for spec in parameter_specs():
-        try:
-            values[spec.name] = node.get_parameter(spec.name).value
-        except ParameterUninitializedException:  # declared by type and not set (e.g. `[]` in a file)
-            values[spec.name] = None
-    try:
-        return NodeSettings.from_mapping(values)
-    except SettingsError as exc:
-        raise StartupError(str(exc)) from exc
-
-
-def check_policy_matches(settings: NodeSettings, policy: InterpretableACT) -> None:
-    """Camera keys and joint count must match the policy, else a StartupError naming the parameter."""
-    if sorted(settings.camera_keys) != sorted(policy.camera_keys):
-        raise StartupError(
-            f"parameter 'camera_keys' must list the policy's cameras {list(policy.camera_keys)}, "
-            f"got {settings.camera_keys}"
-        )
-    n = len(settings.joint_names)
-    if policy.state_dim and n != policy.state_dim:
-        raise StartupError(
-            f"parameter 'joint_names' must have {policy.state_dim} joints (the policy's observation.state "
-            f"size), got {n}: {settings.joint_names}"
-        )
-    if n != policy.action_dim:
-        raise StartupError(
-            f"parameter 'joint_names' must have {policy.action_dim} joints (the policy's action size), got {n}"
-        )
-    if policy.env_state_dim:
-        raise StartupError(
-            "the policy needs observation.environment_state, for which act_interp_node has no input topic; "
-            "use act_interp_ros.core directly for such policies"
-        )
+def configure_torch_threads(requested: int) -> int:
+    """Set torch's intra-op threads to ``requested``; 0 keeps torch's default (``OMP_NUM_THREADS`` when set,
+    else the machine's physical cores). Returns the count in use."""
+    if requested > 0:
+        torch.set_num_threads(requested)
+    return torch.get_num_threads()
 
 
 class ActInterpNode(Node):
@@ -136,249 +101,342 @@ class ActInterpNode(Node):
 
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
-        self.settings = s = read_settings(self)
+        self._log_handler = route_package_logging(self.get_logger())
+        self.settings = s = declare_and_read(self)
         for warning in s.warnings():
             self.get_logger().warning(warning)
+        self.torch_threads = configure_torch_threads(s.torch_threads)
         try:
-            target = s.gradcam_target_spec()
-            attention = AttentionOptions(
-                decoder_layer=s.attention_decoder_layer,
-                heads=tuple(s.attention_heads) or None,
-                query=None if s.attention_query < 0 else s.attention_query,
-            )
-        except SettingsError as exc:
-            raise StartupError(str(exc)) from exc
-        try:
-            self.policy = InterpretableACT.from_pretrained(s.policy_path, device=s.device, attention=attention)
+            self.policy = load_policy(s)
         except PolicyLoadError as exc:
-            raise StartupError(f"parameter 'policy_path': {exc}") from exc
-        except ValueError as exc:  # attention options out of range for this model
-            raise StartupError(f"attention parameters: {exc}") from exc
-        check_policy_matches(s, self.policy)
-        self.gradcam_target = GradCAMTarget(target.kind, target.joint_index)
-        try:
-            self.gradcam = GradCAM(self.policy.policy, s.gradcam_layer) if s.gradcam_rate_hz > 0 else None
-        except ValueError as exc:
-            raise StartupError(f"parameter 'gradcam_layer': {exc}") from exc
-        self.builder = ObservationBuilder(self.policy.config, resize=s.image_resize)
-        self.mapping = JointMapping.from_settings(s)
-        self.gate = InputGate.from_settings(s)
-        self.stats = NodeStats(1.0 / s.control_rate_hz)
-        self.topics = output_topics(s, self.get_name())
-        self.commands_enabled = True
-        # Newest message per input topic (written by subscription callbacks, read once per tick) and the
-        # control thread's decode cache {topic: (msg, rgb)} so a frame reused by two ticks is decoded once.
-        self._latest: dict[str, Any] = {t: None for t in [*s.camera_topics, s.joint_state_topic]}
-        self._decoded: dict[str, tuple[Any, np.ndarray]] = {}
-        self._snapshot: _Snapshot | None = None
-        self._gradcam_lock = threading.Lock()
-        self._tick_lock = threading.Lock()
-        self._last_gradcam_tick = -1
+            raise StartupError(f"parameter 'policy_path': {exc}") from None
+        except SettingsError as exc:
+            raise StartupError(str(exc)) from None
+        self.policy.policy.eval()
+        self.pipeline = TickPipeline(s, self.policy.config)
+        self.stepper = PlanStepper(self.policy)
+        self.contract = output_contract(s, has_state=self.policy.state_dim > 0,
+                                        has_env_state=self.policy.env_state_dim > 0)
+        self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
+                               window_s=max(2.0, 2 * s.diagnostics_period_s))
+        self.side_methods: dict[str, Any] = {}
+        if "gradcam" in s.side_methods:
+            self.side_methods["gradcam"] = GradCAM(self.policy.policy, s.gradcam_layer)
+        self.gradcam_target = gradcam_target(s)
+        self.commands_enabled = True  # the pause service
+        self._latest: dict[str, Any] = {t: None for t in self.pipeline.input_topics}
+        self._cam_topics = dict(zip(s.camera_keys, s.camera_topics))
+        self._latest_job: MapJob | None = None
+        self._last_side_tick = -1
         self._tick_index = 0
         self._warned_at: dict[str, float] = {}
+        self._traced: set[str] = set()
+        self._fault_logged = False
+        self.pub_action = None
         self._create_interfaces()
+        self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=True,
+                                       on_error=lambda exc: self._worker_error("control", exc))
+        self.maps = LatestJobWorker("act_interp_maps", self._compute_maps, drop_when_busy=False,
+                                    on_error=lambda exc: self._worker_error("maps", exc))
+        self.side = LatestJobWorker("act_interp_side", self._compute_side, drop_when_busy=True,
+                                    on_error=lambda exc: self._worker_error("side", exc))
+        self._dynamic = DynamicParameters(self, lambda: self.settings, self._apply_settings)
         self.get_logger().info(
-            f"ACT policy from {s.policy_path} on {s.device}; cameras {dict(zip(s.camera_keys, s.camera_topics))}; "
-            f"control {s.control_rate_hz:g} Hz; GradCAM {s.gradcam_rate_hz:g} Hz; image conversion: "
-            f"{backend_name()}; actions: {'observe-only' if not s.publish_actions else s.action_type + ' on ' + self.topics['action']}"
+            f"ACT policy from {s.policy_path} on {s.device} ({self.torch_threads} torch threads); cameras "
+            f"{dict(zip(s.camera_keys, s.camera_topics))}; control {s.control_rate_hz:g} Hz; side methods "
+            f"{s.side_methods} at {s.side_rate_hz:g} Hz; image conversion: {backend_name()}; actions: "
+            f"{s.action_type + ' on ' + self.contract.get('action').topic(self.get_fully_qualified_name()) if s.publish_actions else 'observe-only'}"
         )
 
     # ------------------------------------------------------------------------------------ set-up
+    def _topic(self, key: str) -> str:
+        return self.contract.get(key).name
+
     def _create_interfaces(self) -> None:
         s = self.settings
-        inputs, control = ReentrantCallbackGroup(), ReentrantCallbackGroup()
         qos = qos_profile_sensor_data if s.input_qos == "sensor_data" else QoSProfile(
             depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        for key, topic, transport in zip(s.camera_keys, s.camera_topics, s.camera_transports):
-            msg_type = CompressedImage if transport == "compressed" else Image
-            self._subscribe(msg_type, topic, qos, inputs)
-        self._subscribe(JointState, s.joint_state_topic, qos, inputs)
+        for topic, transport in zip(s.camera_topics, s.camera_transports):
+            self._subscribe(CompressedImage if transport == "compressed" else Image, topic, qos)
+        self._subscribe(JointState, s.joint_state_topic, qos)
 
-        self.pub_proprio = self.create_publisher(Float32, "~/proprio_attention", 10)
-        self.pub_attention = {
-            key: self.create_publisher(Image, f"~/attention/{camera_name(key)}/overlay", 2) for key in s.camera_keys
-        }
-        self.pub_share = {
-            key: self.create_publisher(Float32, f"~/attention/{camera_name(key)}/share", 10) for key in s.camera_keys
-        }
-        self.pub_gradcam = {
-            key: self.create_publisher(Image, f"~/gradcam/{camera_name(key)}/overlay", 2) for key in s.camera_keys
-        }
-        self.pub_action = (
-            self.create_publisher(ACTION_MESSAGE_TYPES[s.action_type], s.action_topic, 10) if s.publish_actions else None
-        )
-        self.pub_diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        c = self.contract
+        self.pub_status = self.create_publisher(DiagnosticStatus, self._topic("tick_status"), 10)
+        self.pub_proprio = (self.create_publisher(Float32, self._topic("proprio_attention"), 10)
+                            if "proprio_attention" in c else None)
+        self.pub_share = {k: self.create_publisher(Float32, self._topic(f"attention_share/{camera_name(k)}"), 10)
+                          for k in s.camera_keys}
+        self.pub_overlay = {k: self.create_publisher(Image, self._topic(f"attention_overlay/{camera_name(k)}"), 2)
+                            for k in s.camera_keys}
+        self.pub_side = {m: {k: self.create_publisher(Image, self._topic(f"{m}_overlay/{camera_name(k)}"), 2)
+                             for k in s.camera_keys} for m in s.side_methods}
+        if s.publish_actions:
+            self._create_action_publisher()
+        self.pub_diagnostics = self.create_publisher(DiagnosticArray, self._topic("diagnostics"), 10)
         self.create_service(SetBool, "~/enable_commands", self._on_enable_commands)
+        self.create_timer(1.0 / s.control_rate_hz, self._on_control_timer)
+        self.side_timer = None
+        self._make_side_timer(s.side_rate_hz)
+        self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
 
-        self.create_timer(1.0 / s.control_rate_hz, self._on_tick, callback_group=control)
-        if self.gradcam is not None:
-            self.create_timer(1.0 / s.gradcam_rate_hz, self._on_gradcam, callback_group=ReentrantCallbackGroup())
-        self.create_timer(s.diagnostics_period_s, self._publish_diagnostics,
-                          callback_group=MutuallyExclusiveCallbackGroup())
+    def _create_action_publisher(self) -> None:
+        if self.pub_action is None:
+            s = self.settings
+            self.pub_action = self.create_publisher(message_class(s.action_type), self._topic("action"), 10)
 
-    def _subscribe(self, msg_type, topic: str, qos, group) -> None:
+    def _make_side_timer(self, rate_hz: float) -> None:
+        if self.side_timer is not None:
+            self.destroy_timer(self.side_timer)
+            self.side_timer = None
+        if rate_hz > 0 and self.side_methods:
+            self.side_timer = self.create_timer(1.0 / rate_hz, self._on_side_timer)
+
+    def _subscribe(self, msg_type, topic: str, qos) -> None:
         def on_message(msg, topic=topic) -> None:
             self._latest[topic] = msg
 
         def on_incompatible_qos(event, topic=topic) -> None:
-            self.stats.count(self.stats.qos_incompatible, topic)
+            self.stats.problem(f"qos_incompatible.{topic}", self._now_ns())
             self.get_logger().warning(
                 f"incompatible QoS on {topic}: a publisher offers a policy this subscription "
                 f"({self.settings.input_qos}) cannot match (policy id {event.last_policy_kind}); "
-                "set input_qos (sensor_data = best effort, reliable) to match your driver"
-            )
+                "set input_qos (sensor_data = best effort, reliable) to match your driver")
 
-        self.create_subscription(
-            msg_type, topic, on_message, qos, callback_group=group,
-            event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible_qos),
-        )
+        self.create_subscription(msg_type, topic, on_message, qos,
+                                 event_callbacks=SubscriptionEventCallbacks(incompatible_qos=on_incompatible_qos))
 
     # ------------------------------------------------------------------------------- control tick
-    def _on_tick(self) -> None:
-        if not self._tick_lock.acquire(blocking=False):
-            self.stats.count(self.stats.skipped, "overrun")  # the previous tick is still running
-            return
-        try:
-            self._tick()
-        finally:
-            self._tick_lock.release()
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
 
-    def _tick(self) -> None:
-        stats, s = self.stats, self.settings
-        stats.tick_started()
-        started = time.perf_counter()
-        now = self.get_clock().now()
+    def _on_control_timer(self) -> None:
+        now_ns = self._now_ns()
+        # The snapshot is taken now, with the tick's time: a message arriving while the worker starts is not in it.
+        snap = TickSnapshot(now_ns, {k: self._latest[t] for k, t in self._cam_topics.items()},
+                            self._latest[self.settings.joint_state_topic])
+        if not self.control.submit(snap):
+            self.stats.tick_started(time.monotonic(), now_ns)
+            self._tick_index += 1
+            self._skipped(self._tick_index, now_ns, SkipReason("overrun", "the previous tick is still running"))
+
+    def _control_tick(self, snap: TickSnapshot) -> None:
+        now_ns = snap.now_ns
+        self.stats.tick_started(time.monotonic(), now_ns)
         self._tick_index += 1
-        msgs = dict(self._latest)  # one consistent set of inputs for this tick
-        stamps = {topic: _stamp_s(msg) for topic, msg in msgs.items()}
-        decision = self.gate.check(now.nanoseconds * 1e-9, stamps, s.camera_topics)
-        if not decision.ok:
-            stats.count(stats.skipped, decision.kind)
-            self._warn_throttled(decision.kind, f"no action this tick: {decision.reason}")
-            return
+        index = self._tick_index
+        self._tick_stamps: dict[str, int | None] | None = None
+        started = time.perf_counter()
         try:
-            frames = {key: self._frame(topic, msgs[topic]) for key, topic in zip(s.camera_keys, s.camera_topics)}
-            joint_msg = msgs[s.joint_state_topic]
-            joints_ros = self.mapping.from_joint_state(joint_msg.name, joint_msg.position)
-            observation = self.builder.build(frames, self.mapping.ros_to_policy(joints_ros))
-        except (ImageDecodeError, JointMappingError, ObservationError) as exc:
-            kind = {ImageDecodeError: "image", ObservationError: "observation"}.get(type(exc), "joint_state")
-            stats.count(stats.bad_input, kind)
-            stats.count(stats.skipped, "bad_input")
-            self._warn_throttled(kind, f"bad input, no action this tick: {exc}")
-            return
-        t_inf = time.perf_counter()
-        step = self.policy.step(observation, force_model_run=True)
-        stats.inference.add(time.perf_counter() - t_inf)
-        if not np.all(np.isfinite(step.action)):
-            stats.count(stats.skipped, "nonfinite_action")
-            self._warn_throttled("nonfinite_action", f"policy produced a non-finite action {step.action}; not sent")
-            return
-        with stats.lock:
-            stats.ticks_ok += 1
-        headers = {key: msgs[t].header for key, t in zip(s.camera_keys, s.camera_topics)}
-        self._snapshot = _Snapshot(self._tick_index, step.batch, frames, headers)
-        self._command(step.action, joints_ros, now)
-        self._publish_interpretation(step.interpretation, frames, headers)
-        stats.tick_work.add(time.perf_counter() - started)
+            self._tick(index, snap, started)
+        except Exception as exc:  # noqa: BLE001 - a failing tick must never end the node or act
+            self.stepper.no_action()
+            faulted = self.stats.tick_failed(now_ns)
+            self._log_exception("tick", f"tick {index} failed, no action this tick", exc)
+            if faulted and not self._fault_logged:
+                self._fault_logged = True
+                self.get_logger().error(
+                    f"{self.stats.consecutive_errors} consecutive tick errors: commands stop until a clean tick")
+            self._publish_status(index, now_ns, SkipReason("tick_error", f"{type(exc).__name__}: {exc}"),
+                                 getattr(self, "_tick_stamps", None))
 
-    def _command(self, action_policy: np.ndarray, joints_ros: np.ndarray, now) -> None:
-        stats = self.stats
-        if self.pub_action is None or not self.commands_enabled:
+    def _tick(self, index: int, snap: TickSnapshot, started: float) -> None:
+        now_ns = snap.now_ns
+        self._tick_stamps = self.pipeline.stamps_ns(snap)
+        fault_file = os.environ.get(TICK_FAULT_FILE_ENV)
+        if fault_file and os.path.exists(fault_file):
+            raise RuntimeError(f"tick failure injected by {TICK_FAULT_FILE_ENV} (test hook)")
+        prepared = self.pipeline.prepare(snap)
+        if isinstance(prepared, SkipReason):
+            self._skipped(index, now_ns, prepared, self._tick_stamps)
+            return
+        if self.stepper.begin_tick():
+            self.stats.plan_resets += 1
+        batch = self.policy.preprocess(prepared.observation)
+        interpretation = None
+        forward_s = 0.0
+        with torch.inference_mode():
+            if self.stepper.needs_forward():
+                t0 = time.perf_counter()
+                chunk, interps = self.policy.predict_chunk(batch)
+                forward_s = time.perf_counter() - t0
+                self.stats.inference.add(forward_s)
+                interpretation = interps[0]
+                action_t = self.stepper.select(chunk)
+            else:
+                action_t = self.stepper.select(None)
+        action = self.policy.postprocess(action_t)[0]
+        result = self.pipeline.command(action, prepared.current_ros)
+        if isinstance(result, SkipReason):
+            self._skipped(index, now_ns, result, self._tick_stamps)
+            return
+        command, clamped = result
+        self.stats.tick_computed(now_ns)
+        self._fault_logged = False
+        self._command(command, clamped, now_ns)
+        headers = {k: snap.cameras[k].header for k in self._cam_topics}
+        job = MapJob(index, batch, prepared.frames, headers, interpretation)
+        self._latest_job = job
+        if not self.maps.submit(job):
+            self.stats.count("maps_superseded")
+        self._publish_status(index, now_ns, None, self._tick_stamps)
+        self.stats.tick_work.add(time.perf_counter() - started - forward_s)
+
+    def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None = None) -> None:
+        if reason.kind != "overrun":  # an overrun misses no input: the plan just advances one tick later
+            self.stepper.no_action()
+        self.stats.tick_skipped(reason.kind, now_ns)
+        self._warn_throttled(reason.kind, f"no action this tick: {reason}")
+        self._publish_status(index, now_ns, reason, stamps)
+
+    def _command(self, command: np.ndarray, clamped: bool, now_ns: int) -> None:
+        s, stats = self.settings, self.stats
+        if self.pub_action is None or not s.publish_actions or not self.commands_enabled:
             with stats.lock:
                 stats.actions_held += 1
             return
-        limited, clamped = self.mapping.limit(self.mapping.policy_to_ros(action_policy), joints_ros)
-        msg = build_action_message(
-            self.settings.action_type, self.settings.joint_names, limited, now.to_msg(), 1.0 / self.settings.control_rate_hz
-        )
+        msg = build_action_message(s.action_type, s.joint_names, command, now_ns, 1.0 / s.control_rate_hz)
         self.pub_action.publish(msg)
         with stats.lock:
             stats.actions_published += 1
             stats.actions_clamped += int(clamped)
 
-    def _publish_interpretation(self, interp, frames, headers) -> None:
-        proprio = interp.fractions.get("state", 0.0)
-        self.pub_proprio.publish(Float32(data=float(proprio)))
+    def _publish_status(self, index: int, now_ns: int, reason: SkipReason | None,
+                        stamps: dict[str, int | None] | None = None) -> None:
+        values = [KeyValue(key="tick", value=str(index)), KeyValue(key="time_ns", value=str(now_ns))]
+        values += [KeyValue(key=f"stamp_ns{topic}", value="" if s is None else str(s)) for topic, s in (stamps or {}).items()]
+        msg = DiagnosticStatus(
+            level=DiagnosticStatus.OK if reason is None else DiagnosticStatus.WARN,
+            name=f"{self.get_name()}: tick", message="ok" if reason is None else str(reason),
+            hardware_id=self.settings.policy_path, values=values)
+        self.pub_status.publish(msg)
+
+    # ------------------------------------------------------------------------------------- maps
+    def _compute_maps(self, job: MapJob) -> None:
+        interp = job.interpretation
+        if interp is None:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                _, interps = self.policy.predict_chunk(job.batch)
+            self.stats.map_inference.add(time.perf_counter() - t0)
+            interp = interps[0]
+        self._publish_interpretation(interp, job)
+        self.stats.count("maps_published")
+
+    def _publish_interpretation(self, interp: Interpretation, job: MapJob) -> None:
+        proprio = interp.fractions.get("state")
+        if self.pub_proprio is not None and proprio is not None:
+            self.pub_proprio.publish(Float32(data=float(proprio)))
         for key, pub in self.pub_share.items():
             pub.publish(Float32(data=float(interp.fractions[key])))
-        for key, pub in self.pub_attention.items():
+        for key, pub in self.pub_overlay.items():
             if pub.get_subscription_count() == 0:
                 continue  # rendering costs ~ms per camera: only while someone watches
-            label = f"{camera_name(key)} attn {100 * interp.fractions[key]:.0f}% | proprio {100 * proprio:.0f}%"
-            overlay = render_overlay(
-                frames[key], interp.camera_maps[key], alpha=self.settings.overlay_alpha,
-                border=interp.proprio, label=label,
-            )
-            pub.publish(encode_rgb_image(overlay, headers[key]))
+            label = f"{camera_name(key)} attn {100 * interp.fractions[key]:.0f}%"
+            if proprio is not None:
+                label += f" | proprio {100 * proprio:.0f}%"
+            overlay = render_overlay(job.frames[key], interp.camera_maps[key], alpha=self.settings.overlay_alpha,
+                                     border=interp.proprio, label=label)
+            pub.publish(encode_rgb_image(overlay, job.headers[key]))
 
-    # ------------------------------------------------------------------------------------ GradCAM
-    def _on_gradcam(self) -> None:
-        stats = self.stats
-        if not self._gradcam_lock.acquire(blocking=False):
-            with stats.lock:
-                stats.gradcam_skipped_busy += 1
+    # ------------------------------------------------------------------------------ side methods
+    def _on_side_timer(self) -> None:
+        job = self._latest_job
+        if job is None or job.tick == self._last_side_tick:
+            self.stats.count("side.skipped_no_new_tick")
             return
-        try:
-            snap = self._snapshot
-            if snap is None or snap.tick == self._last_gradcam_tick:
-                with stats.lock:
-                    stats.gradcam_skipped_no_data += 1
-                return
-            self._last_gradcam_tick = snap.tick
+        if not self.side.submit(job):
+            self.stats.count("side.skipped_busy")
+            return
+        self._last_side_tick = job.tick
+
+    def _compute_side(self, job: MapJob) -> None:
+        for method, impl in self.side_methods.items():
             started = time.perf_counter()
-            if os.environ.get(GRADCAM_FAIL_ENV):
-                raise RuntimeError(f"GradCAM failure injected by {GRADCAM_FAIL_ENV} (test hook)")
-            maps = self.gradcam.attribute(snap.batch, self.gradcam_target)[0]
-            with stats.lock:
-                stats.gradcam_runs += 1
-            stats.gradcam_latency.add(time.perf_counter() - started)
-            for key, pub in self.pub_gradcam.items():
+            try:
+                if os.environ.get(GRADCAM_FAIL_ENV) and method == "gradcam":
+                    raise RuntimeError(f"GradCAM failure injected by {GRADCAM_FAIL_ENV} (test hook)")
+                maps = impl.attribute(job.batch, self.gradcam_target)[0]
+            except Exception as exc:  # noqa: BLE001 - a side-method failure must never stop control
+                self.stats.problem(f"side.{method}.failures", self._now_ns())
+                self._log_exception(f"side.{method}", f"{method} failed (control continues)", exc)
+                continue
+            self.stats.count(f"side.{method}.runs")
+            self.stats.side_window(method).add(time.perf_counter() - started)
+            for key, pub in self.pub_side[method].items():
                 if pub.get_subscription_count() == 0:
                     continue
-                overlay = render_overlay(snap.frames[key], maps[key], alpha=self.settings.overlay_alpha,
-                                         label=f"{camera_name(key)} GradCAM")
-                pub.publish(encode_rgb_image(overlay, snap.headers[key]))
-        except Exception as exc:  # noqa: BLE001 - a GradCAM failure must never stop control
-            with stats.lock:
-                stats.gradcam_failures += 1
-            self._warn_throttled("gradcam", f"GradCAM failed (control continues): {type(exc).__name__}: {exc}")
-        finally:
-            self._gradcam_lock.release()
+                overlay = render_overlay(job.frames[key], maps[key], alpha=self.settings.overlay_alpha,
+                                         label=f"{camera_name(key)} {SIDE_METHOD_LABELS.get(method, method)}")
+                pub.publish(encode_rgb_image(overlay, job.headers[key]))
 
-    # ----------------------------------------------------------------------------- service, diag
+    # ----------------------------------------------------------------- service, parameters, diag
     def _on_enable_commands(self, request, response):
         if request.data and not self.commands_enabled:
-            self.policy.reset()  # queued actions were planned before the pause: never replay them
+            self.stepper.no_action()  # the queued plan was made before the pause: never execute it
         self.commands_enabled = bool(request.data)
         response.success = True
         response.message = "commanding enabled" if request.data else "commanding paused: no actions are published"
         self.get_logger().info(response.message)
         return response
 
+    def _apply_settings(self, new: NodeSettings, changed: list[str]) -> None:
+        old, self.settings = self.settings, new
+        if "publish_actions" in changed and new.publish_actions != old.publish_actions:
+            if new.publish_actions:
+                self.stepper.no_action()  # start commanding from a fresh plan
+                self._create_action_publisher()
+            self.get_logger().info("publish_actions is now "
+                                   f"{'true: commanding' if new.publish_actions else 'false: observe-only'}")
+        if "side_rate_hz" in changed:
+            self._make_side_timer(new.side_rate_hz)
+            self.get_logger().info(f"side methods now at {new.side_rate_hz:g} Hz")
+        if "overlay_alpha" in changed:
+            self.get_logger().info(f"overlay_alpha is now {new.overlay_alpha:g}")
+
     def _publish_diagnostics(self) -> None:
+        s = self.settings
+        enabled = bool(s.publish_actions and self.commands_enabled)
         extra = {
-            "device": self.settings.device,
-            "image_backend": backend_name(),
-            "commands_enabled": str(self.commands_enabled).lower(),
-            "publish_actions": str(self.settings.publish_actions).lower(),
+            "device": s.device, "torch_threads": str(self.torch_threads), "image_backend": backend_name(),
+            "commands_enabled": str(self.commands_enabled).lower(), "publish_actions": str(s.publish_actions).lower(),
+            "maps_superseded_by_newer_tick": str(self.maps.dropped),
         }
-        status = self.stats.status(f"{self.get_name()}: control", self.settings.policy_path, extra)
+        status = diagnostic_status(self.stats, f"{self.get_name()}: control", s.policy_path, self._now_ns(),
+                                   enabled, extra)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diagnostics.publish(msg)
 
     # ---------------------------------------------------------------------------------- helpers
-    def _frame(self, topic: str, msg) -> np.ndarray:
-        cached = self._decoded.get(topic)
-        if cached is not None and cached[0] is msg:
-            return cached[1]
-        frame = decode_image(msg)
-        self._decoded[topic] = (msg, frame)
-        return frame
+    def _worker_error(self, worker: str, exc: BaseException) -> None:
+        self.stats.problem(f"{worker}.errors", self._now_ns())
+        self._log_exception(worker, f"{worker} worker error", exc)
 
-    def _warn_throttled(self, key: str, text: str, period_s: float = 2.0) -> None:
+    def _log_exception(self, key: str, text: str, exc: BaseException) -> None:
+        """Full traceback the first time per key, then one throttled line."""
+        if key not in self._traced:
+            self._traced.add(key)
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
+            self.get_logger().error(f"{text}: {type(exc).__name__}: {exc}\n{tb}")
+        else:
+            self._warn_throttled(key, f"{text}: {type(exc).__name__}: {exc}", error=True)
+
+    def _warn_throttled(self, key: str, text: str, period_s: float = 2.0, *, error: bool = False) -> None:
         now = time.monotonic()
         if now - self._warned_at.get(key, -1e9) >= period_s:
             self._warned_at[key] = now
-            self.get_logger().warning(text)
+            if error:  # separate call sites: rclpy's logger refuses two severities from one line
+                self.get_logger().error(text)
+            else:
+                self.get_logger().warning(text)
+
+    def destroy_node(self) -> None:
+        for worker in (getattr(self, "control", None), getattr(self, "maps", None), getattr(self, "side", None)):
+            if worker is not None:
+                worker.stop()
+        for impl in getattr(self, "side_methods", {}).values():
+            impl.close()
+        if getattr(self, "policy", None) is not None:
+            self.policy.close()
+        unroute_package_logging(self._log_handler)
+        super().destroy_node()

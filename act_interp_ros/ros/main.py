@@ -1,31 +1,47 @@
-"""Entry point of ``act_interp_node`` (``ros2 run act_interp_ros act_interp_node``)."""
+"""Entry point of ``act_interp_node`` (``ros2 run act_interp_ros act_interp_node``).
+
+Exit codes: 0 after a normal shutdown (Ctrl-C), 2 for configuration that cannot work (one line naming
+the parameter), 1 for anything else that stops start-up (one line; the traceback at debug level).
+"""
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 from act_interp_ros.ros.interp_node import NODE_NAME, ActInterpNode, StartupError
 
-GIL_SWITCH_INTERVAL_S = 0.0005
+EXIT_CONFIG = 2
+EXIT_INTERNAL = 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Start the node; configuration errors exit with code 2 and one line naming the parameter."""
-    rclpy.init(args=sys.argv if argv is None else argv)
+    """Start the node and spin it until shutdown; see the module docstring for exit codes."""
+    logger = rclpy.logging.get_logger(NODE_NAME)
+    try:
+        rclpy.init(args=sys.argv if argv is None else argv)
+    except Exception as exc:  # noqa: BLE001 - e.g. a params file rcl cannot parse
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logger.fatal(f"cannot start: the ROS arguments or params file could not be read: {first}")
+        return EXIT_CONFIG
+    node = None
     try:
         node = ActInterpNode()
     except StartupError as exc:
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {exc}")
+        logger.fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()
-        return 2
-    # control + inputs + GradCAM + diagnostics can each have a thread. The control tick runs torch, which
-    # drops and re-takes the GIL around every op; with the default 5 ms switch interval it then waits
-    # behind the executor's Python threads (measured here: inference p90 ~500 ms instead of ~60 ms).
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    executor = MultiThreadedExecutor(num_threads=4)
+        return EXIT_CONFIG
+    except Exception as exc:  # noqa: BLE001 - one line, not a traceback
+        logger.debug("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        logger.fatal(f"cannot start: {type(exc).__name__}: {exc} (internal error; run with --ros-args "
+                     "--log-level debug for the traceback)")
+        rclpy.try_shutdown()
+        return EXIT_INTERNAL
+    # Callbacks only hand work to the node's worker threads, so one executor thread serves them all.
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         executor.spin()

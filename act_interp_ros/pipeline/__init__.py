@@ -1,0 +1,38 @@
+"""The control tick shared by the live node and the offline replay (ROS-free).
+
+* :mod:`.reasons`      why a tick computed no action (one taxonomy);
+* :mod:`.policy_setup` settings -> engine options, policy loading and checks against the settings;
+* :mod:`.tick`         snapshot -> gate -> decode -> observation, and command limiting;
+* :mod:`.stepping`     the policy step: the policy's own queue / ensembler, a fresh plan after any gap;
+* :mod:`.contract`     every output topic, its type and content;
+* :mod:`.health`       counters and the recent-window health level;
+* :mod:`.worker`       the newest-job worker threads of the node.
+"""
+from act_interp_ros.pipeline.contract import Output, OutputContract, output_contract
+from act_interp_ros.pipeline.health import Health, LatencyWindow, LoopStats
+from act_interp_ros.pipeline.policy_setup import attention_options, check_policy, gradcam_target, load_policy
+from act_interp_ros.pipeline.reasons import SKIP_KINDS, SkipReason
+from act_interp_ros.pipeline.stepping import PlanStepper
+from act_interp_ros.pipeline.tick import PreparedTick, TickPipeline, TickSnapshot, header_stamp_ns
+from act_interp_ros.pipeline.worker import LatestJobWorker
+
+__all__ = [
+    "Health",
+    "LatencyWindow",
+    "LatestJobWorker",
+    "LoopStats",
+    "Output",
+    "OutputContract",
+    "PlanStepper",
+    "PreparedTick",
+    "SKIP_KINDS",
+    "SkipReason",
+    "TickPipeline",
+    "TickSnapshot",
+    "attention_options",
+    "check_policy",
+    "gradcam_target",
+    "header_stamp_ns",
+    "load_policy",
+    "output_contract",
+]

@@ -1,0 +1,90 @@
+"""Settings -> engine options, policy loading and the check of a policy against the settings (one place).
+
+Every check that needs the loaded policy happens here, at start-up, with one line naming the parameter:
+cameras, joint count, the state token, attention layer/heads/query against the model, the GradCAM layer
+and target. Node and replay call the same functions, so they accept and reject the same policies.
+"""
+from __future__ import annotations
+
+import logging
+
+from act_interp_ros.core import AttentionOptions, GradCAMTarget, InterpretableACT, load_act_policy
+from act_interp_ros.settings import NodeSettings, SettingsError
+from act_interp_ros.settings.errors import Raw
+
+__all__ = ["attention_options", "check_policy", "gradcam_target", "load_policy"]
+
+logger = logging.getLogger(__name__)
+
+
+def attention_options(settings: NodeSettings) -> AttentionOptions:
+    """The attention parameters as the engine's options (-1 query = mean over queries)."""
+    return AttentionOptions(
+        decoder_layer=int(settings.attention_decoder_layer),
+        heads=tuple(settings.attention_heads) or None,
+        query=None if settings.attention_query < 0 else int(settings.attention_query),
+    )
+
+
+def gradcam_target(settings: NodeSettings) -> GradCAMTarget:
+    spec = settings.gradcam_target_spec()
+    return GradCAMTarget(spec.kind, spec.joint_index)
+
+
+def load_policy(settings: NodeSettings, device: str | None = None) -> InterpretableACT:
+    """Load ``settings.policy_path``, :func:`check_policy` it, and wrap it with the attention options.
+
+    Raises:
+        act_interp_ros.core.PolicyLoadError: the checkpoint cannot be loaded (message says why).
+        SettingsError: the policy does not fit the settings (message names the parameter).
+    """
+    loaded = load_act_policy(settings.policy_path, device=device or settings.device)
+    check_policy(settings, loaded.policy)
+    return InterpretableACT(loaded.policy, loaded.preprocessor, loaded.postprocessor, attention_options(settings))
+
+
+def check_policy(settings: NodeSettings, policy) -> None:
+    """Raise SettingsError (naming the parameter) when the settings do not fit ``policy`` (an ACTPolicy)."""
+    cfg = policy.config
+    cameras = list(cfg.image_features)
+    state_dim = int(cfg.robot_state_feature.shape[0]) if cfg.robot_state_feature is not None else 0
+    env_dim = int(cfg.env_state_feature.shape[0]) if cfg.env_state_feature is not None else 0
+    action_dim = int(cfg.action_feature.shape[0])
+    if sorted(settings.camera_keys) != sorted(cameras):
+        raise SettingsError("camera_keys", f"list the policy's cameras {cameras}", settings.camera_keys)
+    n = len(settings.joint_names)
+    if state_dim and n != state_dim:
+        raise SettingsError("joint_names", f"have {state_dim} joints (the policy's observation.state size)",
+                            Raw(f"{n}: {settings.joint_names}"))
+    if n != action_dim:
+        raise SettingsError("joint_names", f"have {action_dim} joints (the policy's action size)",
+                            Raw(f"{n}: {settings.joint_names}"))
+    if env_dim:
+        raise SettingsError(
+            "policy_path", "be a policy without observation.environment_state (no environment-state input is "
+            "configured)", Raw(f"a policy with a {env_dim}-value environment state"))
+    layers = len(policy.model.decoder.layers)
+    layer = settings.attention_decoder_layer
+    if not -layers <= layer < layers:
+        raise SettingsError("attention_decoder_layer", f"be within {-layers}..{layers - 1} (the model has {layers} "
+                            "decoder layer(s))", layer)
+    heads = cfg.n_heads
+    bad = [h for h in settings.attention_heads if h >= heads]
+    if bad:
+        raise SettingsError("attention_heads", f"list head indices below {heads} (the model's n_heads)",
+                            settings.attention_heads)
+    if settings.attention_query >= cfg.chunk_size:
+        raise SettingsError("attention_query", f"be -1 or a decoder query below {cfg.chunk_size} (the model's "
+                            "chunk_size)", settings.attention_query)
+    if "gradcam" in settings.side_methods:
+        backbone = policy.model.backbone
+        try:
+            backbone.get_submodule(settings.gradcam_layer)
+        except AttributeError:
+            names = [name for name, _ in backbone.named_children()]
+            raise SettingsError("gradcam_layer", f"be a layer of the policy's backbone ({', '.join(names)})",
+                                settings.gradcam_layer) from None
+    spec = settings.gradcam_target_spec()
+    if spec.joint_index is not None and spec.joint_index >= action_dim:
+        raise SettingsError("gradcam_target", f"name a joint below the policy's action size {action_dim}",
+                            settings.gradcam_target)

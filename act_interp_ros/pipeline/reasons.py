@@ -1,0 +1,67 @@
+"""Why a control tick computed no action: one taxonomy for the node, the replay and the demo.
+
+A reason is ``<kind>:<detail>``; ``kind`` is one of :data:`SKIP_KINDS` (what diagnostics and summaries
+count), ``detail`` names the input and the numbers, e.g.::
+
+    stale:/joint_states age=0.41s>0.25s
+    bad_input.image:/camera/front/image_raw unsupported image encoding 'bayer_rggb8' ...
+    bad_input.joint_limits:/joint_states joint 'shoulder_pan' is at 5 (ROS units), outside ...
+    nonfinite_action:policy action [nan, ...]
+
+``group`` (kind plus the input it names, ``stale:/joint_states``) is the finer count the replay's summary
+reports. After any tick without an action the next action comes from a fresh forward pass (the policy's
+action queue / temporal ensembler is reset), live and offline.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GATE_KINDS", "SKIP_KINDS", "SkipReason"]
+
+#: Freshness gate (act_interp_ros.freshness).
+GATE_KINDS = ("clock", "missing", "unstamped", "invalid", "future", "stale", "skew")
+
+#: Every kind of skipped tick, with what it means (the README's table is generated from this).
+SKIP_KINDS: dict[str, str] = {
+    "clock": "ROS time has not started (use_sim_time and no /clock yet)",
+    "missing": "an input has not been received yet",
+    "unstamped": "an input's header stamp is 0",
+    "invalid": "an input's header stamp is not finite",
+    "future": "an input's stamp is later than now by more than max_input_age_s",
+    "stale": "an input's stamp is older than max_input_age_s",
+    "skew": "camera stamps differ by more than max_camera_skew_s",
+    "bad_input.image": "a camera message cannot be decoded (encoding, size, corrupt data)",
+    "bad_input.joint_state": "the joint state lacks a joint, lists one twice, or holds a non-finite position",
+    "bad_input.joint_limits": "a joint is outside its limits by more than joint_limit_tolerance",
+    "bad_input.observation": "the observation does not fit the policy (e.g. image size with image_resize false)",
+    "nonfinite_action": "the policy produced a non-finite action",
+    "tick_error": "an unexpected error in the tick (logged with its traceback)",
+    "overrun": "live only: the previous tick was still running",
+}
+
+
+@dataclass(frozen=True)
+class SkipReason:
+    """Why one tick computed no action: ``kind`` (a key of :data:`SKIP_KINDS`) and a one-line ``detail``."""
+
+    kind: str
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in SKIP_KINDS:
+            raise ValueError(f"unknown skip kind {self.kind!r}; expected one of {', '.join(SKIP_KINDS)}")
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.detail}" if self.detail else self.kind
+
+    @property
+    def group(self) -> str:
+        """Kind plus the first word of the detail (usually the input), e.g. ``stale:/joint_states``."""
+        head = self.detail.split(" ", 1)[0] if self.detail else ""
+        return f"{self.kind}:{head}" if head else self.kind
+
+    @classmethod
+    def parse(cls, text: str) -> SkipReason:
+        """Inverse of ``str()``: ``"stale:/joint_states age=..."`` -> SkipReason("stale", "/joint_states age=...")."""
+        kind, _, detail = text.partition(":")
+        return cls(kind, detail)

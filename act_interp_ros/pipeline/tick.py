@@ -1,0 +1,161 @@
+"""One control tick, the same for the live node and the offline replay (ROS-free).
+
+    snapshot -> gate -> decode -> joint state (+ limit tolerance) -> observation -> [policy step] -> limits
+
+:class:`TickPipeline` owns every stage except the policy step, which the node (real time, action queue)
+and the replay (batched forwards) drive themselves through :class:`~act_interp_ros.pipeline.stepping.PlanStepper`.
+Each stage that rejects the tick returns a :class:`~act_interp_ros.pipeline.reasons.SkipReason`; nothing
+raises for bad input.
+
+Messages may be rclpy messages (live) or rosbags-deserialised ones (offline): only ``header.stamp``,
+the image fields and ``JointState.name/position`` are read.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from act_interp_ros.core import ObservationBuilder, ObservationError
+from act_interp_ros.freshness import InputGate
+from act_interp_ros.image_decoding import ImageDecodeError, decode_image
+from act_interp_ros.joint_mapping import JointLimitError, JointMapping, JointMappingError
+from act_interp_ros.pipeline.reasons import SkipReason
+from act_interp_ros.settings import NodeSettings
+
+__all__ = ["PreparedTick", "TickPipeline", "TickSnapshot", "header_stamp_ns"]
+
+NS = 1_000_000_000
+
+
+def header_stamp_ns(msg: Any) -> int | None:
+    """``msg.header.stamp`` in integer nanoseconds (exact), ``None`` for no message."""
+    if msg is None:
+        return None
+    stamp = msg.header.stamp
+    return int(stamp.sec) * NS + int(stamp.nanosec)
+
+
+@dataclass
+class TickSnapshot:
+    """The newest inputs at one tick, taken once so every stage sees the same messages.
+
+    Attributes:
+        now_ns: ROS time of the tick (sim time under ``use_sim_time``; the tick time offline).
+        cameras: camera key -> newest image message (Image or CompressedImage), ``None`` if none yet.
+        joint_state: newest JointState message, ``None`` if none yet.
+    """
+
+    now_ns: int
+    cameras: Mapping[str, Any]
+    joint_state: Any
+
+
+@dataclass
+class PreparedTick:
+    """A tick whose inputs passed every check, ready for the policy.
+
+    Attributes:
+        frames: camera key -> (H, W, 3) uint8 RGB at the source size (overlays are drawn on these).
+        current_ros: (n_joints,) joint positions in ROS units, policy order (the step limit's reference).
+        observation: the raw LeRobot observation (unbatched tensors, images (3, h, w) float in [0, 1] at
+            the policy's size) for ``InterpretableACT.preprocess``.
+        stamps_ns: input topic -> header stamp of the message used (ns).
+    """
+
+    frames: dict[str, np.ndarray]
+    current_ros: np.ndarray
+    observation: dict[str, Any]
+    stamps_ns: dict[str, int] = field(default_factory=dict)
+
+
+class TickPipeline:
+    """Gate, decode, joint-state checks, observation building and command limiting for one policy.
+
+    Args:
+        settings: the node's validated settings.
+        config: the policy's ``ACTConfig`` (image sizes, state and env-state sizes).
+    """
+
+    def __init__(self, settings: NodeSettings, config) -> None:
+        self.settings = settings
+        self.camera_keys = list(settings.camera_keys)
+        self.camera_topics = dict(zip(settings.camera_keys, settings.camera_topics))
+        self.joint_topic = settings.joint_state_topic
+        self.gate = InputGate.from_settings(settings)
+        self.mapping = JointMapping.from_settings(settings)
+        self.limit_tolerance = float(settings.joint_limit_tolerance)
+        self.builder = ObservationBuilder(config, resize=bool(settings.image_resize))
+        self.has_state = config.robot_state_feature is not None
+        self._decoded: dict[str, tuple[Any, np.ndarray]] = {}
+
+    @property
+    def input_topics(self) -> list[str]:
+        """Camera topics (camera order) then the joint-state topic: the order reasons report inputs in."""
+        return [self.camera_topics[k] for k in self.camera_keys] + [self.joint_topic]
+
+    # ---------------------------------------------------------------------------------- stages
+    def stamps_ns(self, snap: TickSnapshot) -> dict[str, int | None]:
+        """Input topic -> header stamp (ns) of the snapshot's message (``None`` when none yet)."""
+        out = {self.camera_topics[k]: header_stamp_ns(snap.cameras.get(k)) for k in self.camera_keys}
+        out[self.joint_topic] = header_stamp_ns(snap.joint_state)
+        return out
+
+    def prepare(self, snap: TickSnapshot) -> PreparedTick | SkipReason:
+        """Run gate -> decode -> joint state -> observation; a SkipReason when any stage rejects the tick."""
+        stamps = self.stamps_ns(snap)
+        decision = self.gate.check(snap.now_ns / NS, {t: (None if s is None else s / NS) for t, s in stamps.items()},
+                                   [self.camera_topics[k] for k in self.camera_keys])
+        if not decision.ok:
+            return SkipReason.parse(decision.reason)
+        frames: dict[str, np.ndarray] = {}
+        policy_images: dict[str, np.ndarray] = {}
+        for key in self.camera_keys:
+            topic = self.camera_topics[key]
+            try:
+                frames[key] = self.decode_frame(key, snap.cameras[key])
+            except ImageDecodeError as exc:
+                return SkipReason("bad_input.image", f"{topic} {exc}")
+            try:  # the policy's size (resized, or rejected with image_resize false)
+                policy_images[key] = self.builder.prepare_image(key, frames[key])
+            except ObservationError as exc:
+                return SkipReason("bad_input.observation", f"{topic} {exc}")
+        js = snap.joint_state
+        try:
+            current = self.mapping.from_joint_state(list(js.name), np.asarray(js.position, dtype=np.float64))
+            self.mapping.check_within_limits(current, self.limit_tolerance)
+        except JointLimitError as exc:
+            return SkipReason("bad_input.joint_limits", f"{self.joint_topic} {exc}")
+        except JointMappingError as exc:
+            return SkipReason("bad_input.joint_state", f"{self.joint_topic} {exc}")
+        try:
+            state = self.mapping.ros_to_policy(current) if self.has_state else None
+            observation = self.builder.build(policy_images, state)
+        except ObservationError as exc:
+            return SkipReason("bad_input.observation", str(exc))
+        return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})
+
+    def command(self, action_policy: np.ndarray, current_ros: np.ndarray) -> tuple[np.ndarray, bool] | SkipReason:
+        """(A,) policy-unit action -> (limited ROS command, clamped?) or a ``nonfinite_action`` SkipReason.
+
+        The command moves at most ``max_joint_step`` from ``current_ros`` and always lies inside the limits.
+        """
+        action = np.asarray(action_policy, dtype=np.float64)
+        if not np.all(np.isfinite(action)):
+            return SkipReason("nonfinite_action", f"policy action {np.array2string(action, precision=3)}; not sent")
+        return self.mapping.limit(self.mapping.policy_to_ros(action), current_ros)
+
+    # --------------------------------------------------------------------------------- helpers
+    def decode_frame(self, key: str, msg: Any) -> np.ndarray:
+        """(H, W, 3) uint8 RGB of camera ``key``'s message, decoded once even when two ticks use it.
+
+        Raises ImageDecodeError (a ``bad_input.image`` tick in :meth:`prepare`).
+        """
+        cached = self._decoded.get(key)
+        if cached is not None and cached[0] is msg:
+            return cached[1]
+        frame = decode_image(msg)
+        self._decoded[key] = (msg, frame)
+        return frame

@@ -1,0 +1,110 @@
+"""A thread that always works on the newest job: the node's control, map and side-method workers.
+
+Executor callbacks (timers, subscriptions) only hand jobs over, so rclpy's executor never waits for torch
+and torch never waits for the executor. Two policies for a job that arrives while the worker is busy:
+
+* ``drop_when_busy=True`` (control ticks): the new job is refused and counted - a late control tick is
+  worse than a skipped one;
+* ``drop_when_busy=False`` (maps, side methods): it waits in a one-slot mailbox; a newer job replaces it,
+  and the replaced one is counted as dropped - maps follow the newest observation at the rate the hardware
+  sustains.
+
+An exception in a job is passed to ``on_error`` and never ends the thread.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["LatestJobWorker"]
+
+logger = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class LatestJobWorker:
+    """Runs ``handle(job)`` on its own daemon thread for the newest submitted job (see module docstring)."""
+
+    def __init__(self, name: str, handle: Callable[[Any], None], *, drop_when_busy: bool,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.name = name
+        self._handle = handle
+        self._on_error = on_error
+        self._drop_when_busy = drop_when_busy
+        self._cond = threading.Condition()
+        self._pending: Any = None
+        self._has_pending = False
+        self._busy = False
+        self._stopping = False
+        self.submitted = 0
+        self.processed = 0
+        self.dropped = 0
+        self.errors = 0
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Any) -> bool:
+        """Hand over ``job``; False when it (drop_when_busy) or an older pending job was dropped."""
+        with self._cond:
+            if self._stopping:
+                return False
+            self.submitted += 1
+            if self._drop_when_busy and (self._busy or self._has_pending):
+                self.dropped += 1
+                return False
+            replaced = self._has_pending
+            if replaced:
+                self.dropped += 1
+            self._pending, self._has_pending = job, True
+            self._cond.notify()
+            return not replaced
+
+    @property
+    def busy(self) -> bool:
+        with self._cond:
+            return self._busy or self._has_pending
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no job is running or pending (tests, shutdown); True when idle."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not (self._busy or self._has_pending), timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the running job, drop a pending one, end the thread."""
+        with self._cond:
+            self._stopping = True
+            self._has_pending = False
+            self._pending = None
+            self._cond.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._has_pending or self._stopping)
+                if self._stopping:
+                    self._busy = False
+                    self._cond.notify_all()
+                    return
+                job, self._pending, self._has_pending = self._pending, None, False
+                self._busy = True
+            try:
+                self._handle(job)
+            except BaseException as exc:  # noqa: BLE001 - a job failure must never end the worker
+                self.errors += 1
+                if self._on_error is not None:
+                    try:
+                        self._on_error(exc)
+                    except Exception:  # noqa: BLE001
+                        logger.exception("%s: error handler failed", self.name)
+                else:
+                    logger.exception("%s: job failed", self.name)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self.processed += 1
+                    self._cond.notify_all()

@@ -1,0 +1,274 @@
+"""Every parameter of `act_interp_node` (and of the offline replay): default, description, ROS type.
+
+`NodeSettings` is the single source of truth: the node declares its ROS parameters from
+`parameter_specs()`, the replay reads the same ROS 2 params file (`params_file.load_settings_yaml`), and
+both validate with `validation.validate()`, so a bad value fails the same way offline and live.
+
+ROS 2 parameters cannot hold lists of dicts, so per-camera and per-joint values are parallel arrays
+(`camera_keys[i]` / `camera_topics[i]` / `camera_transports[i]`, `joint_names[j]` / `joint_scale[j]` ...).
+
+Only the parameters marked `dynamic` may change while the node runs (`ros2 param set`); every other
+parameter is declared read-only, so a set is refused with a reason instead of being accepted and ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from act_interp_ros.settings.errors import Raw, SettingsError
+
+__all__ = [
+    "CAMERA_KEY_PREFIX",
+    "DEFAULT_NODE_NAME",
+    "NodeSettings",
+    "ParameterSpec",
+    "camera_name",
+    "coerce_value",
+    "parameter_defaults",
+    "parameter_descriptions",
+    "parameter_names",
+    "parameter_specs",
+]
+
+CAMERA_KEY_PREFIX = "observation.images."
+DEFAULT_NODE_NAME = "act_interp_node"
+
+SO101_JOINT_NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
+RAD_TO_DEG = 57.29577951308232  # 180 / pi: radians (ROS) -> degrees (LeRobot SO-101)
+
+
+def _param(default: Any, description: str, ros_type: str, *, dynamic: bool = False) -> Any:
+    meta = {"description": description, "ros_type": ros_type, "dynamic": dynamic}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class NodeSettings:
+    """All parameters of `act_interp_node` (and of the offline replay, which reads the same file).
+
+    Units: joint values on ROS topics are radians (`sensor_msgs/JointState`); the policy sees
+    `policy = ros * joint_scale + joint_offset` (degrees for the SO-101 arm joints, 0..100 gripper).
+    Limits, the limit tolerance and max steps are in ROS units.
+    """
+
+    policy_path: str = _param(
+        "", "LeRobot ACT pretrained_model directory or Hugging Face hub repo id (required).", "STRING")
+    device: str = _param("cpu", "Torch device for the policy: cpu, cuda, cuda:N or mps.", "STRING")
+    torch_threads: int = _param(
+        0, "Torch intra-op threads for the policy (0 = torch's default: OMP_NUM_THREADS, else the physical cores).",
+        "INTEGER")
+    control_rate_hz: float = _param(30.0, "Control loop rate in Hz (> 0); one policy step per tick.", "DOUBLE")
+    camera_keys: list[str] = _param(
+        ["observation.images.front", "observation.images.wrist"],
+        "Policy camera keys (observation.images.<name>), one per camera.", "STRING_ARRAY")
+    camera_topics: list[str] = _param(
+        ["/camera/front/image_raw", "/camera/wrist/image_raw"],
+        "Exact image topic per camera key (same order and length as camera_keys).", "STRING_ARRAY")
+    camera_transports: list[str] = _param(
+        ["raw", "raw"],
+        "Per camera: raw (sensor_msgs/Image) or compressed (sensor_msgs/CompressedImage).", "STRING_ARRAY")
+    joint_state_topic: str = _param("/joint_states", "sensor_msgs/JointState topic (ROS units).", "STRING")
+    joint_names: list[str] = _param(
+        SO101_JOINT_NAMES, "Joint names in policy order (looked up by name in JointState).", "STRING_ARRAY")
+    joint_scale: list[float] = _param(
+        [RAD_TO_DEG] * 6, "Per joint: policy = ros * scale + offset (57.2958 = rad -> deg).", "DOUBLE_ARRAY")
+    joint_offset: list[float] = _param(
+        [0.0] * 6, "Per joint offset in policy units: policy = ros * scale + offset.", "DOUBLE_ARRAY")
+    joint_lower_limits: list[float] = _param(
+        [-1.92, -1.92, -1.92, -1.92, -2.74, 0.0],
+        "Per joint lower command limit in ROS units (rad).", "DOUBLE_ARRAY")
+    joint_upper_limits: list[float] = _param(
+        [1.92, 1.92, 1.92, 1.92, 2.74, 1.745],
+        "Per joint upper command limit in ROS units (rad).", "DOUBLE_ARRAY")
+    joint_limit_tolerance: float = _param(
+        0.05, "A joint state further than this outside its limits is bad input: no action that tick (ROS units, "
+        ">= 0).", "DOUBLE")
+    max_joint_step: list[float] = _param(
+        [0.1] * 6, "Per joint max command change from the current position per tick, ROS units (> 0).",
+        "DOUBLE_ARRAY")
+    max_input_age_s: float = _param(
+        0.25, "Skip a tick when any input header stamp is older than this (s, ROS time).", "DOUBLE")
+    max_camera_skew_s: float = _param(
+        0.1, "Skip a tick when camera header stamps differ by more than this (s).", "DOUBLE")
+    image_resize: bool = _param(
+        True, "true: resize images to the policy's size (warn once); false: reject them as bad input.", "BOOL")
+    action_topic: str = _param("~/joint_command", "Topic for the commanded joint positions.", "STRING")
+    action_type: str = _param(
+        "joint_state", "Action message: joint_state, float64_multi_array or joint_trajectory.", "STRING")
+    publish_actions: bool = _param(
+        True, "false = observe-only: run the policy but publish no actions (dynamic; true again starts a fresh "
+        "plan).", "BOOL", dynamic=True)
+    max_consecutive_tick_errors: int = _param(
+        5, "After this many consecutive failed ticks commands stop until a clean tick and /diagnostics says ERROR "
+        "(>= 1).", "INTEGER")
+    side_methods: list[str] = _param(
+        ["gradcam"], "Attribution methods the side timer computes, each published as its own overlay (gradcam).",
+        "STRING_ARRAY")
+    side_rate_hz: float = _param(
+        2.0, "Side timer rate in Hz for side_methods (0 = off; at most control_rate_hz; dynamic).", "DOUBLE",
+        dynamic=True)
+    gradcam_target: str = _param(
+        "first_action_sum",
+        "GradCAM target: first_action_sum, chunk_sum, chunk_l2 or joint:<name or index>.", "STRING")
+    gradcam_layer: str = _param("layer4", "Backbone layer GradCAM hooks (ResNet: layer1..layer4).", "STRING")
+    overlay_alpha: float = _param(0.5, "Heatmap opacity in the overlays, 0..1 (dynamic).", "DOUBLE", dynamic=True)
+    input_qos: str = _param(
+        "sensor_data", "Input subscription QoS: sensor_data (best effort) or reliable.", "STRING")
+    attention_decoder_layer: int = _param(
+        -1, "ACT decoder layer whose cross-attention is shown (-1 = last).", "INTEGER")
+    attention_heads: list[int] = _param(
+        [], "Attention heads to average (empty = all heads).", "INTEGER_ARRAY")
+    attention_query: int = _param(
+        -1, "Decoder query (action step) to show (-1 = mean over all queries).", "INTEGER")
+    diagnostics_period_s: float = _param(1.0, "Period of /diagnostics messages in seconds (> 0).", "DOUBLE")
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_mapping(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        validate: bool = True,
+        source: str | None = None,
+    ) -> NodeSettings:
+        """Build settings from `{parameter: value}`; missing parameters keep their defaults.
+
+        A value of None (a ROS parameter declared but not set, e.g. `[]` in a params file) keeps the
+        default. Sequences (tuple, array.array from rclpy) become lists; integers are accepted where a
+        float is expected (`control_rate_hz: 30`, `joint_offset: [0, 0, 0, 0, 0, 0]`), as ROS users write.
+        Raises SettingsError for unknown names or bad values (after `validate()` when asked).
+        """
+        specs = {s.name: s for s in parameter_specs()}
+        unknown = [k for k in values if k not in specs]
+        if unknown:
+            name = str(unknown[0])
+            close = difflib.get_close_matches(name, list(specs), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise SettingsError(
+                name, f"be a known parameter{hint}; valid names: {', '.join(specs)}", Raw("an unknown name"),
+                source=source)
+        kwargs = {name: coerce_value(specs[name], value) for name, value in values.items() if value is not None}
+        settings = cls(**kwargs)
+        if validate:
+            try:
+                settings.validate()
+            except SettingsError as err:
+                raise err.with_source(source) if source else err
+        return settings
+
+    def to_mapping(self) -> dict[str, Any]:
+        """`{parameter: value}` (lists copied)."""
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), list) else v)
+                for f in dataclasses.fields(self)}
+
+    def replace(self, **changes: Any) -> NodeSettings:
+        """Copy with some parameters changed (validated)."""
+        return NodeSettings.from_mapping({**self.to_mapping(), **changes})
+
+    def validate(self) -> NodeSettings:
+        """Check every parameter; raise SettingsError naming the first bad one. Returns self."""
+        from act_interp_ros.settings.validation import validate
+
+        validate(self)
+        return self
+
+    def warnings(self) -> list[str]:
+        """Non-fatal hints worth logging once (valid but probably not what was meant)."""
+        from act_interp_ros.settings.validation import warnings
+
+        return warnings(self)
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def camera_names(self) -> list[str]:
+        """Short camera names used in topic names (`observation.images.front` -> `front`)."""
+        return [camera_name(k) for k in self.camera_keys]
+
+    def gradcam_target_spec(self):
+        """Parsed `gradcam_target` (joint names resolved to policy indices)."""
+        from act_interp_ros.settings.validation import parse_gradcam_target
+
+        return parse_gradcam_target(self.gradcam_target, self.joint_names)
+
+
+# --------------------------------------------------------------------------------------------------
+# Parameter metadata
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """One ROS parameter: `ros_type` is a `rclpy.Parameter.Type` member name (e.g. "DOUBLE_ARRAY").
+
+    `dynamic`: may change while the node runs; all other parameters are declared read-only.
+    """
+
+    name: str
+    default: Any
+    description: str
+    ros_type: str
+    dynamic: bool = False
+
+
+def parameter_specs() -> list[ParameterSpec]:
+    """Every parameter in declaration order, with default, description, ROS type and dynamic flag."""
+    defaults = NodeSettings()
+    return [ParameterSpec(f.name, getattr(defaults, f.name), f.metadata["description"], f.metadata["ros_type"],
+                          f.metadata["dynamic"])
+            for f in dataclasses.fields(NodeSettings)]
+
+
+def parameter_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(NodeSettings)]
+
+
+def parameter_descriptions() -> dict[str, str]:
+    """`{parameter: one-line description}` for ParameterDescriptor(description=...) and docs."""
+    return {f.name: f.metadata["description"] for f in dataclasses.fields(NodeSettings)}
+
+
+def parameter_defaults() -> dict[str, Any]:
+    return NodeSettings().to_mapping()
+
+
+def camera_name(key: str) -> str:
+    """Short camera name for topic names: `observation.images.front` -> `front`.
+
+    Characters not allowed in ROS topic name tokens become '_' (`front-left` -> `front_left`), and a
+    name starting with a digit gets a `cam_` prefix.
+    """
+    name = key[len(CAMERA_KEY_PREFIX):] if key.startswith(CAMERA_KEY_PREFIX) else key
+    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not name or name[0].isdigit():
+        name = "cam_" + name
+    return name
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def coerce_value(spec: ParameterSpec, value: Any) -> Any:
+    """Normalise a value for `spec`: containers become lists, integers become floats where a float is due.
+
+    Anything else is returned unchanged for `validate()` to report with the right message.
+    """
+    t = spec.ros_type
+    if t.endswith("_ARRAY"):
+        if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence) and not hasattr(
+                value, "tolist"):
+            return value
+        items = list(value.tolist() if hasattr(value, "tolist") else value)
+        if t == "DOUBLE_ARRAY":
+            items = [float(v) if _is_int(v) else v for v in items]
+        return items
+    if t == "DOUBLE" and _is_int(value):
+        return float(value)
+    return value

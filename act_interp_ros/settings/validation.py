@@ -1,0 +1,265 @@
+"""Validation of `NodeSettings`: the first bad parameter becomes one `SettingsError` line naming it.
+
+Also parses the structured string parameters (`gradcam_target`) and lists non-fatal warnings. These
+checks need no policy; checks against a loaded policy (cameras, joint count, attention options in range)
+live in :mod:`act_interp_ros.pipeline.policy_setup`.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from act_interp_ros.settings.errors import Raw, SettingsError, fmt
+from act_interp_ros.settings.schema import CAMERA_KEY_PREFIX, camera_name
+
+if TYPE_CHECKING:
+    from act_interp_ros.settings.schema import NodeSettings
+
+__all__ = [
+    "ACTION_TYPES",
+    "GRADCAM_TARGET_KINDS",
+    "GradCAMTargetSpec",
+    "SIDE_METHODS",
+    "parse_gradcam_target",
+    "validate",
+    "warnings",
+]
+
+DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
+CAMERA_TRANSPORTS = ("raw", "compressed")
+ACTION_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
+INPUT_QOS = ("sensor_data", "reliable")
+GRADCAM_TARGET_KINDS = ("first_action_sum", "chunk_sum", "chunk_l2", "joint")
+#: Attribution methods the node's side timer can compute (each has its own overlay topic).
+SIDE_METHODS = ("gradcam",)
+_HUB_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_LAYER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
+
+
+def validate(s: NodeSettings) -> None:
+    """Check every parameter of `s`; raise SettingsError naming the first bad one."""
+    _check_policy_path(s.policy_path)
+    device = _require_str("device", s.device)
+    if not DEVICE_RE.match(device):
+        raise SettingsError("device", "be one of cpu, cuda, cuda:N (N = GPU index) or mps", device)
+    threads = _require_int("torch_threads", s.torch_threads)
+    if threads < 0:
+        raise SettingsError("torch_threads", "be >= 0 (0 = automatic)", threads)
+    _require_float("control_rate_hz", s.control_rate_hz, minimum=0.0, inclusive=False)
+
+    keys = _require_str_list("camera_keys", s.camera_keys, allow_empty=False)
+    for key in keys:
+        if not key.startswith(CAMERA_KEY_PREFIX) or len(key) == len(CAMERA_KEY_PREFIX):
+            raise SettingsError(
+                "camera_keys", "contain policy image keys of the form 'observation.images.<name>'", key)
+    _require_unique("camera_keys", keys)
+    names = [camera_name(k) for k in keys]
+    if len(set(names)) != len(names):
+        raise SettingsError(
+            "camera_keys", "give distinct short camera names (used in topic names)", Raw(f"{fmt(keys)} -> {fmt(names)}"))
+    n_cam = len(keys)
+    topics = _require_str_list("camera_topics", s.camera_topics)
+    _require_len("camera_topics", topics, n_cam, "camera key")
+    for t in topics:
+        _check_topic("camera_topics", t)
+    _require_unique("camera_topics", topics)
+    transports = _require_str_list("camera_transports", s.camera_transports)
+    _require_len("camera_transports", transports, n_cam, "camera key")
+    for t in transports:
+        _require_choice("camera_transports", t, CAMERA_TRANSPORTS, what="contain only")
+
+    _check_topic("joint_state_topic", _require_str("joint_state_topic", s.joint_state_topic))
+    joints = _require_str_list("joint_names", s.joint_names, allow_empty=False)
+    _require_unique("joint_names", joints)
+    n_j = len(joints)
+    scale = _require_float_list("joint_scale", s.joint_scale, n_j)
+    if any(v == 0.0 for v in scale):
+        raise SettingsError("joint_scale", "contain non-zero factors (policy = ros * scale + offset)", s.joint_scale)
+    _require_float_list("joint_offset", s.joint_offset, n_j)
+    lower = _require_float_list("joint_lower_limits", s.joint_lower_limits, n_j)
+    upper = _require_float_list("joint_upper_limits", s.joint_upper_limits, n_j)
+    for j, (lo, hi) in enumerate(zip(lower, upper)):
+        if not lo < hi:
+            raise SettingsError("joint_upper_limits", f"be greater than joint_lower_limits for joint '{joints[j]}'",
+                                Raw(f"lower={lo!r} upper={hi!r}"))
+    _require_float("joint_limit_tolerance", s.joint_limit_tolerance, minimum=0.0)
+    steps = _require_float_list("max_joint_step", s.max_joint_step, n_j)
+    for j, v in enumerate(steps):
+        if v <= 0.0:
+            raise SettingsError(
+                "max_joint_step", f"be > 0 for every joint (ROS units per tick; use a large value such as 10.0 to "
+                f"effectively disable it), joint '{joints[j]}'", v)
+
+    _require_float("max_input_age_s", s.max_input_age_s, minimum=0.0, inclusive=False)
+    _require_float("max_camera_skew_s", s.max_camera_skew_s, minimum=0.0)
+    _require_bool("image_resize", s.image_resize)
+    _check_topic("action_topic", _require_str("action_topic", s.action_topic))
+    _require_choice("action_type", _require_str("action_type", s.action_type), ACTION_TYPES)
+    _require_bool("publish_actions", s.publish_actions)
+    if _require_int("max_consecutive_tick_errors", s.max_consecutive_tick_errors) < 1:
+        raise SettingsError("max_consecutive_tick_errors", "be an integer >= 1", s.max_consecutive_tick_errors)
+    methods = _require_str_list("side_methods", s.side_methods)
+    for m in methods:
+        _require_choice("side_methods", m, SIDE_METHODS, what="contain only")
+    _require_unique("side_methods", methods)
+    _require_float("side_rate_hz", s.side_rate_hz, minimum=0.0)
+    parse_gradcam_target(_require_str("gradcam_target", s.gradcam_target), joints)
+    layer = _require_str("gradcam_layer", s.gradcam_layer)
+    if not _LAYER_RE.match(layer):
+        raise SettingsError("gradcam_layer", "be a backbone module name such as 'layer4'", layer)
+    _require_float("overlay_alpha", s.overlay_alpha, minimum=0.0, maximum=1.0)
+    _require_choice("input_qos", _require_str("input_qos", s.input_qos), INPUT_QOS)
+    _require_int("attention_decoder_layer", s.attention_decoder_layer)
+    heads = s.attention_heads
+    if not isinstance(heads, list) or any(isinstance(h, bool) or not isinstance(h, int) or h < 0 for h in heads):
+        raise SettingsError("attention_heads", "be a list of head indices >= 0 (empty = all heads)", Raw(fmt(heads)))
+    _require_unique("attention_heads", heads)
+    q = _require_int("attention_query", s.attention_query)
+    if q < -1:
+        raise SettingsError("attention_query", "be a decoder query index >= 0, or -1 for the mean", q)
+    _require_float("diagnostics_period_s", s.diagnostics_period_s, minimum=0.0, inclusive=False)
+
+
+def warnings(s: NodeSettings) -> list[str]:
+    """Non-fatal hints worth logging once (valid but probably not what was meant)."""
+    out: list[str] = []
+    for key, topic, transport in zip(s.camera_keys, s.camera_topics, s.camera_transports):
+        if transport == "compressed" and not topic.rstrip("/").endswith("compressed"):
+            out.append(f"camera '{key}' uses transport 'compressed' but its topic '{topic}' does not end "
+                       f"in '/compressed'; camera_topics must be the exact CompressedImage topic")
+        if transport == "raw" and topic.rstrip("/").endswith("/compressed"):
+            out.append(f"camera '{key}' topic '{topic}' looks like a CompressedImage topic; set its "
+                       f"camera_transports entry to 'compressed'")
+    if s.side_rate_hz > s.control_rate_hz:
+        out.append(f"side_rate_hz ({s.side_rate_hz}) > control_rate_hz ({s.control_rate_hz}); "
+                   f"the side methods run at most once per control tick")
+    if not s.publish_actions:
+        out.append("publish_actions is false: observe-only, no actions are published")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Structured string parameters
+
+
+@dataclass(frozen=True)
+class GradCAMTargetSpec:
+    """Parsed gradcam_target: `kind` in GRADCAM_TARGET_KINDS; `joint_index` (policy order) for 'joint'."""
+
+    kind: str
+    joint_index: int | None = None
+
+
+def parse_gradcam_target(value: str, joint_names: Sequence[str]) -> GradCAMTargetSpec:
+    """Parse `first_action_sum | chunk_sum | chunk_l2 | joint:<name or index>`."""
+    expected = ("be first_action_sum, chunk_sum, chunk_l2 or joint:<name or index> with a joint from "
+                f"joint_names {fmt(list(joint_names))}")
+    if not isinstance(value, str):
+        raise SettingsError("gradcam_target", expected, value)
+    v = value.strip()
+    if v in ("first_action_sum", "chunk_sum", "chunk_l2"):
+        return GradCAMTargetSpec(v)
+    if v.startswith("joint:"):
+        ref = v[len("joint:"):].strip()
+        if ref in joint_names:
+            return GradCAMTargetSpec("joint", list(joint_names).index(ref))
+        if re.fullmatch(r"\d+", ref) and int(ref) < len(joint_names):
+            return GradCAMTargetSpec("joint", int(ref))
+    raise SettingsError("gradcam_target", expected, value)
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_policy_path(value: Any) -> None:
+    expected = ("be a LeRobot pretrained_model directory or a Hugging Face repo id like 'user/act_so101' "
+                "(required: pass policy_path:=<dir or repo id>)")
+    if not isinstance(value, str) or not value.strip():
+        raise SettingsError("policy_path", expected, value)
+    if Path(value).expanduser().is_dir():
+        return
+    if value.startswith(("/", ".", "~")) or not _HUB_REPO_RE.match(value):
+        raise SettingsError("policy_path", expected, Raw(f"{value!r} (no such directory)"))
+
+
+def _require_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise SettingsError(name, "be a non-empty string", value)
+    return value
+
+
+def _require_bool(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(name, "be true or false", value)
+    return value
+
+
+def _require_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(name, "be an integer", value)
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _require_float(name: str, value: Any, *, minimum: float | None = None, maximum: float | None = None,
+                   inclusive: bool = True) -> float:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>=' if inclusive else '>'} {minimum:g}")
+    if maximum is not None:
+        parts.append(f"<= {maximum:g}")
+    expected = "be a finite number" + (" " + " and ".join(parts) if parts else "")
+    if not _is_number(value) or not math.isfinite(value):
+        raise SettingsError(name, expected, value)
+    if minimum is not None and (value < minimum or (not inclusive and value == minimum)):
+        raise SettingsError(name, expected, value)
+    if maximum is not None and value > maximum:
+        raise SettingsError(name, expected, value)
+    return float(value)
+
+
+def _require_str_list(name: str, value: Any, *, allow_empty: bool = True) -> list[str]:
+    if not isinstance(value, list) or any(not isinstance(v, str) or not v for v in value):
+        raise SettingsError(name, "be a list of non-empty strings", value)
+    if not allow_empty and not value:
+        raise SettingsError(name, "have at least one entry", Raw("an empty list"))
+    return value
+
+
+def _require_float_list(name: str, value: Any, n: int) -> list[float]:
+    if not isinstance(value, list) or any(not _is_number(v) or not math.isfinite(v) for v in value):
+        raise SettingsError(name, "be a list of finite numbers, one per joint in joint_names", value)
+    _require_len(name, value, n, "joint in joint_names")
+    return [float(v) for v in value]
+
+
+def _require_len(name: str, value: list, n: int, per: str) -> None:
+    if len(value) != n:
+        raise SettingsError(name, f"have one entry per {per} ({n})", len(value))
+
+
+def _require_unique(name: str, value: list) -> None:
+    seen = set()
+    for v in value:
+        if v in seen:
+            raise SettingsError(name, "have distinct entries", Raw(f"{fmt(v)} twice in {fmt(value)}"))
+        seen.add(v)
+
+
+def _require_choice(name: str, value: str, choices: Sequence[str], *, what: str = "be one of") -> None:
+    if value not in choices:
+        raise SettingsError(name, f"{what} {', '.join(choices)}", value)
+
+
+def _check_topic(name: str, topic: str) -> None:
+    if not re.fullmatch(r"~?/?[A-Za-z_{][\w{}/]*", topic) or topic.endswith("/") or "//" in topic:
+        raise SettingsError(
+            name, "be a valid ROS topic name (letters, digits, '_' and '/', e.g. '/camera/front/image_raw')", topic)
