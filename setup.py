@@ -48,6 +48,7 @@ setup(
         "pandas>=2.0",
         "pyarrow>=14",  # Parquet tick tables
         "av>=12",  # H.264 mp4 writing (also a lerobot dependency)
+        "captum==0.9.0",  # pixel attribution: InputXGradient, NoiseTunnel, IntegratedGradients, Occlusion
     ],
     extras_require={
         "ros": ROS_WHEELS,

@@ -1,4 +1,4 @@
-"""Proof on a model whose right answer is known that attention and GradCAM point at what drives the action.
+"""Proof on a model whose right answer is known of which maps point at what drives the action.
 
 The known-answer ACT is trained for real (LeRobot's ACTPolicy, processors and optimiser) on synthetic
 SO-101 episodes in which only the red target cube decides the expert's actions; the blue distractor
@@ -21,13 +21,25 @@ N_FRAMES = 64  # held-out frames, one per held-out episode
 MIN_RATIO = 2.0  # target mass vs a uniform map
 MIN_WIN = 0.80  # fraction of frames with target mass > distractor mass
 MAX_RANK_CORR = 0.5  # trained vs random-weights maps (Adebayo et al. 2018)
+# Pixel-level causal maps (gradient x input, occlusion), scored against the silhouette at pixel resolution:
+MIN_PIXEL_RATIO = 5.0  # target mass vs a uniform map
+MIN_PIXEL_WIN = 0.90  # fraction of frames with target mass > distractor mass
+MIN_FAITHFULNESS = 1.0  # deletion test: AUC(top cells) / AUC(random cells)
+# Occlusion costs one forward per patch, so its test is smaller than the default evaluation: the first 32
+# of the 64 held-out frames and a 16 px patch with stride 16 (80 forwards per frame) instead of the
+# default stride 8 (285 forwards per frame). Measured on all 64 frames at stride 8 (not run here):
+# ratio 16.8x, 100 %, rank corr. +0.58, faithfulness 5.5x.
+N_OCCLUSION_FRAMES = 32
+OCCLUSION_PATCH, OCCLUSION_STRIDE = 16, 16
+DELETION_DRAWS = 4  # random draws per frame in the deletion test (the library default is 8)
 MIN_INTERVENTION_RATIO = 5.0  # chunk change when the target moves vs when the distractor moves
 MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE ("clearly below")
 
 # Measured on the cached model (800 steps from a randomly initialised ResNet-18: no pretrained weights can
 # be downloaded here): attention ratio vs uniform 0.92, GradCAM 1.02; target beats distractor in 53 % /
 # 56 % of frames. The model acts on the target (held-out chunk error 0.28x the mean-action baseline) but
-# its 4x5 layer4 maps do not localise it. These criteria are NOT met; strict xfail keeps them measured
+# its 4x5 layer4 maps do not localise it (deletion test, reported only: attention 0.43x random cells, GradCAM
+# 2.1x, against 5.2x for gradient x input). These criteria are NOT met; strict xfail keeps them measured
 # (an unexpected pass fails the run, so a fix is noticed) instead of deleting or skipping them.
 NOT_LOCALISED = pytest.mark.xfail(
     strict=True,
@@ -43,7 +55,21 @@ def model() -> ka.KnownAnswerModel:
 
 @pytest.fixture(scope="module")
 def maps(model) -> ka.MapEvaluation:
-    return ka.evaluate_maps(model.path, n_frames=N_FRAMES, seed=0)
+    """Attention, GradCAM (token grid) and gradient x input (pixels), each with its deletion test."""
+    return ka.evaluate_maps(model.path, n_frames=N_FRAMES, seed=0, methods=("attention", "gradcam", "grad_x_input"),
+                            deletion_random_draws=DELETION_DRAWS)
+
+
+@pytest.fixture(scope="module")
+def occlusion_maps(model) -> ka.MapEvaluation:
+    return ka.evaluate_maps(model.path, n_frames=N_OCCLUSION_FRAMES, seed=0, methods=("occlusion",),
+                            occlusion_patch=OCCLUSION_PATCH, occlusion_stride=OCCLUSION_STRIDE,
+                            deletion_random_draws=DELETION_DRAWS)
+
+
+def _scores(request, method: str) -> ka.MapScores:
+    evaluation = request.getfixturevalue("occlusion_maps" if method == "occlusion" else "maps")
+    return evaluation.get(method, "front")
 
 
 def _report(capsys, title: str, text: str) -> None:
@@ -128,11 +154,19 @@ def test_model_acts_on_the_target_not_the_distractor(model, capsys):
     assert eff.ratio > MIN_INTERVENTION_RATIO, eff
 
 
-def test_report_map_numbers(maps, capsys):
-    text = maps.table() + (
-        f"\n\n{maps.n_frames} held-out approach-phase frames (one per held-out episode); token grid {maps.grid}; "
-        f"GradCAM target '{maps.gradcam_target}'; region = {maps.region}"
-    )
+def test_report_map_numbers(maps, occlusion_maps, capsys):
+    text = "\n\n".join([
+        maps.table(),
+        f"{maps.n_frames} held-out approach-phase frames (one per held-out episode); token grid {maps.grid}; "
+        f"targets {maps.targets}; region = {maps.region}",
+        occlusion_maps.table(),
+        f"occlusion: first {occlusion_maps.n_frames} of those frames, (patch, stride) {occlusion_maps.occlusion_window}, "
+        f"target {occlusion_maps.targets['occlusion']}",
+        f"deletion test: {maps.deletion_cell}x{maps.deletion_cell}-px cells filled with the mean colour, change of the "
+        f"executed chunk (L2, normalised units) vs {maps.deletion_random_draws} random draws per frame:",
+        maps.deletion_table(),
+        occlusion_maps.deletion_table(),
+    ])
     _report(capsys, "known-answer model: map scores", text)
 
 
@@ -152,8 +186,44 @@ def test_maps_prefer_the_target_over_the_distractor(maps, method):
     assert s.target_beats_distractor >= MIN_WIN, s
 
 
-@pytest.mark.parametrize("method", ["attention", "gradcam"])
-def test_randomised_weights_change_the_maps(maps, method):
-    s = maps.get(method, "front")
-    assert s.n_rank >= 0.9 * N_FRAMES, s
+OCCLUSION_SHARED_WITH_RANDOM = pytest.mark.xfail(
+    strict=True,
+    reason="known limitation: occlusion maps of the random-weights model rank-correlate +0.53 with the trained "
+    "model's (32 frames, stride 16; +0.58 on 64 frames at stride 8). Measured on 16 frames: the two share 54 % "
+    "of their 8 top patches (10 % by chance) although the random model's map barely prefers the target (2.1x "
+    "uniform vs 14x); the mechanism is not established",
+)
+
+
+@pytest.mark.parametrize("method", ["attention", "gradcam", "grad_x_input",
+                                    pytest.param("occlusion", marks=OCCLUSION_SHARED_WITH_RANDOM)])
+def test_randomised_weights_change_the_maps(request, method):
+    s = _scores(request, method)
+    frames = N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES
+    assert s.n_rank >= 0.9 * frames, s
     assert s.rank_corr_random < MAX_RANK_CORR, s
+
+
+# ----------------------------------------------------------------- pixel-level causal maps find the target
+@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+def test_pixel_maps_put_mass_on_the_target(request, method):
+    s = _scores(request, method)
+    assert s.resolution == "pixel"
+    assert s.n_frames >= 0.9 * (N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES)
+    assert s.ratio_vs_uniform >= MIN_PIXEL_RATIO, s
+
+
+@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+def test_pixel_maps_prefer_the_target_over_the_distractor(request, method):
+    s = _scores(request, method)
+    assert s.n_pairs >= 0.9 * (N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES)
+    assert s.target_beats_distractor >= MIN_PIXEL_WIN, s
+
+
+@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+def test_pixel_maps_are_faithful(request, method):
+    """Filling the cells the map ranks highest changes the executed chunk more than filling random cells."""
+    s = _scores(request, method)
+    assert s.n_faithfulness == (N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES)
+    assert len(s.deletion_top) == len(s.deletion_random) == 4
+    assert s.faithfulness_ratio > MIN_FAITHFULNESS, s

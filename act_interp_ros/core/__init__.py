@@ -1,6 +1,14 @@
-"""ROS-free interpretability engine for LeRobot ACT: loading, attention, GradCAM, rendering."""
+"""ROS-free interpretability engine for LeRobot ACT: loading, attention, GradCAM, pixel attribution, rendering."""
 
+from act_interp_ros.core.action_targets import (
+    DEFAULT_GRADIENT_TARGET,
+    DEFAULT_PERTURBATION_TARGET,
+    TARGET_KINDS,
+    ActionTarget,
+)
 from act_interp_ros.core.attention import AttentionOptions, Interpretation
+from act_interp_ros.core.attribution import PixelGradientXInput, PixelIntegratedGradients, PixelOcclusion
+from act_interp_ros.core.faithfulness import DeletionResult, DeletionTest
 from act_interp_ros.core.gradcam import GradCAM, GradCAMTarget
 from act_interp_ros.core.interpretable_policy import ActionWithInterpretation, InterpretableACT, StepResult
 from act_interp_ros.core.loading import LoadedPolicy, PolicyLoadError, load_act_policy
@@ -9,8 +17,14 @@ from act_interp_ros.core.render import colorize, render_overlay
 from act_interp_ros.core.token_layout import TokenLayout
 
 __all__ = [
+    "DEFAULT_GRADIENT_TARGET",
+    "DEFAULT_PERTURBATION_TARGET",
+    "TARGET_KINDS",
+    "ActionTarget",
     "ActionWithInterpretation",
     "AttentionOptions",
+    "DeletionResult",
+    "DeletionTest",
     "GradCAM",
     "GradCAMTarget",
     "InterpretableACT",
@@ -18,6 +32,9 @@ __all__ = [
     "LoadedPolicy",
     "ObservationBuilder",
     "ObservationError",
+    "PixelGradientXInput",
+    "PixelIntegratedGradients",
+    "PixelOcclusion",
     "PolicyLoadError",
     "StepResult",
     "TokenLayout",

@@ -24,39 +24,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from act_interp_ros.core.action_targets import SCALAR_KINDS, ActionTarget
+
+#: GradCAM's historical target kinds (every :data:`~act_interp_ros.core.action_targets.SCALAR_KINDS` kind works).
 TARGET_KINDS = ("first_action_sum", "joint", "chunk_sum", "chunk_l2")
 
 
 @dataclass(frozen=True)
-class GradCAMTarget:
-    """The scalar GradCAM explains, built from the (B, chunk_size, action_dim) normalised chunk.
+class GradCAMTarget(ActionTarget):
+    """An :class:`ActionTarget` whose default stays GradCAM's historical ``first_action_sum``.
 
-    kind:
-        ``first_action_sum`` (default): sum of the first predicted action's components;
-        ``joint``: one component (``joint`` index) of the first predicted action;
-        ``chunk_sum``: sum over the whole chunk; ``chunk_l2``: L2 norm of the whole chunk.
+    GradCAM needs one scalar per batch element, so it takes the one-output kinds
+    (:data:`~act_interp_ros.core.action_targets.SCALAR_KINDS`): ``first_action_sum`` (default), ``joint``
+    (``joint`` index, first action), ``chunk_sum``, ``chunk_l2`` and the ``executed_*`` scalars.
     """
 
     kind: str = "first_action_sum"
-    joint: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in TARGET_KINDS:
-            raise ValueError(f"GradCAM target '{self.kind}' unknown; expected one of {', '.join(TARGET_KINDS)}")
-        if (self.kind == "joint") != (self.joint is not None):
-            raise ValueError("GradCAM target 'joint' needs a joint index (and only 'joint' takes one)")
-
-    def score(self, chunk: Tensor) -> Tensor:
-        """(B, chunk_size, action_dim) -> (B,) scalar per batch element."""
-        if self.kind == "first_action_sum":
-            return chunk[:, 0].sum(dim=-1)
-        if self.kind == "joint":
-            if not -chunk.shape[-1] <= self.joint < chunk.shape[-1]:
-                raise ValueError(f"GradCAM joint {self.joint} out of range for action_dim {chunk.shape[-1]}")
-            return chunk[:, 0, self.joint]
-        if self.kind == "chunk_sum":
-            return chunk.flatten(1).sum(dim=-1)
-        return chunk.flatten(1).norm(dim=-1)
 
 
 class GradCAM:
@@ -95,11 +78,18 @@ class GradCAM:
         acts.append(output)
         return output
 
-    def attribute(self, batch: dict[str, Tensor], target: GradCAMTarget = GradCAMTarget()) -> list[dict[str, np.ndarray]]:
+    def attribute(
+        self, batch: dict[str, Tensor], target: ActionTarget = GradCAMTarget()
+    ) -> list[dict[str, np.ndarray]]:
         """GradCAM maps for a normalised batch: one {camera key: (h, w) float32 in [0,1]} per element."""
         model = self.policy.model
         if model.training:
             raise RuntimeError("GradCAM needs the policy in eval mode (call policy.eval())")
+        if target.kind not in SCALAR_KINDS:
+            raise ValueError(
+                f"GradCAM needs a one-output target; '{target.kind}' has several (use one of {', '.join(SCALAR_KINDS)})"
+            )
+        n_executed = self.policy.config.n_action_steps
         inputs = dict(batch)
         inputs["observation.images"] = [batch[k] for k in self.camera_keys]
         if self.policy.config.robot_state_feature is None and "observation.state" not in inputs:
@@ -114,7 +104,7 @@ class GradCAM:
                     raise RuntimeError(
                         f"GradCAM hook saw {len(acts)} activations for {len(self.camera_keys)} cameras"
                     )
-                score = target.score(chunk).sum()  # batch elements are independent: sum keeps per-row grads
+                score = target.score(chunk, n_executed).sum()  # batch elements are independent: sum keeps per-row grads
                 grads = torch.autograd.grad(score, acts)
         finally:
             self._local.acts = None

@@ -24,6 +24,15 @@ How a map is scored (per frame and camera):
   same number as resizing the map piecewise-constantly to the image and summing it over the mask;
 * a uniform map gives ``mass = mean(coverage)`` = the object's area fraction of the image, so
   ``ratio = mass / area_fraction`` (1 = no better than uniform).
+
+Pixel maps (gradient x input, integrated gradients, occlusion: :mod:`act_interp_ros.core.attribution`)
+are scored the same way at pixel resolution: the coverage is the silhouette mask itself, so
+``mass = sum(map * mask) / sum(map)`` and ``ratio = mass / mask.mean()``.
+
+Faithfulness (every method): :class:`~act_interp_ros.core.faithfulness.DeletionTest` on the trained
+model - fill the map's top k % of 8x8-pixel cells (token maps resized bilinearly to the image, as the
+overlays are drawn) with the dataset's mean colour and measure the L2 change of the executed chunk,
+against as many random cells; ``faithfulness_ratio`` = AUC(top) / AUC(random) over k in 5, 10, 20, 40 %.
 """
 
 from __future__ import annotations
@@ -293,11 +302,22 @@ class MapScores:
     target_beats_distractor: float
     rank_corr_random: float
     n_rank: int
+    resolution: str = "token"
+    faithfulness_ratio: float = float("nan")
+    faithfulness_median_frame_ratio: float = float("nan")
+    deletion_top: list[float] = field(default_factory=list)
+    deletion_random: list[float] = field(default_factory=list)
+    n_faithfulness: int = 0
 
 
 @dataclass
 class MapEvaluation:
-    """Result of :func:`evaluate_maps`: one :class:`MapScores` per (method, camera)."""
+    """Result of :func:`evaluate_maps`: one :class:`MapScores` per (method, camera).
+
+    ``targets``: method -> the action target its maps explain; ``deletion_fractions`` / ``deletion_cell``:
+    the deletion test's settings (empty / 0 when it was not run); ``occlusion_window``: (patch, stride)
+    per camera when occlusion was scored.
+    """
 
     scores: list[MapScores]
     n_frames: int
@@ -308,6 +328,11 @@ class MapEvaluation:
     gradcam_layer: str = "layer4"
     region: str = "object silhouette downsampled to the token grid by area (cv2.INTER_AREA)"
     extra: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, str] = field(default_factory=dict)
+    deletion_fractions: list[float] = field(default_factory=list)
+    deletion_cell: int = 0
+    deletion_random_draws: int = 0
+    occlusion_window: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def get(self, method: str, camera: str) -> MapScores:
         for s in self.scores:
@@ -321,15 +346,38 @@ class MapEvaluation:
     def table(self) -> str:
         """Markdown table of the numbers (for test output and the README)."""
         rows = [
-            "| map | camera | target mass | uniform | ratio vs uniform | target > distractor | rank corr. vs random weights |",
-            "|---|---|---|---|---|---|---|",
+            "| map | resolution | camera | target mass | uniform | ratio vs uniform | target > distractor "
+            "| rank corr. vs random weights | faithfulness (deletion AUC top / random) |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in self.scores:
+            faith = f"{s.faithfulness_ratio:.2f}x ({s.n_faithfulness} frames)" if s.n_faithfulness else "-"
             rows.append(
-                f"| {s.method} | {s.camera} | {s.target_mass:.3f} | {s.uniform_mass:.3f} | {s.ratio_vs_uniform:.2f}x "
-                f"| {100 * s.target_beats_distractor:.0f}% ({s.n_pairs} frames) | {s.rank_corr_random:+.2f} |"
+                f"| {s.method} | {s.resolution} | {s.camera} | {s.target_mass:.3f} | {s.uniform_mass:.3f} "
+                f"| {s.ratio_vs_uniform:.2f}x | {100 * s.target_beats_distractor:.0f}% ({s.n_pairs} frames) "
+                f"| {s.rank_corr_random:+.2f} | {faith} |"
             )
         return "\n".join(rows)
+
+    def deletion_table(self) -> str:
+        """Markdown table of the mean deletion curves (change of the executed chunk, normalised units)."""
+        if not self.deletion_fractions:
+            return "(deletion test not run)"
+        ks = " | ".join(f"{100 * k:g} %" for k in self.deletion_fractions)
+        rows = [f"| map | camera | curve | {ks} |", "|---|---|---|" + "---|" * len(self.deletion_fractions)]
+        for s in self.scores:
+            if not s.n_faithfulness:
+                continue
+            for name, curve in (("top cells", s.deletion_top), ("random cells", s.deletion_random)):
+                rows.append(f"| {s.method} | {s.camera} | {name} | " + " | ".join(f"{v:.3f}" for v in curve) + " |")
+        return "\n".join(rows)
+
+
+#: Methods :func:`evaluate_maps` can score; token-grid maps first, then pixel maps.
+METHODS = ("attention", "gradcam", "grad_x_input", "integrated_gradients", "occlusion")
+PIXEL_METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
+#: Scored when ``methods`` is not given (occlusion and integrated gradients cost many forwards: ask for them).
+DEFAULT_METHODS = ("attention", "gradcam", "grad_x_input")
 
 
 def evaluate_maps(
@@ -339,12 +387,15 @@ def evaluate_maps(
     gradcam_target: Any = None,
     random_seed: int = 12345,
     gradcam_layer: str = "layer4",
+    **options: Any,
 ) -> MapEvaluation:
-    """Score attention and GradCAM maps of a known-answer checkpoint on held-out frames.
+    """Score the maps of a known-answer checkpoint on held-out frames.
 
     Frames: ``n_frames`` new episodes (seeds ``MAPS_SEED_BASE + 1000 * seed + i``, never used in
     training), one frame each, drawn from the approach phase - the arm is moving towards the target
-    and the target's position is what decides the action. See the module docstring for the scoring.
+    and the target's position is what decides the action. See the module docstring for the scoring;
+    ``options`` are :func:`evaluate_policy_maps`'s keyword arguments (methods, targets, occlusion grid,
+    deletion test).
 
     Randomisation check: the same architecture with freshly initialised weights (``ACTPolicy(config)``
     with ``torch.manual_seed(random_seed)``, not trained; the trained normalisation stats are kept) is
@@ -355,31 +406,52 @@ def evaluate_maps(
     wrapped = InterpretableACT.from_pretrained(os.fspath(model_path), device="cpu")
     try:
         return evaluate_policy_maps(
-            wrapped.policy, wrapped.preprocessor, n_frames, seed, gradcam_target, random_seed, gradcam_layer)
+            wrapped.policy, wrapped.preprocessor, n_frames, seed, gradcam_target, random_seed, gradcam_layer, **options)
     finally:
         wrapped.close()
 
 
 def evaluate_policy_maps(
     policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345,
-    gradcam_layer: str = "layer4",
+    gradcam_layer: str = "layer4", methods: tuple[str, ...] = DEFAULT_METHODS, attribution_target: Any = None,
+    occlusion_patch: int | None = None, occlusion_stride: int | None = None, faithfulness: bool = True,
+    deletion_random_draws: int = 8,
 ) -> MapEvaluation:
-    """:func:`evaluate_maps` on an in-memory policy and preprocessor."""
+    """:func:`evaluate_maps` on an in-memory policy and preprocessor.
+
+    Args:
+        methods: subset of :data:`METHODS`.
+        gradcam_target: GradCAM's target (default ``GradCAMTarget()``, first_action_sum).
+        attribution_target: the pixel methods' :class:`~act_interp_ros.core.ActionTarget`; ``None`` = each
+            method's default (gradient methods ``DEFAULT_GRADIENT_TARGET``, occlusion
+            ``DEFAULT_PERTURBATION_TARGET``).
+        occlusion_patch, occlusion_stride: occlusion grid (``None`` = ``PixelOcclusion``'s defaults).
+        faithfulness: run the deletion test on every method's trained-model maps.
+        deletion_random_draws: random draws per frame of the deletion test.
+    """
     import torch
     from lerobot.policies.act.modeling_act import ACTPolicy
 
     from act_interp_ros.core import GradCAMTarget
 
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown map method(s) {unknown or list(methods)}; expected a subset of {', '.join(METHODS)}")
+    methods = tuple(m for m in METHODS if m in methods)
     target = gradcam_target if gradcam_target is not None else GradCAMTarget()
     spec = _spec_of(policy)
     cams = list(spec.cameras)
     frames = _approach_frames(spec, n_frames, seed)
+    makers = _map_makers(methods, target, gradcam_layer, attribution_target, occlusion_patch, occlusion_stride)
 
     torch.manual_seed(random_seed)
     random_policy = ACTPolicy(policy.config)
     random_policy.eval()
-    trained_maps = _maps(policy, preprocessor, frames, spec, target, gradcam_layer)
-    random_maps = _maps(random_policy, preprocessor, frames, spec, target, gradcam_layer)
+    trained_maps = _maps(policy, preprocessor, frames, spec, makers)
+    random_maps = _maps(random_policy, preprocessor, frames, spec, makers)
+    deletion = (
+        _deletion(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws) if faithfulness else {}
+    )
 
     from act_interp_ros.synthetic import SyntheticScene
 
@@ -390,14 +462,19 @@ def evaluate_policy_maps(
     ]
     scores: list[MapScores] = []
     grids: dict[str, tuple[int, int]] = {}
-    for method in ("attention", "gradcam"):
+    for method in methods:
+        pixel = method in PIXEL_METHODS
         for cam in cams:
             t_mass, u_mass, ratios, d_mass, wins, corrs = [], [], [], [], [], []
             for i in range(len(frames)):
                 m = trained_maps[method][i][cam]
-                grids[cam] = m.shape
-                cov_t = object_coverage(masks[i][cam]["target"], m.shape)
-                cov_d = object_coverage(masks[i][cam]["distractor"], m.shape)
+                if pixel:
+                    cov_t = masks[i][cam]["target"].astype(np.float64)
+                    cov_d = masks[i][cam]["distractor"].astype(np.float64)
+                else:
+                    grids[cam] = m.shape
+                    cov_t = object_coverage(masks[i][cam]["target"], m.shape)
+                    cov_d = object_coverage(masks[i][cam]["distractor"], m.shape)
                 if cov_t.sum() > 0:
                     mt = map_mass(m, cov_t)
                     t_mass.append(mt)
@@ -411,6 +488,7 @@ def evaluate_policy_maps(
                 if np.isfinite(r):
                     corrs.append(r)
             tm, um = _mean(t_mass), _mean(u_mass)
+            faith = deletion.get(method, {}).get(cam)
             scores.append(MapScores(
                 method=method, camera=cam, n_frames=len(t_mass), target_mass=tm, uniform_mass=um,
                 ratio_vs_uniform=tm / um if um > 0 else float("nan"),
@@ -418,7 +496,15 @@ def evaluate_policy_maps(
                 distractor_mass=_mean(d_mass), n_pairs=len(wins),
                 target_beats_distractor=_mean([float(w) for w in wins]),
                 rank_corr_random=_mean(corrs), n_rank=len(corrs),
+                resolution="pixel" if pixel else "token",
+                faithfulness_ratio=faith.ratio if faith else float("nan"),
+                faithfulness_median_frame_ratio=float(np.nanmedian(faith.frame_ratios())) if faith else float("nan"),
+                deletion_top=[float(v) for v in faith.top_curve] if faith else [],
+                deletion_random=[float(v) for v in faith.random_curve] if faith else [],
+                n_faithfulness=faith.n if faith else 0,
             ))
+    from act_interp_ros.core.faithfulness import DEFAULT_FRACTIONS
+
     return MapEvaluation(
         scores=scores,
         n_frames=len(frames),
@@ -427,6 +513,13 @@ def evaluate_policy_maps(
         grid=grids,
         gradcam_target=getattr(target, "kind", str(target)),
         gradcam_layer=gradcam_layer,
+        region="token maps: object silhouette downsampled to the token grid by area (cv2.INTER_AREA); "
+        "pixel maps: the silhouette mask",
+        targets={m: _target_name(makers[m].target) for m in methods},
+        deletion_fractions=list(DEFAULT_FRACTIONS) if faithfulness else [],
+        deletion_cell=8 if faithfulness else 0,
+        deletion_random_draws=deletion_random_draws if faithfulness else 0,
+        occlusion_window=dict(makers["occlusion"].window) if "occlusion" in makers else {},
     )
 
 
@@ -540,33 +633,113 @@ def _concat(parts: list[training.FrameSet]) -> training.FrameSet:
     )
 
 
-def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, target, gradcam_layer: str = "layer4",
-          batch_size: int = 32):
-    """{"attention": [ {cam: (h, w)} per frame ], "gradcam": [...]} for one policy."""
-    from act_interp_ros.core import GradCAM, InterpretableACT
+@dataclass
+class _Maker:
+    """How to build one method's maps: ``make(policy)`` -> an object with ``attribute(batch, target)`` / ``close()``."""
 
-    wrapped = InterpretableACT(policy, preprocessor)
-    gradcam = GradCAM(policy, target_layer=gradcam_layer)
-    out: dict[str, list[dict[str, np.ndarray]]] = {"attention": [], "gradcam": []}
+    make: Any
+    target: Any
+    window: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target, occlusion_patch, occlusion_stride):
+    from act_interp_ros.core import (
+        DEFAULT_GRADIENT_TARGET,
+        DEFAULT_PERTURBATION_TARGET,
+        GradCAM,
+        PixelGradientXInput,
+        PixelIntegratedGradients,
+        PixelOcclusion,
+    )
+
+    makers: dict[str, _Maker] = {}
+    for m in methods:
+        if m == "attention":
+            makers[m] = _Maker(None, "decoder cross-attention (mean over heads and queries)")
+        elif m == "gradcam":
+            makers[m] = _Maker(lambda p: GradCAM(p, target_layer=gradcam_layer), gradcam_target)
+        elif m == "grad_x_input":
+            makers[m] = _Maker(PixelGradientXInput, attribution_target or DEFAULT_GRADIENT_TARGET)
+        elif m == "integrated_gradients":
+            makers[m] = _Maker(PixelIntegratedGradients, attribution_target or DEFAULT_GRADIENT_TARGET)
+        elif m == "occlusion":
+            maker = _Maker(lambda p: PixelOcclusion(p, patch=occlusion_patch, stride=occlusion_stride),
+                           attribution_target or DEFAULT_PERTURBATION_TARGET)
+            maker.window = {}
+            makers[m] = maker
+    return makers
+
+
+def _target_name(target) -> str:
+    if isinstance(target, str):
+        return target
+    joint = getattr(target, "joint", None)
+    return f"{target.kind}" + (f"[{joint}]" if joint is not None else "")
+
+
+def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, makers: dict[str, _Maker],
+          batch_size: int = 32) -> dict[str, list[dict[str, np.ndarray]]]:
+    """{method: [ {short camera name: map} per frame ]} for one policy (token grid or pixel maps)."""
+    from act_interp_ros.core import InterpretableACT
+
+    wrapped = InterpretableACT(policy, preprocessor) if "attention" in makers else None
+    explainers = {m: mk.make(policy) for m, mk in makers.items() if m != "attention"}
+    out: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in makers}
+    short = len(training.CAMERA_PREFIX)
     try:
+        for name, ex in explainers.items():
+            if hasattr(ex, "windows"):
+                makers[name].window = {k[short:]: v for k, v in ex.windows.items()}
         for start in range(0, len(frames), batch_size):
             idx = np.arange(start, min(start + batch_size, len(frames)))
             batch = preprocessor(training.raw_batch(frames, idx, spec, with_action=False))
-            _, interps = wrapped.predict_chunk(batch)
-            out["attention"].extend(
-                {k[len(training.CAMERA_PREFIX):]: v for k, v in it.camera_maps.items()} for it in interps
-            )
-            cams = gradcam.attribute(batch, target)
-            out["gradcam"].extend({k[len(training.CAMERA_PREFIX):]: v for k, v in c.items()} for c in cams)
+            if wrapped is not None:
+                _, interps = wrapped.predict_chunk(batch)
+                out["attention"].extend({k[short:]: v for k, v in it.camera_maps.items()} for it in interps)
+            for name, ex in explainers.items():
+                t0 = time.perf_counter()
+                maps = ex.attribute(batch, makers[name].target)
+                logger.debug("%s: %d frames in %.1f s", name, len(idx), time.perf_counter() - t0)
+                out[name].extend({k[short:]: v for k, v in m.items()} for m in maps)
     finally:
-        gradcam.close()
-        wrapped.close()
+        for ex in explainers.values():
+            ex.close()
+        if wrapped is not None:
+            wrapped.close()
+    return out
+
+
+def _deletion(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, maps, random_draws: int,
+              batch_size: int = 16) -> dict[str, dict[str, Any]]:
+    """{method: {short camera name: DeletionResult}} of the trained model's maps.
+
+    Every method's test uses the same seed, so all methods are compared with the same random cells.
+    """
+    from act_interp_ros.core import DeletionResult, DeletionTest
+
+    out: dict[str, dict[str, Any]] = {}
+    prefix = training.CAMERA_PREFIX
+    for method, per_frame in maps.items():
+        test = DeletionTest(policy, n_random=random_draws, seed=0)  # same seed: every method meets the same draws
+        parts: dict[str, list] = {}
+        t0 = time.perf_counter()
+        for start in range(0, len(frames), batch_size):
+            idx = np.arange(start, min(start + batch_size, len(frames)))
+            batch = preprocessor(training.raw_batch(frames, idx, spec, with_action=False))
+            res = test.run(batch, [{prefix + c: m for c, m in per_frame[i].items()} for i in idx])
+            for key, r in res.items():
+                parts.setdefault(key[len(prefix):], []).append(r)
+        out[method] = {c: DeletionResult.concatenate(p) for c, p in parts.items()}
+        logger.info("deletion test of %s: %d frames in %.0f s", method, len(frames), time.perf_counter() - t0)
     return out
 
 
 __all__ = [
     "CACHE_ENV",
+    "DEFAULT_METHODS",
     "DEFAULT_SPEC",
+    "METHODS",
+    "PIXEL_METHODS",
     "KnownAnswerModel",
     "KnownAnswerSpec",
     "MapEvaluation",
