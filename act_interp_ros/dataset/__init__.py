@@ -1,0 +1,37 @@
+"""ROS-free LeRobotDataset input: read episodes frame by frame, check features against a policy, build
+synthetic datasets. See :mod:`act_interp_ros.dataset.source` for the reader."""
+
+from __future__ import annotations
+
+from act_interp_ros.dataset.errors import DatasetError
+from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
+from act_interp_ros.dataset.source import (
+    ACTION,
+    CAMERA_PREFIX,
+    DEFAULT_VIDEO_BACKENDS,
+    OBS_ENV_STATE,
+    OBS_STATE,
+    DatasetFrame,
+    EpisodeInfo,
+    EpisodeReader,
+    LeRobotDatasetSource,
+    format_indices,
+    probe_video_backend,
+)
+
+__all__ = [
+    "ACTION",
+    "CAMERA_PREFIX",
+    "DEFAULT_VIDEO_BACKENDS",
+    "OBS_ENV_STATE",
+    "OBS_STATE",
+    "DatasetError",
+    "DatasetFrame",
+    "EpisodeInfo",
+    "EpisodeReader",
+    "FeatureMatch",
+    "LeRobotDatasetSource",
+    "check_policy_features",
+    "format_indices",
+    "probe_video_backend",
+]
