@@ -54,7 +54,7 @@ def test_maps_match_independent_recomputation(state_dim, env_dim):
     wrapped = make_wrapped(state_dim=state_dim, env_state_dim=env_dim, seed=state_dim + env_dim)
     batch = random_batches(wrapped, 1, seed=1)[0]
     interp = wrapped.select_action(batch).interpretation
-    expected = recompute_cross_attention(wrapped, batch).mean(dim=(1, 2))[0].numpy()  # (n_tokens,)
+    expected = recompute_cross_attention(wrapped, batch).mean(dim=(1, 2))[0].numpy()  # (n_tokens,) all queries
 
     np.testing.assert_allclose(interp.token_weights, expected, rtol=1e-4, atol=1e-6)
     layout = interp.layout
@@ -63,38 +63,33 @@ def test_maps_match_independent_recomputation(state_dim, env_dim):
     assert layout.feature_shapes[0] != layout.feature_shapes[1]
 
     # Groups: [latent, state?, env?, front h0*w0, wrist h1*w1]
+    n = expected.shape[0]
     idx = 1
     assert interp.fractions["latent"] == pytest.approx(expected[0], rel=1e-4)
-    scored = []
-    if state_dim:
-        assert interp.fractions["state"] == pytest.approx(expected[idx], rel=1e-4)
-        scored.append(expected[idx : idx + 1])
-        idx += 1
-    else:
-        assert "state" not in interp.fractions and interp.proprio is None
-    if env_dim:
-        assert interp.fractions["env_state"] == pytest.approx(expected[idx], rel=1e-4)
-        scored.append(expected[idx : idx + 1])
-        idx += 1
-    else:
-        assert "env_state" not in interp.fractions and interp.env_state is None
+    assert interp.lifts["latent"] == pytest.approx(expected[0] * n, rel=1e-4)
+    for group, dim in (("state", state_dim), ("env_state", env_dim)):
+        if dim:
+            assert interp.fractions[group] == pytest.approx(expected[idx], rel=1e-4)
+            assert interp.lifts[group] == pytest.approx(expected[idx] * n, rel=1e-4)  # one token of n
+            idx += 1
+        else:
+            assert group not in interp.fractions and group not in interp.lifts
     cams = {}
     for key in layout.camera_keys:
         h, w = feature_shape(wrapped, key)
         cams[key] = expected[idx : idx + h * w].reshape(h, w)  # row-major (h w) flattening
         idx += h * w
-        scored.append(cams[key].ravel())
         assert interp.fractions[key] == pytest.approx(cams[key].sum(), rel=1e-4)
-    assert idx == expected.shape[0]
+        assert interp.lifts[key] == pytest.approx(cams[key].sum() / (h * w / n), rel=1e-4)
+    assert idx == n
     assert sum(interp.fractions.values()) == pytest.approx(1.0, abs=1e-5)
 
-    peak = np.concatenate(scored).max()
+    peak = np.concatenate([c.ravel() for c in cams.values()]).max()  # global scale: the hottest image token
     for key in layout.camera_keys:
         np.testing.assert_allclose(interp.camera_maps[key], cams[key] / peak, rtol=1e-4, atol=1e-6)
-    if state_dim:
-        assert interp.proprio == pytest.approx(expected[1] / peak, rel=1e-4)
-    tokens_1d = [v for v in (interp.proprio, interp.env_state) if v is not None]
-    all_values = np.concatenate([m.ravel() for m in interp.camera_maps.values()] + [np.array(tokens_1d)])
+        per_camera = interp.maps("per_camera")[key]
+        np.testing.assert_allclose(per_camera, cams[key] / cams[key].max(), rtol=1e-4, atol=1e-6)
+    all_values = np.concatenate([m.ravel() for m in interp.camera_maps.values()])
     assert all_values.max() == pytest.approx(1.0) and all_values.min() >= 0.0
 
 
@@ -105,9 +100,10 @@ def test_head_query_and_layer_options():
     weights_first = recompute_cross_attention(base, batch, layer=0)[0]
 
     cases = [
-        (AttentionOptions(heads=(1, 3)), weights_last[[1, 3]].mean(dim=(0, 1))),
+        (AttentionOptions(heads=(1, 3), query=None), weights_last[[1, 3]].mean(dim=(0, 1))),
         (AttentionOptions(query=4), weights_last[:, 4].mean(dim=0)),
-        (AttentionOptions(decoder_layer=0), weights_first.mean(dim=(0, 1))),
+        (AttentionOptions(decoder_layer=0, query=None), weights_first.mean(dim=(0, 1))),
+        (AttentionOptions(query="executed"), weights_last[:, : base.config.n_action_steps].mean(dim=(0, 1))),
         (AttentionOptions(decoder_layer=0, heads=(2,), query=0), weights_first[2, 0]),
     ]
     for options, expected in cases:
@@ -167,7 +163,8 @@ def test_uniform_attention_is_all_ones_and_layout_mismatch_is_reported():
     layout = TokenLayout(True, False, ("a", "b"), ((2, 2), (1, 3)))
     uniform = np.full(layout.n_tokens, 1.0 / layout.n_tokens, dtype=np.float32)
     interp = interpret(uniform, layout)
-    assert interp.proprio == pytest.approx(1.0)
+    assert interp.fractions["state"] == pytest.approx(1 / 9)  # the border of a uniform map is faint
+    assert all(v == pytest.approx(1.0) for v in interp.lifts.values()), "uniform attention: every lift is 1"
     assert all(np.allclose(m, 1.0) for m in interp.camera_maps.values())
     assert interp.camera_maps["b"].shape == (1, 3)
     with pytest.raises(RuntimeError, match="layout expects 9"):

@@ -273,14 +273,14 @@ def test_attribution_leaves_queue_parameters_grads_hooks_and_mode_untouched():
     assert not batches[1]["observation.images.front"].requires_grad
 
 
-@pytest.mark.parametrize("kind", ["grad_x_input", "occlusion"])
+@pytest.mark.parametrize("kind", ["gradient_x_input", "occlusion"])
 def test_attribution_and_control_loop_on_two_threads_do_not_mix(kind):
     """Attribution on one thread while the control loop runs forwards on the same weights on another:
     every map equals its single-threaded result, and actions/attention equal a quiet run's."""
     wrapped = tiny(chunk_size=6, n_action_steps=3, seed=21)
     episode = random_batches(wrapped, 40, seed=8)  # ~0.8 s of control ticks: several attributions overlap
     probe = random_batches(wrapped, 1, seed=9)[0]
-    method = PixelGradientXInput(wrapped.policy) if kind == "grad_x_input" else PixelOcclusion(wrapped.policy, patch=12, stride=12)
+    method = PixelGradientXInput(wrapped.policy) if kind == "gradient_x_input" else PixelOcclusion(wrapped.policy, patch=12, stride=12)
     expected_map = method.attribute(probe)[0]
     wrapped.reset()
     expected = [wrapped.select_action(b) for b in episode]

@@ -55,8 +55,10 @@ def model() -> ka.KnownAnswerModel:
 
 @pytest.fixture(scope="module")
 def maps(model) -> ka.MapEvaluation:
-    """Attention, GradCAM (token grid) and gradient x input (pixels), each with its deletion test."""
-    return ka.evaluate_maps(model.path, n_frames=N_FRAMES, seed=0, methods=("attention", "gradcam", "grad_x_input"),
+    """Attention (all queries: the node's default; the executed queries: an option), GradCAM (token grid) and
+    gradient x input (pixels), each with its deletion test."""
+    return ka.evaluate_maps(model.path, n_frames=N_FRAMES, seed=0,
+                            methods=("attention", "attention_executed", "gradcam", "gradient_x_input"),
                             deletion_random_draws=DELETION_DRAWS)
 
 
@@ -195,7 +197,7 @@ OCCLUSION_SHARED_WITH_RANDOM = pytest.mark.xfail(
 )
 
 
-@pytest.mark.parametrize("method", ["attention", "gradcam", "grad_x_input",
+@pytest.mark.parametrize("method", ["attention", "gradcam", "gradient_x_input",
                                     pytest.param("occlusion", marks=OCCLUSION_SHARED_WITH_RANDOM)])
 def test_randomised_weights_change_the_maps(request, method):
     s = _scores(request, method)
@@ -205,7 +207,7 @@ def test_randomised_weights_change_the_maps(request, method):
 
 
 # ----------------------------------------------------------------- pixel-level causal maps find the target
-@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
 def test_pixel_maps_put_mass_on_the_target(request, method):
     s = _scores(request, method)
     assert s.resolution == "pixel"
@@ -213,14 +215,14 @@ def test_pixel_maps_put_mass_on_the_target(request, method):
     assert s.ratio_vs_uniform >= MIN_PIXEL_RATIO, s
 
 
-@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
 def test_pixel_maps_prefer_the_target_over_the_distractor(request, method):
     s = _scores(request, method)
     assert s.n_pairs >= 0.9 * (N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES)
     assert s.target_beats_distractor >= MIN_PIXEL_WIN, s
 
 
-@pytest.mark.parametrize("method", ["grad_x_input", "occlusion"])
+@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
 def test_pixel_maps_are_faithful(request, method):
     """Filling the cells the map ranks highest changes the executed chunk more than filling random cells."""
     s = _scores(request, method)

@@ -9,6 +9,7 @@ import re
 import yaml
 
 from act_interp_ros.pipeline import output_contract
+from act_interp_ros.ros.rviz_config import default_rviz_config
 from node_harness import default_settings
 
 
@@ -47,14 +48,18 @@ def test_launch_file_parses_and_starts_the_installed_executable(repo_root):
 
 
 def test_every_rviz_topic_is_published_by_the_node_with_the_default_config(repo_root):
-    config = yaml.safe_load((repo_root / "rviz" / "act_interp.rviz").read_text())
+    text = (repo_root / "rviz" / "act_interp.rviz").read_text()
+    assert text == default_rviz_config(repo_root), "regenerate: python -m act_interp_ros.ros.rviz_config"
+    config = yaml.safe_load(text)
     displays = config["Visualization Manager"]["Displays"]
     topics = [d["Topic"]["Value"] for d in displays if "Topic" in d]
-    published = set(output_contract(default_settings()).topics().values())
+    contract = output_contract(default_settings())
+    published = set(contract.topics().values())
     assert topics, "the RViz config shows no topic"
     for topic in topics:
         assert topic in published, f"RViz shows {topic}, which the node does not publish"
-    # and it shows every overlay the node publishes
-    overlays = {t for t in published if t.endswith("/overlay")}
-    assert overlays == set(topics)
+    # and it shows every overlay the node publishes (the default side methods enabled)
+    assert {o.topic() for o in contract.overlays()} == set(topics)
+    enabled = {d["Topic"]["Value"] for d in displays if d["Enabled"]}
+    assert {o.topic() for o in contract.overlays("gradient_x_input")} <= enabled
     assert all(d["Class"] == "rviz_default_plugins/Image" for d in displays)

@@ -45,7 +45,7 @@ def test_integers_where_floats_are_declared_are_accepted(tmp_path, node_checkpoi
     [
         ({}, ["-p", "publish_actions:=1"], "parameter 'publish_actions' must be true or false"),
         ({}, ["-p", "attention_query:=50"],
-         "parameter 'attention_query' must be -1 or a decoder query below 10 (the model's chunk_size), got 50"),
+         "parameter 'attention_query' must be executed, -1 or a decoder query below 10 (the model's chunk_size), got 50"),
         ({"attention_heads": [7]}, [], "parameter 'attention_heads' must list head indices below 4"),
         ({"attention_decoder_layer": 3}, [], "parameter 'attention_decoder_layer' must be within -1..0"),
         ({"gradcam_layer": "layer9"}, [], "parameter 'gradcam_layer' must be a layer of the policy's backbone"),

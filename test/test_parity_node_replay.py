@@ -18,7 +18,7 @@ import pandas as pd
 from diagnostic_msgs.msg import DiagnosticStatus
 from sensor_msgs.msg import JointState
 
-from act_interp_ros.bag.outputs import read_table
+from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.bag.play import BagPlayer
 from act_interp_ros.bag.reader import open_bag
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag

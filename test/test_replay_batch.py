@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from act_interp_ros.bag.outputs import read_table
+from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
@@ -49,7 +49,7 @@ def _run(bag, checkpoint, settings, out, batch_size, policy=None):
 
 def _assert_same_run(seq, bat):
     assert seq["skip_reason"].tolist() == bat["skip_reason"].tolist()
-    assert seq["gradcam"].tolist() == bat["gradcam"].tolist()
+    assert seq["maps"].tolist() == bat["maps"].tolist()
     cols = [c for c in seq.columns if c.startswith(("action_", "attn_"))]
     np.testing.assert_allclose(bat[cols].to_numpy(float), seq[cols].to_numpy(float), rtol=1e-5, atol=1e-5,
                                equal_nan=True)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from act_interp_ros.bag import replay_cli
-from act_interp_ros.bag.outputs import STAGING_PREFIX, read_table
+from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
 from replay_helpers import storage_file, write_minimal_bag
 
 FINAL_NAMES = ("interp_bag", "attention_front.mp4", "attention_wrist.mp4", "grid.mp4", "ticks.csv",
@@ -167,7 +167,7 @@ def test_large_images_are_resized_with_one_warning_per_camera(capsys, caplog, tm
 # ------------------------------------------------------------------------------------------ atomicity
 @pytest.mark.parametrize("failure", [RuntimeError("disk on fire"), KeyboardInterrupt()], ids=["error", "interrupt"])
 def test_failed_run_leaves_no_complete_looking_output(capsys, tmp_path, so101_checkpoint, small_bag, monkeypatch, failure):
-    from act_interp_ros.bag import video_output
+    from act_interp_ros.offline import videos as video_output
 
     out = tmp_path / "o"
     original = video_output.ReplayVideos.on_tick
@@ -195,7 +195,7 @@ def test_failed_run_keeps_previous_outputs(capsys, tmp_path, so101_checkpoint, s
                          "--no-bag", "--side-every", "0")
     assert rc == 0, err
     before = (out / "ticks.csv").read_bytes()
-    from act_interp_ros.bag import outputs
+    from act_interp_ros.offline import outputs
 
     def broken_plot(*_args, **_kwargs):
         raise OSError("No space left on device")
@@ -239,7 +239,7 @@ def test_killed_run_leaves_only_a_partial_staging_directory(tmp_path, so101_chec
     leftovers = [p.name for p in out.iterdir()]
     assert leftovers and all(n.startswith(STAGING_PREFIX) for n in leftovers), leftovers
     # the next run in that directory removes what the killed one left
-    from act_interp_ros.bag.outputs import OutputStage
+    from act_interp_ros.offline.outputs import OutputStage
 
     OutputStage(out).discard()
     assert not any(out.iterdir())

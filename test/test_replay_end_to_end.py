@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from act_interp_ros.bag.outputs import STAGING_PREFIX, read_table
+from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
 from act_interp_ros.bag.reader import open_bag
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag
 from act_interp_ros.core import InterpretableACT
@@ -96,9 +96,18 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
     assert done[["attn_proprio", "attn_front", "attn_wrist", "action_gripper"]].notna().all().all()
     fractions = done[["attn_proprio", "attn_latent", "attn_front", "attn_wrist"]].sum(axis=1)
     np.testing.assert_allclose(fractions, 1.0, atol=1e-5)
-    gradcam_ticks = table[table["gradcam"]]
-    assert len(gradcam_ticks) == summary.side_ticks > 0
-    assert (gradcam_ticks["tick"] % 4 == 0).all()
+    side_ticks = table[table["maps"] != ""]
+    assert len(side_ticks) == summary.side_ticks > 0
+    assert (side_ticks["tick"] % 4 == 0).all()
+    assert (side_ticks["maps"] == "gradcam,gradient_x_input").all(), "the config's side_methods"
+    # faithfulness of every map on sampled side ticks, in the table and the summary
+    faith = table[table["faith_attention"].notna()]
+    assert 0 < len(faith) <= 8 and set(faith["tick"]) <= set(side_ticks["tick"])
+    assert faith[["faith_gradcam", "faith_gradient_x_input"]].notna().all().all()
+    for method in ("attention", "gradcam", "gradient_x_input"):
+        for cam in ("observation.images.front", "observation.images.wrist"):
+            f = summary.faithfulness[method][cam]
+            assert f["n"] == len(faith) and len(f["curve_top"]) == len(f["fractions"]) == 4
 
     # --- output bag: inputs copied, outputs stamped to line up with them
     msgs, types = read_bag(out / "interp_bag")
@@ -118,15 +127,20 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
         first = overlays[0][1]
         assert (first.height, first.width, first.encoding) == (96, 128, "rgb8")
         assert first.header.frame_id == src[topic][0][1].header.frame_id
-        gradcams = msgs[f"{NODE}/gradcam/{cam}/overlay"]
-        assert len(gradcams) == summary.side_ticks
-        assert {_stamp(m) for _, m in gradcams} <= input_stamps
+        for method in ("gradcam", "gradient_x_input"):
+            maps = msgs[f"{NODE}/{method}/{cam}/overlay"]
+            assert len(maps) == summary.side_ticks
+            assert {_stamp(m) for _, m in maps} <= input_stamps
+        plans = msgs[f"{NODE}/attention_plan/{cam}/overlay"]
+        assert len(plans) == int(done["new_plan"].sum()) > 0, "one plan overlay per queue refill"
     proprio = msgs[f"{NODE}/proprio_attention"]
     assert types[f"{NODE}/proprio_attention"] == "std_msgs/msg/Float32"
     np.testing.assert_allclose([m.data for _, m in proprio], done["attn_proprio"], rtol=1e-6)
-    for cam in CAMS:  # the node's per-camera shares, one per computed tick
+    for cam in CAMS:  # the node's per-camera shares and lifts, one per computed tick
         shares = [m.data for _, m in msgs[f"{NODE}/attention/{cam}/share"]]
         np.testing.assert_allclose(shares, done[f"attn_{cam}"], rtol=1e-6)
+        lifts = [m.data for _, m in msgs[f"{NODE}/attention/{cam}/lift"]]
+        np.testing.assert_allclose(lifts, done[f"lift_{cam}"], rtol=1e-6)
     status = msgs[f"{NODE}/tick_status"]  # every tick, with its skip reason like the live node's ~/tick_status
     assert [m.message for _, m in status] == [r or "ok" for r in table["skip_reason"]]
     commands = msgs[f"{NODE}/joint_command"]
@@ -166,7 +180,7 @@ def test_start_end_and_rate_select_ticks(tmp_path, repo_root, so101_checkpoint, 
     table = read_table(out / "ticks.csv")
     assert summary.ticks == len(table) == 5  # 0.2, 0.3, 0.4, 0.5, 0.6 s
     np.testing.assert_allclose(table["time_s"], [0.2, 0.3, 0.4, 0.5, 0.6], atol=1e-6)
-    assert not table["gradcam"].any()
+    assert (table["maps"] == "").all()
     msgs, _ = read_bag(out / "interp_bag")
     assert not any(t.startswith(f"{NODE}/gradcam") for t in msgs)
     assert len(msgs[f"{NODE}/joint_command"]) == summary.processed

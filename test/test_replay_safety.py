@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from act_interp_ros.bag import replay_cli
-from act_interp_ros.bag.outputs import read_table
+from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.bag.reader import open_bag
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag
 from act_interp_ros.bag.synthetic_bag import write_synthetic_bag

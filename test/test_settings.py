@@ -106,7 +106,7 @@ def test_every_parameter_has_description_type_and_docs():
                                        "got 'best_effort'"),
         ({"attention_decoder_layer": 0.5}, "parameter 'attention_decoder_layer' must be an integer, got 0.5"),
         ({"attention_heads": [0, -1]}, "parameter 'attention_heads' must be a list of head indices >= 0"),
-        ({"attention_query": -2}, "parameter 'attention_query' must be a decoder query index >= 0, or -1"),
+        ({"attention_query": -2}, "parameter 'attention_query' must be executed, -1 (all queries) or a decoder query index >= 0"),
         ({"diagnostics_period_s": 0.0}, "parameter 'diagnostics_period_s' must be a finite number > 0"),
         ({"joint_state_topic": "joint states"}, "parameter 'joint_state_topic' must be a valid ROS topic name"),
         ({"action_topic": ""}, "parameter 'action_topic' must be a non-empty string, got ''"),
@@ -276,7 +276,7 @@ def test_integers_where_floats_are_expected_are_accepted_like_the_node_does(tmp_
 def test_only_documented_parameters_are_dynamic():
     """Issue 11.5: the rest are read-only, so a runtime set is refused instead of accepted and ignored."""
     dynamic = {s.name for s in parameter_specs() if s.dynamic}
-    assert dynamic == {"publish_actions", "side_rate_hz", "overlay_alpha"}
+    assert dynamic == {"publish_actions", "side_rate_hz", "occlusion_rate_hz", "overlay_alpha", "overlay_scale"}
     for s in parameter_specs():
         assert ("dynamic" in s.description.lower()) == s.dynamic, s.name
 

@@ -24,7 +24,7 @@ import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from act_interp_ros.bag.outputs import TickRecord
+from act_interp_ros.offline.outputs import TickRecord
 from act_interp_ros.bag.reader import BagReader, RawMessage
 from act_interp_ros.pipeline.contract import ACTION_MESSAGE_TYPES, DIAGNOSTIC_STATUS, FLOAT32, IMAGE, OutputContract
 from act_interp_ros.settings import NodeSettings, camera_name
@@ -44,11 +44,11 @@ class OutputBagWriter:
         contract: the node's outputs for this configuration and policy.
         node: fully qualified node name used as the output namespace.
         settings: the node's settings (joint names, action type, publish_actions, control rate).
-        side: whether side-method overlays are computed (their topics exist only then).
+        methods: the side methods computed (their overlay topics exist only for those).
     """
 
     def __init__(self, path: Path, reader: BagReader, copy_topics: Sequence[str], contract: OutputContract, *,
-                 node: str, settings: NodeSettings, side: bool) -> None:
+                 node: str, settings: NodeSettings, methods: Sequence[str]) -> None:
         self.path = Path(path)
         self.ts = get_typestore(Stores.ROS2_HUMBLE)
         self.settings = settings
@@ -71,7 +71,7 @@ class OutputBagWriter:
         for o in contract:
             if o.live_only or (o.key == "action" and not settings.publish_actions):
                 continue
-            if o.method not in (None, "attention") and not side:
+            if o.method not in (None, "attention", "attention_plan") and o.method not in methods:
                 continue
             self.outputs[o.key] = o.topic(node)
         self.topics = {self.outputs[o.key]: o.msg_type for o in contract if o.key in self.outputs}
@@ -107,13 +107,22 @@ class OutputBagWriter:
                 frame = rec.frames[key]
                 self._put(rec.log_ns, f"attention_overlay/{camera_name(key)}",
                           self._image(overlay, frame.stamp_ns, frame.frame_id))
-            for key, overlay in rec.gradcam_overlays.items():
+            for key, overlay in rec.plan_overlays.items():  # the map of the chunk the policy starts executing now
                 frame = rec.frames[key]
-                self._put(rec.log_ns, f"gradcam_overlay/{camera_name(key)}",
-                          self._image(overlay, frame.stamp_ns, frame.frame_id))
-            fractions = rec.interpretation.fractions if rec.interpretation is not None else {}
-            scalars = {"proprio_attention": fractions.get("state"), "env_state_attention": fractions.get("env_state")}
+                self._put(rec.log_ns, f"plan_overlay/{camera_name(key)}", self._image(overlay, frame.stamp_ns,
+                                                                                      frame.frame_id))
+            for method, overlays in rec.side_overlays.items():
+                for key, overlay in overlays.items():
+                    frame = rec.frames[key]
+                    self._put(rec.log_ns, f"{method}_overlay/{camera_name(key)}",
+                              self._image(overlay, frame.stamp_ns, frame.frame_id))
+            interp = rec.interpretation
+            fractions = interp.fractions if interp is not None else {}
+            lifts = interp.lifts if interp is not None else {}
+            scalars = {"proprio_attention": fractions.get("state"), "env_state_attention": fractions.get("env_state"),
+                       "proprio_attention_lift": lifts.get("state"), "env_state_attention_lift": lifts.get("env_state")}
             scalars.update({f"attention_share/{camera_name(k)}": fractions.get(k) for k in rec.frames})
+            scalars.update({f"attention_lift/{camera_name(k)}": lifts.get(k) for k in rec.frames})
             for key, value in scalars.items():
                 if value is not None:
                     self._put(rec.log_ns, key, self.ts.serialize_cdr(self.T[FLOAT32](data=float(value)), FLOAT32))

@@ -1,7 +1,8 @@
 """``act_interp_replay``: replay a recorded ROS 2 bag through an ACT policy offline (no ROS/DDS needed).
 
     act_interp_replay BAG --policy PATH [--config config/so101.yaml] --out DIR
-                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--side-every N]
+                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--methods M ...] [--side-every N]
+                      [--faithfulness-samples N]
                       [--no-bag] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
                       [--strict-size] [--device cpu] [--clock log|header] [-p NAME:=VALUE ...]
 
@@ -52,8 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", type=float, default=None, metavar="HZ", help="tick rate (default: control_rate_hz)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="run N ticks' forward passes in one batch (same actions as sequential; default 1)")
+    p.add_argument("--methods", nargs="+", default=None, metavar="M",
+                   help="attribution methods besides attention: gradcam, gradient_x_input, integrated_gradients, "
+                   "occlusion (default: side_methods of the config; integrated_gradients and occlusion are offline "
+                   "methods: tens to hundreds of forwards per map)")
     p.add_argument("--side-every", type=int, default=None, metavar="N",
-                   help="side methods (GradCAM) every N ticks (0 = off, 1 = every tick; default from side_rate_hz)")
+                   help="those methods every N ticks (0 = off, 1 = every tick; default from side_rate_hz)")
+    p.add_argument("--faithfulness-samples", type=int, default=8, metavar="N",
+                   help="run the deletion (faithfulness) test of every map on about N method ticks (0 = off; "
+                   "default 8)")
     p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
     p.add_argument("--no-video", action="store_true", help="do not write videos")
     p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
@@ -143,7 +151,8 @@ def _run(args: argparse.Namespace) -> int:
             logging.getLogger(PROG).warning("%s", hint)
         options = ReplayOptions(
             start_s=args.start, end_s=args.end, rate_hz=args.rate, batch_size=args.batch_size,
-            side_every=args.side_every, clock=args.clock, write_bag=not args.no_bag,
+            methods=args.methods, side_every=args.side_every, faithfulness_samples=args.faithfulness_samples,
+            clock=args.clock, write_bag=not args.no_bag,
             write_video=not args.no_video, write_table=not args.no_table, write_plot=not args.no_plot,
             table_format=args.table_format, device=args.device, progress=not args.quiet,
         )

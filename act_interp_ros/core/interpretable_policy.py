@@ -214,5 +214,5 @@ class InterpretableACT:
         if layout != self._layout:
             self._layout = layout
             logger.debug("encoder token layout: %s (%d tokens)", layout, layout.n_tokens)
-        reduced = reduce_weights(weights, self.attention).float().cpu().numpy()  # (B, n_tokens)
+        reduced = reduce_weights(weights, self.attention, self.config.n_action_steps).float().cpu().numpy()
         return tuple(interpret(row, layout) for row in reduced)

@@ -374,10 +374,10 @@ class MapEvaluation:
 
 
 #: Methods :func:`evaluate_maps` can score; token-grid maps first, then pixel maps.
-METHODS = ("attention", "gradcam", "grad_x_input", "integrated_gradients", "occlusion")
-PIXEL_METHODS = ("grad_x_input", "integrated_gradients", "occlusion")
+METHODS = ("attention", "attention_executed", "gradcam", "gradient_x_input", "integrated_gradients", "occlusion")
+PIXEL_METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
 #: Scored when ``methods`` is not given (occlusion and integrated gradients cost many forwards: ask for them).
-DEFAULT_METHODS = ("attention", "gradcam", "grad_x_input")
+DEFAULT_METHODS = ("attention", "attention_executed", "gradcam", "gradient_x_input")
 
 
 def evaluate_maps(
@@ -656,9 +656,11 @@ def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target,
     for m in methods:
         if m == "attention":
             makers[m] = _Maker(None, "decoder cross-attention (mean over heads and queries)")
+        elif m == "attention_executed":
+            makers[m] = _Maker(None, "decoder cross-attention (mean over heads and the executed queries)")
         elif m == "gradcam":
             makers[m] = _Maker(lambda p: GradCAM(p, target_layer=gradcam_layer), gradcam_target)
-        elif m == "grad_x_input":
+        elif m == "gradient_x_input":
             makers[m] = _Maker(PixelGradientXInput, attribution_target or DEFAULT_GRADIENT_TARGET)
         elif m == "integrated_gradients":
             makers[m] = _Maker(PixelIntegratedGradients, attribution_target or DEFAULT_GRADIENT_TARGET)
@@ -682,8 +684,11 @@ def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec
     """{method: [ {short camera name: map} per frame ]} for one policy (token grid or pixel maps)."""
     from act_interp_ros.core import InterpretableACT
 
-    wrapped = InterpretableACT(policy, preprocessor) if "attention" in makers else None
-    explainers = {m: mk.make(policy) for m, mk in makers.items() if m != "attention"}
+    from act_interp_ros.core import AttentionOptions
+
+    attention = {m: InterpretableACT(policy, preprocessor, attention=AttentionOptions(query=q))
+                 for m, q in (("attention", None), ("attention_executed", "executed")) if m in makers}
+    explainers = {m: mk.make(policy) for m, mk in makers.items() if m not in attention}
     out: dict[str, list[dict[str, np.ndarray]]] = {m: [] for m in makers}
     short = len(training.CAMERA_PREFIX)
     try:
@@ -693,9 +698,9 @@ def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec
         for start in range(0, len(frames), batch_size):
             idx = np.arange(start, min(start + batch_size, len(frames)))
             batch = preprocessor(training.raw_batch(frames, idx, spec, with_action=False))
-            if wrapped is not None:
+            for m, wrapped in attention.items():
                 _, interps = wrapped.predict_chunk(batch)
-                out["attention"].extend({k[short:]: v for k, v in it.camera_maps.items()} for it in interps)
+                out[m].extend({k[short:]: v for k, v in it.camera_maps.items()} for it in interps)
             for name, ex in explainers.items():
                 t0 = time.perf_counter()
                 maps = ex.attribute(batch, makers[name].target)
@@ -704,7 +709,7 @@ def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec
     finally:
         for ex in explainers.values():
             ex.close()
-        if wrapped is not None:
+        for wrapped in attention.values():
             wrapped.close()
     return out
 

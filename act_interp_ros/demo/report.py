@@ -4,8 +4,8 @@ Video time is bag time: every video has one frame per bag camera frame (30 Hz), 
 overlay whose header stamp is not later than that frame (the node stamps overlays with the source
 image's stamp). Where the node produced nothing for a while (a skipped tick, start-up) the frame says so.
 
-The encoders and the plot are the offline replay's (:mod:`act_interp_ros.bag.video_output`,
-:mod:`act_interp_ros.bag.outputs`), so offline and live results look alike.
+The encoders and the plot are the offline replay's (:mod:`act_interp_ros.offline.videos`,
+:mod:`act_interp_ros.offline.outputs`), so offline and live results look alike.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any
 import cv2
 import numpy as np
 
-from act_interp_ros.bag.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
-from act_interp_ros.bag.outputs import TickTable, camera_video_name, write_attention_plot
-from act_interp_ros.bag.video_output import Mp4Writer, fit, placeholder
+from act_interp_ros.offline.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
+from act_interp_ros.offline.outputs import TickTable, camera_video_name, write_attention_plot
+from act_interp_ros.offline.videos import Mp4Writer, fit, placeholder
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.demo.recorder import Recording, StampedFrame
 

@@ -161,7 +161,7 @@ def run_demo(opts: DemoOptions) -> dict[str, Any]:
 
 
 def _run(opts: DemoOptions, domain: int) -> dict[str, Any]:
-    from act_interp_ros.bag.outputs import OutputStage
+    from act_interp_ros.offline.outputs import OutputStage
     from act_interp_ros.settings import SettingsError, default_config, load_settings_yaml
 
     t_start = time.monotonic()

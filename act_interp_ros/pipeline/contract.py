@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from act_interp_ros.pipeline.side_methods import LABELS
 from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings
 
 __all__ = [
@@ -41,8 +42,6 @@ ACTION_MESSAGE_TYPES = {
     "float64_multi_array": "std_msgs/msg/Float64MultiArray",  # ros2_control forward_command_controller
     "joint_trajectory": "trajectory_msgs/msg/JointTrajectory",  # ros2_control joint_trajectory_controller
 }
-#: Side methods -> overlay label.
-SIDE_METHOD_LABELS = {"gradcam": "GradCAM"}
 
 
 @dataclass(frozen=True)
@@ -131,24 +130,34 @@ def output_contract(
                       "reason (`stale:/joint_states age=0.41s>0.25s`); values `tick`, `time_ns`, `stamp_ns<input topic>`"))
     if has_state:
         out.append(Output("proprio_attention", "~/proprio_attention", FLOAT32,
-                          "share of the decoder's cross-attention on the joint-state token (0..1), every computed "
-                          "map"))
+                          "share of the decoder's cross-attention on the joint-state token (0..1), every map"))
+        out.append(Output("proprio_attention_lift", "~/proprio_attention/lift", FLOAT32,
+                          "that share over a uniform distribution's (1.0 = uniform, 5.0 = five times)"))
     if has_env_state:
         out.append(Output("env_state_attention", "~/env_state_attention", FLOAT32,
                           "share of the decoder's cross-attention on the environment-state token (0..1)"))
+        out.append(Output("env_state_attention_lift", "~/env_state_attention/lift", FLOAT32,
+                          "that share over a uniform distribution's"))
     for cam in cams:
         out.append(Output(f"attention_share/{cam}", f"~/attention/{cam}/share", FLOAT32,
                           f"share of the decoder's cross-attention on camera {cam}'s tokens (with the other shares "
                           "sums to 1)", camera=cam))
+        out.append(Output(f"attention_lift/{cam}", f"~/attention/{cam}/lift", FLOAT32,
+                          f"camera {cam}'s share over its share of the tokens (raw shares mostly track token counts)",
+                          camera=cam))
     for cam in cams:
         out.append(Output(f"attention_overlay/{cam}", f"~/attention/{cam}/overlay", IMAGE,
-                          f"decoder cross-attention over camera {cam}'s frame (rgb8, source header and size)",
-                          camera=cam, method="attention"))
-    for method in settings.side_methods:
+                          f"decoder cross-attention over camera {cam}'s frame, newest observation (rgb8, source "
+                          "header and size); magenta border = proprio share", camera=cam, method="attention"))
+    for cam in cams:
+        out.append(Output(f"plan_overlay/{cam}", f"~/attention_plan/{cam}/overlay", IMAGE,
+                          f"attention of the forward pass whose chunk the robot is executing, over the frame it saw "
+                          "(published when a new plan is made)", camera=cam, method="attention_plan"))
+    for method in [*settings.side_methods, "occlusion"]:
+        rate = "occlusion_rate_hz" if method == "occlusion" else "side_rate_hz"
         for cam in cams:
             out.append(Output(f"{method}_overlay/{cam}", f"~/{method}/{cam}/overlay", IMAGE,
-                              f"{SIDE_METHOD_LABELS.get(method, method)} over camera {cam}'s frame, side timer "
-                              "(side_rate_hz)", camera=cam, method=method))
+                              f"{LABELS[method]} over camera {cam}'s frame ({rate})", camera=cam, method=method))
     out.append(Output("diagnostics", "/diagnostics", DIAGNOSTIC_ARRAY,
                       "rates, inference latency, skipped ticks by reason, bad input, actions published and "
                       "clamped, map and side-method counters; level from the recent window", live_only=True))

@@ -18,11 +18,12 @@ logger = logging.getLogger(__name__)
 
 
 def attention_options(settings: NodeSettings) -> AttentionOptions:
-    """The attention parameters as the engine's options (-1 query = mean over queries)."""
+    """The attention parameters as the engine's options (query ``executed``, -1 = all queries, or one index)."""
+    q = settings.attention_query
     return AttentionOptions(
         decoder_layer=int(settings.attention_decoder_layer),
         heads=tuple(settings.attention_heads) or None,
-        query=None if settings.attention_query < 0 else int(settings.attention_query),
+        query=q if q == "executed" else (None if q < 0 else int(q)),
     )
 
 
@@ -73,9 +74,9 @@ def check_policy(settings: NodeSettings, policy) -> None:
     if bad:
         raise SettingsError("attention_heads", f"list head indices below {heads} (the model's n_heads)",
                             settings.attention_heads)
-    if settings.attention_query >= cfg.chunk_size:
-        raise SettingsError("attention_query", f"be -1 or a decoder query below {cfg.chunk_size} (the model's "
-                            "chunk_size)", settings.attention_query)
+    if isinstance(settings.attention_query, int) and settings.attention_query >= cfg.chunk_size:
+        raise SettingsError("attention_query", f"be executed, -1 or a decoder query below {cfg.chunk_size} (the "
+                            "model's chunk_size)", settings.attention_query)
     if "gradcam" in settings.side_methods:
         backbone = policy.model.backbone
         try:
@@ -84,7 +85,14 @@ def check_policy(settings: NodeSettings, policy) -> None:
             names = [name for name, _ in backbone.named_children()]
             raise SettingsError("gradcam_layer", f"be a layer of the policy's backbone ({', '.join(names)})",
                                 settings.gradcam_layer) from None
-    spec = settings.gradcam_target_spec()
-    if spec.joint_index is not None and spec.joint_index >= action_dim:
-        raise SettingsError("gradcam_target", f"name a joint below the policy's action size {action_dim}",
-                            settings.gradcam_target)
+    for name, spec in (("gradcam_target", settings.gradcam_target_spec()),
+                       ("attribution_target", settings.attribution_target_spec())):
+        if spec.joint_index is not None and spec.joint_index >= action_dim:
+            raise SettingsError(name, f"name a joint below the policy's action size {action_dim}", getattr(settings, name))
+    shorter = min(min(f.shape[-2:]) for f in cfg.image_features.values())
+    if settings.occlusion_patch_px > shorter:
+        raise SettingsError("occlusion_patch_px", f"be at most the policy's shorter image side {shorter} (0 = default)",
+                            settings.occlusion_patch_px)
+    if settings.occlusion_stride_px > (settings.occlusion_patch_px or max(1, round(shorter / 8))):
+        raise SettingsError("occlusion_stride_px", "be at most the occlusion patch (0 = half the patch)",
+                            settings.occlusion_stride_px)

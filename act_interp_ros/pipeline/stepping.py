@@ -27,6 +27,7 @@ class PlanStepper:
         self.policy = policy
         self._fresh_plan_needed = True
         self.resets = 0  # plans discarded because a tick could not act
+        self.last_used_chunk = False  # whether the last select() started executing its chunk (a new plan)
 
     def begin_tick(self) -> bool:
         """Call before stepping a tick that will act; resets the plan if the last tick did not act.
@@ -60,5 +61,7 @@ class PlanStepper:
         if chunk is None:
             if self.policy.needs_model_run(force_model_run=False):
                 raise RuntimeError("the action queue is empty: this tick needs a forward pass")
+            self.last_used_chunk = False
             return self.policy.pop_queued()
+        self.last_used_chunk = self.policy.needs_model_run(force_model_run=False)
         return self.policy.select_from_chunk(chunk)

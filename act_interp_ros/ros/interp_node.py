@@ -12,8 +12,9 @@ Threads (the executor only hands work over; it never waits for torch, and torch 
 * map worker: a forward pass with attention capture on the newest computed tick's observation (the
   control forward's own maps when that tick ran one), then shares, proprio attention and overlays. Maps
   arrive at the rate the hardware sustains; ticks whose map was superseded are counted.
-* side worker: GradCAM (and other side methods) on the newest observation at ``side_rate_hz``; a run
-  still going when the timer fires is skipped and counted; a failure is counted and never stops control.
+* side worker: the ``side_methods`` (GradCAM, gradient x input, ...) on the newest observation at
+  ``side_rate_hz``; occlusion on its own worker at ``occlusion_rate_hz``. A run still going when its timer
+  fires is skipped and counted; a failure is counted and never stops control.
 
 Safety: every command is inside the joint limits and ``max_joint_step`` of the current position; no
 command from missing, stale, invalid or out-of-limit input; after any tick that could not act the next
@@ -38,7 +39,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32
 from std_srvs.srv import SetBool
 
-from act_interp_ros.core import GradCAM, Interpretation, PolicyLoadError, render_overlay
+from act_interp_ros.core import Interpretation, PolicyLoadError
 from act_interp_ros.image_decoding import backend_name
 from act_interp_ros.pipeline import (
     LatestJobWorker,
@@ -47,11 +48,12 @@ from act_interp_ros.pipeline import (
     SkipReason,
     TickPipeline,
     TickSnapshot,
-    gradcam_target,
     load_policy,
     output_contract,
 )
-from act_interp_ros.pipeline.contract import SIDE_METHOD_LABELS
+from act_interp_ros.pipeline.contract import FLOAT32, IMAGE
+from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
+from act_interp_ros.pipeline.side_methods import SideMethods
 from act_interp_ros.ros.action_messages import build_action_message, message_class
 from act_interp_ros.ros.diagnostics import diagnostic_status
 from act_interp_ros.ros.image_encoding import encode_rgb_image
@@ -86,6 +88,7 @@ class MapJob:
     frames: dict[str, np.ndarray]
     headers: dict[str, Any]
     interpretation: Interpretation | None = None
+    new_plan: bool = False  # this tick's forward made the plan the robot now executes
 
 
 def configure_torch_threads(requested: int) -> int:
@@ -119,15 +122,13 @@ class ActInterpNode(Node):
                                         has_env_state=self.policy.env_state_dim > 0)
         self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
                                window_s=max(2.0, 2 * s.diagnostics_period_s))
-        self.side_methods: dict[str, Any] = {}
-        if "gradcam" in s.side_methods:
-            self.side_methods["gradcam"] = GradCAM(self.policy.policy, s.gradcam_layer)
-        self.gradcam_target = gradcam_target(s)
+        self.side_methods = SideMethods(self.policy.policy, s, s.side_methods)
+        self.occlusion = SideMethods(self.policy.policy, s, ["occlusion"])
         self.commands_enabled = True  # the pause service
         self._latest: dict[str, Any] = {t: None for t in self.pipeline.input_topics}
         self._cam_topics = dict(zip(s.camera_keys, s.camera_topics))
         self._latest_job: MapJob | None = None
-        self._last_side_tick = -1
+        self._last_side_tick = {"side": -1, "occlusion": -1}
         self._tick_index = 0
         self._warned_at: dict[str, float] = {}
         self._traced: set[str] = set()
@@ -138,13 +139,16 @@ class ActInterpNode(Node):
                                        on_error=lambda exc: self._worker_error("control", exc))
         self.maps = LatestJobWorker("act_interp_maps", self._compute_maps, drop_when_busy=False,
                                     on_error=lambda exc: self._worker_error("maps", exc))
-        self.side = LatestJobWorker("act_interp_side", self._compute_side, drop_when_busy=True,
-                                    on_error=lambda exc: self._worker_error("side", exc))
+        self.side = LatestJobWorker("act_interp_side", lambda job: self._compute_side(job, self.side_methods),
+                                    drop_when_busy=True, on_error=lambda exc: self._worker_error("side", exc))
+        self.occluder = LatestJobWorker("act_interp_occlusion", lambda job: self._compute_side(job, self.occlusion),
+                                        drop_when_busy=True, on_error=lambda exc: self._worker_error("occlusion", exc))
         self._dynamic = DynamicParameters(self, lambda: self.settings, self._apply_settings)
         self.get_logger().info(
             f"ACT policy from {s.policy_path} on {s.device} ({self.torch_threads} torch threads); cameras "
             f"{dict(zip(s.camera_keys, s.camera_topics))}; control {s.control_rate_hz:g} Hz; side methods "
-            f"{s.side_methods} at {s.side_rate_hz:g} Hz; image conversion: {backend_name()}; actions: "
+            f"{s.side_methods} at {s.side_rate_hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: "
+            f"{backend_name()}; actions: "
             f"{s.action_type + ' on ' + self.contract.get('action').topic(self.get_fully_qualified_name()) if s.publish_actions else 'observe-only'}"
         )
 
@@ -162,21 +166,16 @@ class ActInterpNode(Node):
 
         c = self.contract
         self.pub_status = self.create_publisher(DiagnosticStatus, self._topic("tick_status"), 10)
-        self.pub_proprio = (self.create_publisher(Float32, self._topic("proprio_attention"), 10)
-                            if "proprio_attention" in c else None)
-        self.pub_share = {k: self.create_publisher(Float32, self._topic(f"attention_share/{camera_name(k)}"), 10)
-                          for k in s.camera_keys}
-        self.pub_overlay = {k: self.create_publisher(Image, self._topic(f"attention_overlay/{camera_name(k)}"), 2)
-                            for k in s.camera_keys}
-        self.pub_side = {m: {k: self.create_publisher(Image, self._topic(f"{m}_overlay/{camera_name(k)}"), 2)
-                             for k in s.camera_keys} for m in s.side_methods}
+        self.pub_scalar = {o.key: self.create_publisher(Float32, o.name, 10) for o in c if o.msg_type == FLOAT32}
+        self.pub_overlay = {o.key: self.create_publisher(Image, o.name, 2) for o in c if o.msg_type == IMAGE}
         if s.publish_actions:
             self._create_action_publisher()
         self.pub_diagnostics = self.create_publisher(DiagnosticArray, self._topic("diagnostics"), 10)
         self.create_service(SetBool, "~/enable_commands", self._on_enable_commands)
         self.create_timer(1.0 / s.control_rate_hz, self._on_control_timer)
-        self.side_timer = None
-        self._make_side_timer(s.side_rate_hz)
+        self.timers_side: dict[str, Any] = {"side": None, "occlusion": None}
+        self._make_side_timer("side", s.side_rate_hz)
+        self._make_side_timer("occlusion", s.occlusion_rate_hz)
         self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
 
     def _create_action_publisher(self) -> None:
@@ -184,12 +183,13 @@ class ActInterpNode(Node):
             s = self.settings
             self.pub_action = self.create_publisher(message_class(s.action_type), self._topic("action"), 10)
 
-    def _make_side_timer(self, rate_hz: float) -> None:
-        if self.side_timer is not None:
-            self.destroy_timer(self.side_timer)
-            self.side_timer = None
-        if rate_hz > 0 and self.side_methods:
-            self.side_timer = self.create_timer(1.0 / rate_hz, self._on_side_timer)
+    def _make_side_timer(self, which: str, rate_hz: float) -> None:
+        """(Re)create the ``side`` or ``occlusion`` timer at ``rate_hz`` (0 = none)."""
+        if self.timers_side[which] is not None:
+            self.destroy_timer(self.timers_side[which])
+            self.timers_side[which] = None
+        if rate_hz > 0:
+            self.timers_side[which] = self.create_timer(1.0 / rate_hz, lambda: self._on_side_timer(which))
 
     def _subscribe(self, msg_type, topic: str, qos) -> None:
         def on_message(msg, topic=topic) -> None:
@@ -264,6 +264,7 @@ class ActInterpNode(Node):
                 action_t = self.stepper.select(chunk)
             else:
                 action_t = self.stepper.select(None)
+        new_plan = self.stepper.last_used_chunk
         action = self.policy.postprocess(action_t)[0]
         result = self.pipeline.command(action, prepared.current_ros)
         if isinstance(result, SkipReason):
@@ -274,7 +275,7 @@ class ActInterpNode(Node):
         self._fault_logged = False
         self._command(command, clamped, now_ns)
         headers = {k: snap.cameras[k].header for k in self._cam_topics}
-        job = MapJob(index, batch, prepared.frames, headers, interpretation)
+        job = MapJob(index, batch, prepared.frames, headers, interpretation, new_plan)
         self._latest_job = job
         if not self.maps.submit(job):
             self.stats.count("maps_superseded")
@@ -323,50 +324,56 @@ class ActInterpNode(Node):
         self.stats.count("maps_published")
 
     def _publish_interpretation(self, interp: Interpretation, job: MapJob) -> None:
-        proprio = interp.fractions.get("state")
-        if self.pub_proprio is not None and proprio is not None:
-            self.pub_proprio.publish(Float32(data=float(proprio)))
-        for key, pub in self.pub_share.items():
-            pub.publish(Float32(data=float(interp.fractions[key])))
-        for key, pub in self.pub_overlay.items():
-            if pub.get_subscription_count() == 0:
-                continue  # rendering costs ~ms per camera: only while someone watches
-            label = f"{camera_name(key)} attn {100 * interp.fractions[key]:.0f}%"
-            if proprio is not None:
-                label += f" | proprio {100 * proprio:.0f}%"
-            overlay = render_overlay(job.frames[key], interp.camera_maps[key], alpha=self.settings.overlay_alpha,
-                                     border=interp.proprio, label=label)
-            pub.publish(encode_rgb_image(overlay, job.headers[key]))
+        s = self.settings
+        values = {"proprio_attention": interp.fractions.get("state"), "proprio_attention_lift": interp.lifts.get("state"),
+                  "env_state_attention": interp.fractions.get("env_state"),
+                  "env_state_attention_lift": interp.lifts.get("env_state")}
+        for key in s.camera_keys:
+            values[f"attention_share/{camera_name(key)}"] = interp.fractions[key]
+            values[f"attention_lift/{camera_name(key)}"] = interp.lifts[key]
+        for name, value in values.items():
+            if value is not None and name in self.pub_scalar:
+                self.pub_scalar[name].publish(Float32(data=float(value)))
+        kinds = ["attention_overlay", "plan_overlay"] if job.new_plan else ["attention_overlay"]
+        for kind in kinds:
+            for key in s.camera_keys:
+                pub = self.pub_overlay[f"{kind}/{camera_name(key)}"]
+                if pub.get_subscription_count() == 0:
+                    continue  # rendering costs ~ms per camera: only while someone watches
+                overlay = attention_overlay(job.frames[key], interp, key, alpha=s.overlay_alpha, scale=s.overlay_scale,
+                                            prefix="plan: " if kind == "plan_overlay" else "")
+                pub.publish(encode_rgb_image(overlay, job.headers[key]))
 
     # ------------------------------------------------------------------------------ side methods
-    def _on_side_timer(self) -> None:
+    def _on_side_timer(self, which: str) -> None:
         job = self._latest_job
-        if job is None or job.tick == self._last_side_tick:
-            self.stats.count("side.skipped_no_new_tick")
+        worker = self.side if which == "side" else self.occluder
+        if job is None or job.tick == self._last_side_tick[which]:
+            self.stats.count(f"{which}.skipped_no_new_tick")
             return
-        if not self.side.submit(job):
-            self.stats.count("side.skipped_busy")
+        if not worker.submit(job):
+            self.stats.count(f"{which}.skipped_busy")
             return
-        self._last_side_tick = job.tick
+        self._last_side_tick[which] = job.tick
 
-    def _compute_side(self, job: MapJob) -> None:
-        for method, impl in self.side_methods.items():
+    def _compute_side(self, job: MapJob, methods: SideMethods) -> None:
+        for method in methods.names:
             started = time.perf_counter()
             try:
                 if os.environ.get(GRADCAM_FAIL_ENV) and method == "gradcam":
                     raise RuntimeError(f"GradCAM failure injected by {GRADCAM_FAIL_ENV} (test hook)")
-                maps = impl.attribute(job.batch, self.gradcam_target)[0]
+                maps = methods.attribute(method, job.batch)[0]
             except Exception as exc:  # noqa: BLE001 - a side-method failure must never stop control
                 self.stats.problem(f"side.{method}.failures", self._now_ns())
                 self._log_exception(f"side.{method}", f"{method} failed (control continues)", exc)
                 continue
             self.stats.count(f"side.{method}.runs")
             self.stats.side_window(method).add(time.perf_counter() - started)
-            for key, pub in self.pub_side[method].items():
+            for key in self.settings.camera_keys:
+                pub = self.pub_overlay[f"{method}_overlay/{camera_name(key)}"]
                 if pub.get_subscription_count() == 0:
                     continue
-                overlay = render_overlay(job.frames[key], maps[key], alpha=self.settings.overlay_alpha,
-                                         label=f"{camera_name(key)} {SIDE_METHOD_LABELS.get(method, method)}")
+                overlay = method_overlay(job.frames[key], maps[key], method, key, alpha=self.settings.overlay_alpha)
                 pub.publish(encode_rgb_image(overlay, job.headers[key]))
 
     # ----------------------------------------------------------------- service, parameters, diag
@@ -387,11 +394,13 @@ class ActInterpNode(Node):
                 self._create_action_publisher()
             self.get_logger().info("publish_actions is now "
                                    f"{'true: commanding' if new.publish_actions else 'false: observe-only'}")
-        if "side_rate_hz" in changed:
-            self._make_side_timer(new.side_rate_hz)
-            self.get_logger().info(f"side methods now at {new.side_rate_hz:g} Hz")
-        if "overlay_alpha" in changed:
-            self.get_logger().info(f"overlay_alpha is now {new.overlay_alpha:g}")
+        for name, which in (("side_rate_hz", "side"), ("occlusion_rate_hz", "occlusion")):
+            if name in changed:
+                self._make_side_timer(which, getattr(new, name))
+                self.get_logger().info(f"{name} is now {getattr(new, name):g}")
+        for name in ("overlay_alpha", "overlay_scale"):
+            if name in changed:
+                self.get_logger().info(f"{name} is now {getattr(new, name)}")
 
     def _publish_diagnostics(self) -> None:
         s = self.settings
@@ -431,11 +440,13 @@ class ActInterpNode(Node):
                 self.get_logger().warning(text)
 
     def destroy_node(self) -> None:
-        for worker in (getattr(self, "control", None), getattr(self, "maps", None), getattr(self, "side", None)):
+        for name in ("control", "maps", "side", "occluder"):
+            worker = getattr(self, name, None)
             if worker is not None:
                 worker.stop()
-        for impl in getattr(self, "side_methods", {}).values():
-            impl.close()
+        for methods in (getattr(self, "side_methods", None), getattr(self, "occlusion", None)):
+            if methods is not None:
+                methods.close()
         if getattr(self, "policy", None) is not None:
             self.policy.close()
         unroute_package_logging(self._log_handler)

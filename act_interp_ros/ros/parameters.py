@@ -38,8 +38,8 @@ class StartupError(RuntimeError):
 
 
 def _descriptor(spec) -> ParameterDescriptor:
-    numeric = spec.ros_type in ("DOUBLE", "DOUBLE_ARRAY")
-    return ParameterDescriptor(description=spec.description, read_only=not spec.dynamic, dynamic_typing=numeric)
+    flexible = spec.ros_type in ("DOUBLE", "DOUBLE_ARRAY") or spec.any_type
+    return ParameterDescriptor(description=spec.description, read_only=not spec.dynamic, dynamic_typing=flexible)
 
 
 def check_unknown_overrides(node: Node) -> None:

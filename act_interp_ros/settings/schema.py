@@ -41,8 +41,9 @@ SO101_JOINT_NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex"
 RAD_TO_DEG = 57.29577951308232  # 180 / pi: radians (ROS) -> degrees (LeRobot SO-101)
 
 
-def _param(default: Any, description: str, ros_type: str, *, dynamic: bool = False) -> Any:
-    meta = {"description": description, "ros_type": ros_type, "dynamic": dynamic}
+def _param(default: Any, description: str, ros_type: str, *, dynamic: bool = False, any_type: bool = False) -> Any:
+    """``any_type``: the ROS parameter takes values of several types (e.g. an integer or ``"executed"``)."""
+    meta = {"description": description, "ros_type": ros_type, "dynamic": dynamic, "any_type": any_type}
     if isinstance(default, list):
         return field(default_factory=lambda d=tuple(default): list(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -108,24 +109,40 @@ class NodeSettings:
         5, "After this many consecutive failed ticks commands stop until a clean tick and /diagnostics says ERROR "
         "(>= 1).", "INTEGER")
     side_methods: list[str] = _param(
-        ["gradcam"], "Attribution methods the side timer computes, each published as its own overlay (gradcam).",
-        "STRING_ARRAY")
+        ["gradcam", "gradient_x_input"], "Attribution methods the side timer computes, each published as its own "
+        "overlay: gradcam, gradient_x_input, integrated_gradients.", "STRING_ARRAY")
     side_rate_hz: float = _param(
         2.0, "Side timer rate in Hz for side_methods (0 = off; at most control_rate_hz; dynamic).", "DOUBLE",
         dynamic=True)
+    occlusion_rate_hz: float = _param(
+        0.0, "Rate in Hz of pixel occlusion maps, its own timer (0 = off; hundreds of forwards per map; dynamic).",
+        "DOUBLE", dynamic=True)
+    attribution_target: str = _param(
+        "executed", "What the pixel methods explain: executed (the executed part of the action chunk), "
+        "executed_joints, executed_sum, executed_joint:<joint>, first_action_sum, joint:<joint>, chunk_sum, chunk_l2.",
+        "STRING")
+    smoothgrad_samples: int = _param(
+        0, "Noisy copies gradient_x_input averages (SmoothGrad; 0 = plain gradient x input).", "INTEGER")
+    occlusion_patch_px: int = _param(
+        0, "Occlusion patch side in pixels of the policy's image (0 = an eighth of the shorter side).", "INTEGER")
+    occlusion_stride_px: int = _param(0, "Occlusion stride in pixels (0 = half the patch).", "INTEGER")
     gradcam_target: str = _param(
         "first_action_sum",
         "GradCAM target: first_action_sum, chunk_sum, chunk_l2 or joint:<name or index>.", "STRING")
     gradcam_layer: str = _param("layer4", "Backbone layer GradCAM hooks (ResNet: layer1..layer4).", "STRING")
     overlay_alpha: float = _param(0.5, "Heatmap opacity in the overlays, 0..1 (dynamic).", "DOUBLE", dynamic=True)
+    overlay_scale: str = _param(
+        "global", "Attention overlay scale: global (one scale for every camera) or per_camera (each map to its own "
+        "peak; dynamic).", "STRING", dynamic=True)
     input_qos: str = _param(
         "sensor_data", "Input subscription QoS: sensor_data (best effort) or reliable.", "STRING")
     attention_decoder_layer: int = _param(
         -1, "ACT decoder layer whose cross-attention is shown (-1 = last).", "INTEGER")
     attention_heads: list[int] = _param(
         [], "Attention heads to average (empty = all heads).", "INTEGER_ARRAY")
-    attention_query: int = _param(
-        -1, "Decoder query (action step) to show (-1 = mean over all queries).", "INTEGER")
+    attention_query: int | str = _param(
+        -1, "Decoder queries to average: -1 (all queries of the chunk), executed (the n_action_steps whose "
+        "actions the robot executes) or one query index.", "INTEGER", any_type=True)
     diagnostics_period_s: float = _param(1.0, "Period of /diagnostics messages in seconds (> 0).", "DOUBLE")
 
     # ------------------------------------------------------------------ construction
@@ -198,6 +215,12 @@ class NodeSettings:
 
         return parse_gradcam_target(self.gradcam_target, self.joint_names)
 
+    def attribution_target_spec(self):
+        """Parsed `attribution_target` (joint names resolved to policy indices)."""
+        from act_interp_ros.settings.validation import parse_attribution_target
+
+        return parse_attribution_target(self.attribution_target, self.joint_names)
+
 
 # --------------------------------------------------------------------------------------------------
 # Parameter metadata
@@ -215,13 +238,14 @@ class ParameterSpec:
     description: str
     ros_type: str
     dynamic: bool = False
+    any_type: bool = False
 
 
 def parameter_specs() -> list[ParameterSpec]:
-    """Every parameter in declaration order, with default, description, ROS type and dynamic flag."""
+    """Every parameter in declaration order, with default, description, ROS type and flags."""
     defaults = NodeSettings()
     return [ParameterSpec(f.name, getattr(defaults, f.name), f.metadata["description"], f.metadata["ros_type"],
-                          f.metadata["dynamic"])
+                          f.metadata["dynamic"], f.metadata["any_type"])
             for f in dataclasses.fields(NodeSettings)]
 
 
@@ -271,4 +295,6 @@ def coerce_value(spec: ParameterSpec, value: Any) -> Any:
         return items
     if t == "DOUBLE" and _is_int(value):
         return float(value)
+    if spec.any_type and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)  # "3" on a command line means the query index 3
     return value

@@ -21,9 +21,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_TYPES",
+    "ATTRIBUTION_TARGET_KINDS",
+    "AttributionTargetSpec",
     "GRADCAM_TARGET_KINDS",
     "GradCAMTargetSpec",
     "SIDE_METHODS",
+    "parse_attribution_target",
     "parse_gradcam_target",
     "validate",
     "warnings",
@@ -34,8 +37,12 @@ CAMERA_TRANSPORTS = ("raw", "compressed")
 ACTION_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
 INPUT_QOS = ("sensor_data", "reliable")
 GRADCAM_TARGET_KINDS = ("first_action_sum", "chunk_sum", "chunk_l2", "joint")
+#: attribution_target values (``executed``: each method's default readout of the executed chunk).
+ATTRIBUTION_TARGET_KINDS = ("executed", "executed_joints", "executed_sum", "executed_l2", "executed_joint",
+                            "first_action_sum", "joint", "chunk_sum", "chunk_l2")
 #: Attribution methods the node's side timer can compute (each has its own overlay topic).
-SIDE_METHODS = ("gradcam",)
+SIDE_METHODS = ("gradcam", "gradient_x_input", "integrated_gradients")
+OVERLAY_SCALES = ("global", "per_camera")
 _HUB_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LAYER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 
@@ -107,20 +114,26 @@ def validate(s: NodeSettings) -> None:
         _require_choice("side_methods", m, SIDE_METHODS, what="contain only")
     _require_unique("side_methods", methods)
     _require_float("side_rate_hz", s.side_rate_hz, minimum=0.0)
+    _require_float("occlusion_rate_hz", s.occlusion_rate_hz, minimum=0.0)
+    parse_attribution_target(_require_str("attribution_target", s.attribution_target), joints)
+    for name in ("smoothgrad_samples", "occlusion_patch_px", "occlusion_stride_px"):
+        if _require_int(name, getattr(s, name)) < 0:
+            raise SettingsError(name, "be an integer >= 0 (0 = default)", getattr(s, name))
     parse_gradcam_target(_require_str("gradcam_target", s.gradcam_target), joints)
     layer = _require_str("gradcam_layer", s.gradcam_layer)
     if not _LAYER_RE.match(layer):
         raise SettingsError("gradcam_layer", "be a backbone module name such as 'layer4'", layer)
     _require_float("overlay_alpha", s.overlay_alpha, minimum=0.0, maximum=1.0)
+    _require_choice("overlay_scale", _require_str("overlay_scale", s.overlay_scale), OVERLAY_SCALES)
     _require_choice("input_qos", _require_str("input_qos", s.input_qos), INPUT_QOS)
     _require_int("attention_decoder_layer", s.attention_decoder_layer)
     heads = s.attention_heads
     if not isinstance(heads, list) or any(isinstance(h, bool) or not isinstance(h, int) or h < 0 for h in heads):
         raise SettingsError("attention_heads", "be a list of head indices >= 0 (empty = all heads)", Raw(fmt(heads)))
     _require_unique("attention_heads", heads)
-    q = _require_int("attention_query", s.attention_query)
-    if q < -1:
-        raise SettingsError("attention_query", "be a decoder query index >= 0, or -1 for the mean", q)
+    q = s.attention_query
+    if not (q == "executed" or (isinstance(q, int) and not isinstance(q, bool) and q >= -1)):
+        raise SettingsError("attention_query", "be executed, -1 (all queries) or a decoder query index >= 0", q)
     _require_float("diagnostics_period_s", s.diagnostics_period_s, minimum=0.0, inclusive=False)
 
 
@@ -152,6 +165,33 @@ class GradCAMTargetSpec:
 
     kind: str
     joint_index: int | None = None
+
+
+@dataclass(frozen=True)
+class AttributionTargetSpec:
+    """Parsed attribution_target: `kind` in ATTRIBUTION_TARGET_KINDS; `joint_index` for the joint kinds."""
+
+    kind: str
+    joint_index: int | None = None
+
+
+def parse_attribution_target(value: str, joint_names: Sequence[str]) -> AttributionTargetSpec:
+    """Parse `executed | executed_joints | ... | executed_joint:<joint> | joint:<joint>` (name or index)."""
+    expected = (f"be one of {', '.join(k for k in ATTRIBUTION_TARGET_KINDS if 'joint' not in k or k.endswith('s'))}, "
+                f"executed_joint:<joint> or joint:<joint> with a joint from joint_names {fmt(list(joint_names))}")
+    if not isinstance(value, str):
+        raise SettingsError("attribution_target", expected, value)
+    v = value.strip()
+    kind, sep, ref = v.partition(":")
+    if not sep and kind in ATTRIBUTION_TARGET_KINDS and kind not in ("joint", "executed_joint"):
+        return AttributionTargetSpec(kind)
+    if sep and kind in ("joint", "executed_joint"):
+        ref = ref.strip()
+        if ref in joint_names:
+            return AttributionTargetSpec(kind, list(joint_names).index(ref))
+        if re.fullmatch(r"\d+", ref) and int(ref) < len(joint_names):
+            return AttributionTargetSpec(kind, int(ref))
+    raise SettingsError("attribution_target", expected, value)
 
 
 def parse_gradcam_target(value: str, joint_names: Sequence[str]) -> GradCAMTargetSpec:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from act_interp_ros.bag import outputs as out
+from act_interp_ros.offline import outputs as out
 from act_interp_ros.bag.reader import (
     COMPRESSED_IMAGE_TYPE,
     IMAGE_TYPE,
@@ -43,18 +43,12 @@ from act_interp_ros.bag.reader import (
     open_bag,
 )
 from act_interp_ros.bag.replay.plan import CLOCKS, NS, PlanError, TickPlan, TopicIndex, build_plan
-from act_interp_ros.core import GradCAM, InterpretableACT, render_overlay
+from act_interp_ros.core import DeletionTest, InterpretableACT
 from act_interp_ros.image_decoding import ImageDecodeError, decode_image
-from act_interp_ros.pipeline import (
-    PlanStepper,
-    SkipReason,
-    TickPipeline,
-    TickSnapshot,
-    check_policy,
-    gradcam_target,
-    load_policy,
-    output_contract,
-)
+from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick
+from act_interp_ros.offline.records import CameraFrame, TickRecord
+from act_interp_ros.pipeline import SkipReason, TickPipeline, TickSnapshot, check_policy, load_policy, output_contract
+from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings, SettingsError, camera_name
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
@@ -76,8 +70,12 @@ class ReplayOptions:
         tick_times_ns: explicit tick times on the clock axis instead of the regular grid (e.g. the live
             node's, from its ``~/tick_status``).
         batch_size: runnable ticks per batched forward pass (1 = sequential).
-        side_every: side methods (GradCAM) every N ticks (tick index % N == 0; 0 = off, 1 = every tick);
+        methods: side methods to compute (any of gradcam, gradient_x_input, integrated_gradients, occlusion);
+            ``None`` = the config's ``side_methods``.
+        side_every: side methods every N ticks (tick index % N == 0; 0 = off, 1 = every tick);
             ``None`` = from the config's ``side_rate_hz`` (round(rate / side_rate_hz)).
+        faithfulness_samples: side ticks (about evenly spread) on which every map's deletion test runs
+            (0 = none); each costs ``n_cameras * 4 * (1 + 4)`` forwards per method.
         clock: ``"log"`` (default) or ``"header"``; see :mod:`.plan`.
         write_bag, write_video, write_table, write_plot: which outputs to write.
         table_format: ``"csv"`` or ``"parquet"``.
@@ -91,7 +89,9 @@ class ReplayOptions:
     rate_hz: float | None = None
     tick_times_ns: Sequence[int] | None = None
     batch_size: int = 1
+    methods: Sequence[str] | None = None
     side_every: int | None = None
+    faithfulness_samples: int = 8
     clock: str = "log"
     write_bag: bool = True
     write_video: bool = True
@@ -129,7 +129,9 @@ class ReplaySummary:
     skipped_by_reason: dict[str, int]
     reason_examples: dict[str, str]
     plan_resets: int
+    methods: list[str]
     side_ticks: int
+    faithfulness: dict[str, Any]
     input_topics: dict[str, str]
     output_topics: dict[str, str]
     output_counts: dict[str, int]
@@ -164,14 +166,6 @@ class _Camera:
     size_hw: tuple[int, int]
 
 
-@dataclass
-class _Pending:
-    rec: out.TickRecord
-    batch: dict[str, Any] | None = None
-    current_ros: np.ndarray | None = None
-    wants_side: bool = False
-
-
 def _resolve_camera(reader: BagReader, key: str, topic: str, transport: str) -> tuple[str, str]:
     """(topic, msgtype) for a camera; falls back to the other transport's topic when only that one exists."""
     want = IMAGE_TYPE if transport == "raw" else COMPRESSED_IMAGE_TYPE
@@ -191,10 +185,12 @@ def _resolve_camera(reader: BagReader, key: str, topic: str, transport: str) -> 
         f"{reader.describe_topics()}. Set camera_topics / camera_transports in the config")
 
 
-def _side_every(options: ReplayOptions, settings: NodeSettings, rate_hz: float) -> int:
+def _side_every(options: ReplayOptions, settings: NodeSettings, rate_hz: float, methods: Sequence[str]) -> int:
+    if not methods:
+        return 0
     if options.side_every is not None:
         return int(options.side_every)
-    if settings.side_rate_hz <= 0 or not settings.side_methods:
+    if settings.side_rate_hz <= 0:
         return 0
     return max(1, round(rate_hz / settings.side_rate_hz))
 
@@ -206,6 +202,12 @@ def _check_options(options: ReplayOptions) -> None:
         raise ReplayError(f"batch size must be an integer >= 1, got {options.batch_size!r}")
     if options.side_every is not None and (not isinstance(options.side_every, int) or options.side_every < 0):
         raise ReplayError(f"side-every must be an integer >= 0 (0 = off, 1 = every tick), got {options.side_every!r}")
+    if options.methods is not None:
+        unknown = [m for m in options.methods if m not in ALL_METHODS]
+        if unknown:
+            raise ReplayError(f"methods {unknown} unknown; expected some of {', '.join(ALL_METHODS)}")
+    if not isinstance(options.faithfulness_samples, int) or options.faithfulness_samples < 0:
+        raise ReplayError(f"faithfulness samples must be an integer >= 0, got {options.faithfulness_samples!r}")
     if options.table_format not in out.TABLE_FORMATS:
         raise ReplayError(f"table format must be one of {', '.join(out.TABLE_FORMATS)}, got {options.table_format!r}")
     if options.rate_hz is not None and not (math.isfinite(options.rate_hz) and options.rate_hz > 0):
@@ -218,14 +220,6 @@ def _check_options(options: ReplayOptions) -> None:
         raise ReplayError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
 
 
-def _stack(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate preprocessed (B=1) batches along dim 0; non-tensor entries are taken from the first."""
-    if len(batches) == 1:
-        return batches[0]
-    first = batches[0]
-    return {k: torch.cat([b[k] for b in batches], dim=0) if isinstance(v, torch.Tensor) else v for k, v in first.items()}
-
-
 class _Replay:
     """One replay run (see :func:`replay_bag`)."""
 
@@ -234,7 +228,10 @@ class _Replay:
         self.settings = settings
         self.options = options
         self.rate_hz = float(options.rate_hz or settings.control_rate_hz)
-        self.side_every = _side_every(options, settings, self.rate_hz)
+        self.methods = list(settings.side_methods if options.methods is None else options.methods)
+        self.side_every = _side_every(options, settings, self.rate_hz, self.methods)
+        if self.side_every == 0:
+            self.methods = []
         self.warnings: list[str] = []
         self.cameras: list[_Camera] = []
         for key, topic, transport in zip(settings.camera_keys, settings.camera_topics, settings.camera_transports):
@@ -291,7 +288,6 @@ class _Replay:
             raise ReplayError(str(exc)) from None
         self.wrapped = wrapped
         self.pipeline = TickPipeline(self.pipeline_settings, wrapped.config)
-        self.stepper = PlanStepper(wrapped)
         for cam in self.cameras:
             if cam.size_hw == (0, 0):
                 cam.size_hw = tuple(wrapped.image_shapes[cam.key])
@@ -305,19 +301,19 @@ class _Replay:
         cam_names = [c.name for c in self.cameras]
         self.contract = output_contract(s, has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0)
         self.table = out.TickTable(cam_keys, cam_names, self.joint_topic, [c.topic for c in self.cameras],
-                                   list(s.joint_names), has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0)
-        self.target = gradcam_target(s)
-        self.side = ({"gradcam": GradCAM(w.policy, s.gradcam_layer)}
-                     if self.side_every > 0 and "gradcam" in s.side_methods else {})
+                                   list(s.joint_names), has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
+                                   methods=self.methods)
+        self.faith_every = self._faithfulness_stride(len(plan.ticks))
+        deletion = (DeletionTest(w.policy, n_random=4, batch_size=64) if self.faith_every else None)
+        self.interp = OfflineInterpreter(w, s, methods=self.methods, batch_size=opts.batch_size, pipeline=self.pipeline,
+                                         render=opts.write_bag or opts.write_video, deletion=deletion)
         stage = out.OutputStage(out_dir)
         self.bag_out = None
         self.videos = None
-        self.render = opts.write_bag or opts.write_video
         self.counts = Counter()
         self.kinds: Counter[str] = Counter()
         self.groups: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
-        self.model_s = 0.0
         staged: list[str] = []
         try:
             if opts.write_bag:
@@ -325,12 +321,12 @@ class _Replay:
 
                 self.bag_out = OutputBagWriter(
                     stage.path(out.BAG_NAME), self.reader, list(self.reader.topics), self.contract,
-                    node=opts.node_name, settings=s, side=self.side_every > 0)
+                    node=opts.node_name, settings=s, methods=self.methods)
             if opts.write_video:
-                from act_interp_ros.bag.video_output import ReplayVideos
+                from act_interp_ros.offline.videos import ReplayVideos
 
                 self.videos = ReplayVideos(stage.dir, cam_keys, cam_names, {c.key: c.size_hw for c in self.cameras},
-                                           self.rate_hz, gradcam=bool(self.side))
+                                           self.rate_hz, methods=self.methods)
             w.policy.eval()
             w.reset()
             t_loop = time.perf_counter()
@@ -361,8 +357,7 @@ class _Replay:
             stage.discard()
             raise
         finally:
-            for impl in self.side.values():
-                impl.close()
+            self.interp.close()
         loop_s = max(loop_s, 1e-9)
         return ReplaySummary(
             bag=str(self.reader.path), policy="", out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
@@ -370,13 +365,14 @@ class _Replay:
             start_ns=plan.ticks[0], end_ns=plan.ticks[-1], ticks=len(plan.ticks),
             processed=self.counts["processed"], skipped=self.counts["skipped"],
             skipped_by_kind=dict(sorted(self.kinds.items())), skipped_by_reason=dict(sorted(self.groups.items())), reason_examples=dict(sorted(self.examples.items())),
-            plan_resets=self.stepper.resets, side_ticks=self.counts["side"],
+            plan_resets=self.interp.stepper.resets, methods=self.methods, side_ticks=self.counts["side"],
+            faithfulness=self.interp.faithfulness_summary(),
             input_topics={c.key: c.topic for c in self.cameras} | {"joint_state": self.joint_topic},
             output_topics=dict(self.bag_out.topics) if self.bag_out is not None else {},
             output_counts=({t: n for t, n in self.bag_out.counts.items() if t in self.bag_out.topics}
                            if self.bag_out is not None else {}),
             outputs={name: str(path) for name, path in committed.items()},
-            timings={"index_s": round(self.index_s, 4), "ticks_s": round(loop_s, 4), "model_s": round(self.model_s, 4),
+            timings={"index_s": round(self.index_s, 4), "ticks_s": round(loop_s, 4), "model_s": round(self.interp.model_s, 4),
                      "outputs_s": round(t_done - t_indexed - loop_s, 4),
                      "total_s": round(time.perf_counter() - self.t_start, 4),
                      "ticks_per_s": round(len(plan.ticks) / loop_s, 3)},
@@ -427,7 +423,8 @@ class _Replay:
                     break
             if next_tick < n:  # pragma: no cover - the index guarantees every selected message is read
                 raise BagError(f"bag '{self.reader.path}' changed while it was read (tick {next_tick} of {n} lacks input)")
-            self._flush()
+            for rec in self.interp.flush():
+                self._emit(rec)
             if self.bag_out is not None:
                 self.bag_out.input_done()
         finally:
@@ -443,7 +440,7 @@ class _Replay:
     def _build_tick(self, k: int, cache: dict[tuple[str, int], Any]) -> None:
         plan: TickPlan = self.plan_
         t_ns = plan.ticks[k]
-        rec = out.TickRecord(index=k, time_ns=t_ns, rel_s=(t_ns - plan.origin_ns) / NS, log_ns=t_ns + plan.log_offset_ns)
+        rec = TickRecord(index=k, time_ns=t_ns, rel_s=(t_ns - plan.origin_ns) / NS, log_ns=t_ns + plan.log_offset_ns)
         msgs: dict[str, Any] = {}
         for t in self.topics:
             j = int(plan.selection[t][k])
@@ -457,9 +454,9 @@ class _Replay:
                 except ImageDecodeError:
                     rgb = None
                 if rgb is not None:
-                    rec.frames[cam.key] = out.CameraFrame(cam.key, cam.name, cam.topic, rgb,
+                    rec.frames[cam.key] = CameraFrame(cam.key, cam.name, cam.topic, rgb,
                                                           rec.input_stamps_ns[cam.topic], str(msg.header.frame_id))
-        pending = _Pending(rec)
+        tick = OfflineTick(rec)
         bad = next((m for m in msgs.values() if isinstance(m, _Undecodable)), None)
         if bad is not None:
             kind = "bad_input.joint_state" if bad.topic == self.joint_topic else "bad_input.image"
@@ -470,70 +467,29 @@ class _Replay:
             if isinstance(prepared, SkipReason):
                 rec.skip = prepared
             else:
-                pending.batch = self.wrapped.preprocess(prepared.observation)
-                pending.current_ros = prepared.current_ros
-                pending.wants_side = self.side_every > 0 and k % self.side_every == 0
-        self.pending.append(pending)
-        if sum(p.batch is not None for p in self.pending) >= self.options.batch_size:
-            self._flush()
+                tick.batch = self.wrapped.preprocess(prepared.observation)
+                tick.current_ros = prepared.current_ros
+                tick.side = self.side_every > 0 and k % self.side_every == 0
+                tick.faithfulness = self._faithfulness_tick(k)
+        for done in self.interp.add(tick):
+            self._emit(done)
 
-    def _flush(self) -> None:
-        """Run the model on the pending runnable ticks (one batched forward), then step and emit them in order."""
-        pending, self.pending = self.pending, []
-        runnable = [p for p in pending if p.batch is not None]
-        if runnable:
-            t0 = time.perf_counter()
-            w = self.wrapped
-            with torch.inference_mode():
-                chunks, interps = w.predict_chunk(_stack([p.batch for p in runnable]))
-            for p, interp in zip(runnable, interps):
-                p.rec.interpretation = interp
-            wants = [i for i, p in enumerate(runnable) if p.wants_side]
-            if wants and self.side:
-                maps = self.side["gradcam"].attribute(_stack([runnable[i].batch for i in wants]), self.target)
-                for i, m in zip(wants, maps):
-                    runnable[i].rec.gradcam = m
-            self.model_s += time.perf_counter() - t0
-            rows = {id(p): i for i, p in enumerate(runnable)}
-        for p in pending:  # in tick order: the plan rule needs every skipped tick before the next step
-            if p.batch is None:
-                self.stepper.no_action()
-            else:
-                self._step(p, chunks[rows[id(p)]: rows[id(p)] + 1])
-            self._finish(p)
-            self._emit(p.rec)
+    def _faithfulness_stride(self, n_ticks: int) -> int:
+        """Every how many candidate ticks the deletion test runs (0 = never)."""
+        n = self.options.faithfulness_samples
+        if n <= 0:
+            return 0
+        candidates = -(-n_ticks // self.side_every) if self.side_every else n_ticks
+        return max(1, -(-candidates // n))
 
-    def _step(self, p: _Pending, chunk: torch.Tensor) -> None:
-        rec = p.rec
-        self.stepper.begin_tick()
-        with torch.inference_mode():
-            action = self.wrapped.postprocess(self.stepper.select(chunk))[0]
-        result = self.pipeline.command(action, p.current_ros)
-        if isinstance(result, SkipReason):
-            rec.skip = result
-            self.stepper.no_action()
-            return
-        rec.action = action
-        rec.command_ros, rec.command_clamped = result
+    def _faithfulness_tick(self, k: int) -> bool:
+        if not self.faith_every:
+            return False
+        if self.side_every:
+            return k % self.side_every == 0 and (k // self.side_every) % self.faith_every == 0
+        return k % self.faith_every == 0
 
-    def _finish(self, p: _Pending) -> None:
-        rec = p.rec
-        if rec.skipped or not self.render:
-            return
-        interp = rec.interpretation
-        alpha = float(self.settings.overlay_alpha)
-        for cam in self.cameras:
-            frame = rec.frames[cam.key]
-            label = f"{cam.name} attn {interp.fractions.get(cam.key, 0.0):.0%}"
-            if "state" in interp.fractions:
-                label += f" proprio {interp.fractions['state']:.0%}"
-            rec.overlays[cam.key] = render_overlay(frame.rgb, interp.camera_maps[cam.key], alpha=alpha,
-                                                   border=interp.proprio, label=label)
-            if rec.gradcam is not None:
-                rec.gradcam_overlays[cam.key] = render_overlay(
-                    frame.rgb, rec.gradcam[cam.key], alpha=alpha, label=f"{cam.name} GradCAM {rec.rel_s:.2f}s")
-
-    def _emit(self, rec: out.TickRecord) -> None:
+    def _emit(self, rec: TickRecord) -> None:
         if rec.skipped:
             self.counts["skipped"] += 1
             self.kinds[rec.skip.kind] += 1
@@ -541,7 +497,7 @@ class _Replay:
             self.examples.setdefault(rec.skip.group, str(rec.skip))
         else:
             self.counts["processed"] += 1
-            self.counts["side"] += rec.gradcam is not None
+            self.counts["side"] += bool(rec.side_maps)
         self.table.add(rec)
         if self.bag_out is not None:
             self.bag_out.on_tick(rec)

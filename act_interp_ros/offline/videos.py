@@ -1,9 +1,10 @@
-"""Replay videos: one attention mp4 per camera and one grid mp4 (rows = cameras, columns = attention | GradCAM).
+"""Replay videos: one attention mp4 per camera and one grid mp4 (rows = cameras, columns = attention | each
+side method, e.g. GradCAM | gradient x input).
 
 Every tick writes exactly one frame to every video (frame count = tick count, frame rate = control
 rate), so video time is bag time. A skipped tick shows the camera's latest frame dimmed, with the
-reason; before a camera's first frame it is black. The GradCAM column holds the latest GradCAM overlay
-(its label says at which time it was computed) between GradCAM ticks.
+reason; before a camera's first frame it is black. A side-method column holds that method's latest
+overlay (its label says at which time it was computed) between side ticks.
 
 Encoding: H.264 (yuv420p, plays in browsers) through PyAV when its libx264 encoder is available, else
 MPEG-4 part 2 through OpenCV's ``VideoWriter``.
@@ -19,8 +20,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from act_interp_ros.bag.outputs import GRID_VIDEO_NAME, TickRecord, camera_video_name
+from act_interp_ros.offline.outputs import GRID_VIDEO_NAME, TickRecord, camera_video_name
 from act_interp_ros.core.render import draw_label
+from act_interp_ros.pipeline.side_methods import LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -118,17 +120,17 @@ class ReplayVideos:
         camera_keys / camera_names: policy keys and short names, same order.
         frame_sizes: camera key -> (H, W) of the source frames (the per-camera video size).
         fps: frame rate (the control rate).
-        gradcam: whether the grid has a GradCAM column.
+        methods: side methods with a grid column each (in order).
     """
 
     def __init__(self, directory: Path, camera_keys: Sequence[str], camera_names: Sequence[str],
-                 frame_sizes: dict[str, tuple[int, int]], fps: float, gradcam: bool) -> None:
+                 frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str] = ()) -> None:
         self.keys = list(camera_keys)
         self.names = dict(zip(camera_keys, camera_names))
-        self.gradcam = gradcam
+        self.methods = list(methods)
         self.writers: dict[str, Mp4Writer] = {}
         self._last_frame: dict[str, np.ndarray] = {}
-        self._last_gradcam: dict[str, np.ndarray] = {}
+        self._last_side: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.methods}
         self.file_names: list[str] = []
         try:
             for key in self.keys:
@@ -138,7 +140,7 @@ class ReplayVideos:
             h0, w0 = frame_sizes[self.keys[0]]
             cw = min(GRID_CELL_MAX_W, w0)
             self.cell = (_even(round(h0 * cw / w0)), _even(cw))
-            n_cols = 2 if gradcam else 1
+            n_cols = 1 + len(self.methods)
             grid_hw = (BAR_H + self.cell[0] * len(self.keys), self.cell[1] * n_cols)
             self.grid = Mp4Writer(directory / GRID_VIDEO_NAME, fps, grid_hw)
             self.file_names.append(GRID_VIDEO_NAME)
@@ -149,7 +151,8 @@ class ReplayVideos:
     def on_tick(self, rec: TickRecord) -> None:
         for key, frame in rec.frames.items():
             self._last_frame[key] = frame.rgb
-        self._last_gradcam.update(rec.gradcam_overlays)
+        for method, overlays in rec.side_overlays.items():
+            self._last_side.setdefault(method, {}).update(overlays)
         cells: list[np.ndarray] = []
         for key in self.keys:
             writer = self.writers[key]
@@ -160,11 +163,12 @@ class ReplayVideos:
                 view = rec.overlays[key]
             writer.write(view)
             row = [fit(view, self.cell)]
-            if self.gradcam:
-                if key in self._last_gradcam:
-                    row.append(fit(self._last_gradcam[key], self.cell))
+            for method in self.methods:
+                last = self._last_side[method].get(key)
+                if last is not None:
+                    row.append(fit(last, self.cell))
                 else:
-                    row.append(placeholder(self._last_frame.get(key), self.cell, "GradCAM: none yet"))
+                    row.append(placeholder(self._last_frame.get(key), self.cell, f"{LABELS[method]}: none yet"))
             cells.append(np.concatenate(row, axis=1))
         body = np.concatenate(cells, axis=0)
         bar = np.zeros((BAR_H, body.shape[1], 3), dtype=np.uint8)

@@ -5,8 +5,9 @@ hidden staging directory in the output directory (``.act_interp_replay.partial-<
 :meth:`OutputStage.commit` moves each one into place with ``os.replace`` (atomic on one file system).
 An interrupted run leaves only the staging directory, whose name says it is partial.
 
-The streaming writers (output bag, videos) live in :mod:`act_interp_ros.bag.bag_output` and
-:mod:`act_interp_ros.bag.video_output`; they consume :class:`TickRecord` objects in tick order.
+The streaming writers (output bag, videos, Rerun) live in :mod:`act_interp_ros.bag.bag_output`,
+:mod:`act_interp_ros.offline.videos` and :mod:`act_interp_ros.rerun_recording`; they consume
+:class:`~act_interp_ros.offline.records.TickRecord` objects in tick order.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.core.attention import Interpretation
-from act_interp_ros.pipeline.reasons import SkipReason
+from act_interp_ros.offline.records import CameraFrame, TickRecord
 
 logger = logging.getLogger(__name__)
 
@@ -46,67 +46,6 @@ def camera_video_name(camera: str) -> str:
 
 def table_name(fmt: str) -> str:
     return f"ticks.{fmt}"
-
-
-# ---------------------------------------------------------------------------------------- records
-@dataclass
-class CameraFrame:
-    """The latest frame of one camera at a tick (as decoded from the bag, before any resize).
-
-    rgb: (H, W, 3) uint8 RGB. stamp_ns / frame_id: the source message's header (overlays reuse it).
-    """
-
-    key: str
-    name: str
-    topic: str
-    rgb: np.ndarray
-    stamp_ns: int
-    frame_id: str
-
-
-@dataclass
-class TickRecord:
-    """Everything one control tick produced; skipped ticks have ``skip`` and no model outputs.
-
-    Attributes:
-        index: tick number from the start of the replayed range (0, 1, ...).
-        time_ns: tick time on the replay clock; per-tick outputs are stamped with it.
-        rel_s: seconds since the start of the replayed range.
-        log_ns: log (receive) time at which this tick's outputs are recorded in the output bag.
-        skip: why no action was computed (``None`` when the policy ran).
-        frames: camera key -> latest frame available at this tick (may be absent or stale when skipped).
-        input_stamps_ns: input topic -> header stamp (ns) of the message used, ``None`` when none yet.
-        action: (A,) policy action in policy (dataset) units.
-        command_ros: (A,) commanded joint positions in ROS units after the node's limits.
-        command_clamped: whether the limits changed the command.
-        interpretation: this tick's attention.
-        gradcam: camera key -> (h, w) GradCAM map in [0, 1], on GradCAM ticks only.
-        overlays / gradcam_overlays: camera key -> rendered (H, W, 3) uint8 RGB overlay at source size.
-    """
-
-    index: int
-    time_ns: int
-    rel_s: float
-    log_ns: int
-    skip: SkipReason | None = None
-    frames: dict[str, CameraFrame] = field(default_factory=dict)
-    input_stamps_ns: dict[str, int | None] = field(default_factory=dict)
-    action: np.ndarray | None = None
-    command_ros: np.ndarray | None = None
-    command_clamped: bool = False
-    interpretation: Interpretation | None = None
-    gradcam: dict[str, np.ndarray] | None = None
-    overlays: dict[str, np.ndarray] = field(default_factory=dict)
-    gradcam_overlays: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @property
-    def skipped(self) -> bool:
-        return self.skip is not None
-
-    @property
-    def skip_reason(self) -> str | None:
-        """The skip reason as text (``stale:/joint_states age=0.41s>0.25s``), ``None`` when the policy ran."""
-        return None if self.skip is None else str(self.skip)
 
 
 # ---------------------------------------------------------------------------------------- staging
@@ -207,17 +146,24 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 # ------------------------------------------------------------------------------------------ table
 class TickTable:
-    """Per-tick rows: time, attention fractions, actions, GradCAM flag, skip reason (one row per tick).
+    """Per-tick rows: time, skip reason, attention shares and lifts, map methods, faithfulness, actions, stamps.
 
     Columns (fixed, so a run where every tick was skipped still has them all)::
 
-        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, gradcam,
-        attn_proprio, [attn_env_state], attn_latent, attn_<camera>..., action_<joint>...,
-        command_clamped, stamp_<camera>_ns..., stamp_joint_state_ns
+        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, new_plan, maps,
+        attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
+        lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>...,
+        action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
+        stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
+
+    ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
+    sampled ticks; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
+    ``predicted - recorded``.
     """
 
-    def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str,
-                 camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool) -> None:
+    def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str | None,
+                 camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool,
+                 methods: Sequence[str] = (), recorded: bool = False) -> None:
         self.camera_keys = list(camera_keys)
         self.camera_names = list(camera_names)
         self.camera_topics = list(camera_topics)
@@ -225,6 +171,8 @@ class TickTable:
         self.action_names = list(action_names)
         self.has_state = has_state
         self.has_env_state = has_env_state
+        self.methods = list(methods)
+        self.recorded = recorded
         self.rows: list[dict[str, Any]] = []
 
     @property
@@ -233,9 +181,21 @@ class TickTable:
         cols += ["attn_env_state"] if self.has_env_state else []
         return cols + ["attn_latent"] + [f"attn_{n}" for n in self.camera_names]
 
+    @property
+    def lift_columns(self) -> list[str]:
+        cols = ["lift_proprio"] if self.has_state else []
+        cols += ["lift_env_state"] if self.has_env_state else []
+        return cols + [f"lift_{n}" for n in self.camera_names]
+
+    @property
+    def faithfulness_columns(self) -> list[str]:
+        return [f"faith_{m}" for m in ("attention", *self.methods)]
+
     def add(self, rec: TickRecord) -> None:
         nan = math.nan
-        fr = rec.interpretation.fractions if rec.interpretation is not None else {}
+        interp = rec.interpretation
+        fr = interp.fractions if interp is not None else {}
+        lifts = interp.lifts if interp is not None else {}
         row: dict[str, Any] = {
             "tick": rec.index,
             "time_s": round(rec.rel_s, 9),
@@ -243,21 +203,31 @@ class TickTable:
             "skipped": rec.skipped,
             "skip_kind": rec.skip.kind if rec.skip is not None else "",
             "skip_reason": rec.skip_reason or "",
-            "gradcam": rec.gradcam is not None,
+            "new_plan": rec.new_plan,
+            "maps": ",".join(m for m in self.methods if m in rec.side_maps),
         }
-        if self.has_state:
-            row["attn_proprio"] = fr.get("state", nan)
-        if self.has_env_state:
-            row["attn_env_state"] = fr.get("env_state", nan)
+        for group, name in (("state", "proprio"), ("env_state", "env_state")):
+            if (group == "state" and self.has_state) or (group == "env_state" and self.has_env_state):
+                row[f"attn_{name}"] = fr.get(group, nan)
+                row[f"lift_{name}"] = lifts.get(group, nan)
         row["attn_latent"] = fr.get("latent", nan)
         for key, name in zip(self.camera_keys, self.camera_names):
             row[f"attn_{name}"] = fr.get(key, nan)
+            row[f"lift_{name}"] = lifts.get(key, nan)
+        for m in ("attention", *self.methods):
+            row[f"faith_{m}"] = rec.faithfulness.get(m, nan)
         for j, name in enumerate(self.action_names):
             row[f"action_{name}"] = float(rec.action[j]) if rec.action is not None else nan
+            if self.recorded:
+                rec_a = rec.recorded_action
+                row[f"recorded_{name}"] = float(rec_a[j]) if rec_a is not None else nan
+                row[f"error_{name}"] = (float(rec.action[j] - rec_a[j]) if rec.action is not None and rec_a is not None
+                                        else nan)
         row["command_clamped"] = rec.command_clamped
         for topic, name in zip(self.camera_topics, self.camera_names):
             row[f"stamp_{name}_ns"] = rec.input_stamps_ns.get(topic)
-        row["stamp_joint_state_ns"] = rec.input_stamps_ns.get(self.joint_topic)
+        if self.joint_topic is not None:
+            row["stamp_joint_state_ns"] = rec.input_stamps_ns.get(self.joint_topic)
         self.rows.append(row)
 
     def dataframe(self):
@@ -275,9 +245,16 @@ class TickTable:
         return pd.DataFrame(data, columns=columns)
 
     def _columns(self) -> list[str]:
-        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "gradcam", *self.fraction_columns]
-        cols += [f"action_{n}" for n in self.action_names] + ["command_clamped"]
-        cols += [f"stamp_{n}_ns" for n in self.camera_names] + ["stamp_joint_state_ns"]
+        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "new_plan", "maps",
+                *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
+        cols += [f"action_{n}" for n in self.action_names]
+        if self.recorded:
+            cols += [f"recorded_{n}" for n in self.action_names] + [f"error_{n}" for n in self.action_names]
+        cols += ["command_clamped"]
+        if self.camera_topics:
+            cols += [f"stamp_{n}_ns" for n in self.camera_names]
+        if self.joint_topic is not None:
+            cols += ["stamp_joint_state_ns"]
         return cols
 
     def write(self, path: Path, fmt: str) -> None:
@@ -303,15 +280,17 @@ def read_table(path: str | Path):
         return pd.read_parquet(path)
     header = pd.read_csv(path, nrows=0).columns
     dtypes = {c: "Int64" for c in header if c.startswith("stamp_")}
+    text = {"skip_reason": str, "skip_kind": str, "maps": str}
     return pd.read_csv(path, keep_default_na=False, na_values=[""],
-                       dtype={"skip_reason": str, "skip_kind": str, **dtypes}).fillna({"skip_reason": "", "skip_kind": ""})
+                       dtype={**text, **dtypes}).fillna({k: "" for k in text})
 
 
 # ------------------------------------------------------------------------------------------- plot
 def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
-    """PNG of proprio, per-camera (and env-state, latent) attention fractions over the episode.
+    """PNG over the episode: attention share per input group (top) and, when measured, the faithfulness
+    (deletion-test ratio) of each map method on the sampled ticks (bottom).
 
-    Skipped ticks are gaps in the lines and shaded grey; GradCAM ticks are marked on the time axis.
+    Skipped ticks are gaps in the lines and shaded grey; side-method ticks are marked on the time axis.
     """
     import matplotlib
 
@@ -321,8 +300,11 @@ def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
     rows = table.rows
     t = np.array([r["time_s"] for r in rows], dtype=np.float64)
     skipped = np.array([r["skipped"] for r in rows], dtype=bool)
-    fig = Figure(figsize=(10, 4.2), dpi=100, layout="constrained")
-    ax = fig.add_subplot()
+    faith = {c: np.array([r[c] for r in rows], dtype=np.float64) for c in table.faithfulness_columns}
+    faith = {c: v for c, v in faith.items() if np.isfinite(v).any()}
+    fig = Figure(figsize=(10, 6.2 if faith else 4.2), dpi=100, layout="constrained")
+    axes = fig.subplots(2 if faith else 1, 1, sharex=True, squeeze=False)[:, 0]
+    ax = axes[0]
     styles = {"attn_proprio": dict(color="#d81b60", lw=2.0, label="proprio (joint state)"),
               "attn_env_state": dict(color="#8e24aa", lw=1.5, label="env state"),
               "attn_latent": dict(color="#9e9e9e", lw=1.0, ls="--", label="latent")}
@@ -335,16 +317,26 @@ def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
     if skipped.any():
         ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
                         transform=ax.get_xaxis_transform(), label="skipped tick")
-    gc = np.array([r["gradcam"] for r in rows], dtype=bool)
-    if gc.any():
-        ax.plot(t[gc], np.zeros(int(gc.sum())), "|", color="black", ms=6, transform=ax.get_xaxis_transform(),
-                label="GradCAM tick")
-    ax.set_xlabel("time since start of replay (s)")
+    side = np.array([bool(r["maps"]) for r in rows], dtype=bool)
+    if side.any():
+        ax.plot(t[side], np.zeros(int(side.sum())), "|", color="black", ms=6, transform=ax.get_xaxis_transform(),
+                label="side-method tick")
     ax.set_ylabel("share of decoder cross-attention")
     ax.set_ylim(0.0, 1.0)
-    if len(t):
-        ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper right", fontsize=8, ncols=2)
     ax.set_title(title or "ACT attention per input group over the episode", fontsize=10)
+    if faith:
+        fx = axes[1]
+        for i, (col, y) in enumerate(faith.items()):
+            ok = np.isfinite(y)
+            fx.plot(t[ok], y[ok], "o-", color=palette[i % len(palette)], ms=4, lw=1.2, label=col[len("faith_"):])
+        fx.axhline(1.0, color="grey", lw=1.0, ls="--")
+        fx.set_ylabel("faithfulness (top-k / random deletion)")
+        fx.set_yscale("log")
+        fx.grid(True, alpha=0.3)
+        fx.legend(loc="upper right", fontsize=8, ncols=3)
+    axes[-1].set_xlabel("time since start of replay (s)")
+    if len(t):
+        axes[-1].set_xlim(t[0], max(t[-1], t[0] + 1e-3))
     fig.savefig(path, format="png")

@@ -1,0 +1,214 @@
+"""Step the policy over consecutive offline ticks like the live node, and compute every map on its schedule.
+
+Used by the bag replay and the dataset replay. Per batch of runnable ticks (``batch_size`` of them):
+
+1. one forward pass with attention capture (fresh maps for every tick, as ``force_model_run`` gives);
+2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) on the ticks scheduled for
+   them, batched per method;
+3. the deletion (faithfulness) test of every map method on the sampled ticks;
+4. in tick order: the plan rule (:class:`~act_interp_ros.pipeline.PlanStepper`: a skipped tick resets the
+   plan), the action from the policy's own queue / ensembler, the command limits when a pipeline is given
+   (bags: ROS units, the node's limits), a non-finite action becomes a skipped tick;
+5. overlays (attention, the plan's attention, each side method) rendered like the node renders them.
+
+Records come back in tick order, complete, for the caller's outputs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from act_interp_ros.core import DeletionResult, DeletionTest, InterpretableACT
+from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.pipeline import PlanStepper, SkipReason, TickPipeline
+from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
+from act_interp_ros.pipeline.side_methods import SideMethods
+from act_interp_ros.settings import NodeSettings
+
+__all__ = ["OfflineInterpreter", "OfflineTick"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class OfflineTick:
+    """A tick waiting for the policy.
+
+    Attributes:
+        rec: its record (skipped ticks arrive with ``rec.skip`` set).
+        batch: the preprocessed (B=1) batch; ``None`` for a skipped tick.
+        current_ros: (n_joints,) joint positions in ROS units for the command limits (bags); ``None`` = the action
+            is kept in policy units without a command (datasets).
+        side: compute the side methods on this tick.
+        faithfulness: run the deletion test of every map method on this tick (needs ``side``).
+    """
+
+    rec: TickRecord
+    batch: dict[str, Any] | None = None
+    current_ros: np.ndarray | None = None
+    side: bool = False
+    faithfulness: bool = False
+
+
+def _stack(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate preprocessed (B=1) batches along dim 0; non-tensor entries are taken from the first."""
+    if len(batches) == 1:
+        return batches[0]
+    first = batches[0]
+    return {k: torch.cat([b[k] for b in batches], dim=0) if isinstance(v, torch.Tensor) else v for k, v in first.items()}
+
+
+class OfflineInterpreter:
+    """See the module docstring.
+
+    Args:
+        policy: the wrapped policy (reset by the caller at the start of each episode via :meth:`reset`).
+        settings: overlay alpha/scale and the side methods' targets and options.
+        methods: side methods to compute on side ticks.
+        batch_size: runnable ticks per forward pass.
+        pipeline: the tick pipeline whose command limits apply (bags); ``None`` = no command (datasets).
+        render: render overlays (for videos, the output bag, Rerun).
+        deletion: the deletion test for faithfulness ticks (``None`` = none).
+    """
+
+    def __init__(self, policy: InterpretableACT, settings: NodeSettings, *, methods: Sequence[str] = (),
+                 batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
+                 deletion: DeletionTest | None = None) -> None:
+        self.policy = policy
+        self.settings = settings
+        self.methods = list(methods)
+        self.batch_size = int(batch_size)
+        self.pipeline = pipeline
+        self.render = render
+        self.deletion = deletion
+        self.stepper = PlanStepper(policy)
+        self.side = SideMethods(policy.policy, settings, self.methods) if self.methods else None
+        self.deletion_results: dict[str, dict[str, list[DeletionResult]]] = {}
+        self.model_s = 0.0
+        self._pending: list[OfflineTick] = []
+
+    def reset(self) -> None:
+        """A new episode: the next runnable tick starts a fresh plan."""
+        self.stepper.no_action()
+
+    def add(self, tick: OfflineTick) -> list[TickRecord]:
+        """Queue a tick; returns the records completed by it (a full batch), in tick order."""
+        self._pending.append(tick)
+        if sum(t.batch is not None for t in self._pending) >= self.batch_size:
+            return self.flush()
+        return []
+
+    def flush(self) -> list[TickRecord]:
+        """Process every queued tick; returns their records in tick order."""
+        pending, self._pending = self._pending, []
+        runnable = [t for t in pending if t.batch is not None]
+        chunks = None
+        rows: dict[int, int] = {}
+        if runnable:
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                chunks, interps = self.policy.predict_chunk(_stack([t.batch for t in runnable]))
+            for i, (t, interp) in enumerate(zip(runnable, interps)):
+                t.rec.interpretation = interp
+                rows[id(t)] = i
+            self._side_maps(runnable)
+            self._faithfulness(runnable)
+            self.model_s += time.perf_counter() - t0
+        for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
+            if t.batch is None:
+                self.stepper.no_action()
+            else:
+                i = rows[id(t)]
+                self._step(t, chunks[i : i + 1])
+            self._render(t.rec)
+        return [t.rec for t in pending]
+
+    def faithfulness_summary(self) -> dict[str, Any]:
+        """method -> camera -> {ratio, auc_top, auc_random, fractions, curve_top, curve_random, n}."""
+        out: dict[str, Any] = {}
+        for method, per_cam in self.deletion_results.items():
+            out[method] = {}
+            for cam, parts in per_cam.items():
+                r = DeletionResult.concatenate(parts)
+                out[method][cam] = {"ratio": _round(r.ratio), "auc_top": _round(r.auc_top),
+                                    "auc_random": _round(r.auc_random), "fractions": list(r.fractions),
+                                    "curve_top": [_round(v) for v in r.top_curve],
+                                    "curve_random": [_round(v) for v in r.random_curve], "n": r.n}
+        return out
+
+    def close(self) -> None:
+        if self.side is not None:
+            self.side.close()
+        if self.deletion is not None:
+            self.deletion.close()
+
+    # --------------------------------------------------------------------------------- internals
+    def _side_maps(self, runnable: list[OfflineTick]) -> None:
+        wants = [t for t in runnable if t.side]
+        if not wants or self.side is None:
+            return
+        batch = _stack([t.batch for t in wants])
+        for method in self.methods:
+            for t, maps in zip(wants, self.side.attribute(method, batch)):
+                t.rec.side_maps[method] = maps
+
+    def _faithfulness(self, runnable: list[OfflineTick]) -> None:
+        wants = [t for t in runnable if t.faithfulness]
+        if not wants or self.deletion is None:
+            return
+        batch = _stack([t.batch for t in wants])
+        methods = {"attention": [t.rec.interpretation.camera_maps for t in wants]}
+        for m in self.methods:
+            if all(m in t.rec.side_maps for t in wants):
+                methods[m] = [t.rec.side_maps[m] for t in wants]
+        for method, maps in methods.items():
+            results = self.deletion.run(batch, maps)
+            for cam, result in results.items():
+                self.deletion_results.setdefault(method, {}).setdefault(cam, []).append(result)
+            ratios = np.nanmean(np.stack([r.frame_ratios() for r in results.values()]), axis=0)
+            for t, ratio in zip(wants, ratios):
+                t.rec.faithfulness[method] = float(ratio)
+
+    def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
+        rec = t.rec
+        self.stepper.begin_tick()
+        with torch.inference_mode():
+            action = self.policy.postprocess(self.stepper.select(chunk))[0]
+        rec.new_plan = self.stepper.last_used_chunk
+        if self.pipeline is not None and t.current_ros is not None:
+            result = self.pipeline.command(action, t.current_ros)
+            if isinstance(result, SkipReason):
+                rec.skip = result
+                self.stepper.no_action()
+                return
+            rec.command_ros, rec.command_clamped = result
+        elif not np.all(np.isfinite(action)):
+            rec.skip = SkipReason("nonfinite_action", f"policy action {np.array2string(action, precision=3)}")
+            self.stepper.no_action()
+            return
+        rec.action = action
+
+    def _render(self, rec: TickRecord) -> None:
+        if rec.skipped or not self.render:
+            return
+        s = self.settings
+        interp = rec.interpretation
+        for key, frame in rec.frames.items():
+            rec.overlays[key] = attention_overlay(frame.rgb, interp, key, alpha=s.overlay_alpha, scale=s.overlay_scale)
+            if rec.new_plan:
+                rec.plan_overlays[key] = attention_overlay(frame.rgb, interp, key, alpha=s.overlay_alpha,
+                                                           scale=s.overlay_scale, prefix="plan: ")
+            for method, maps in rec.side_maps.items():
+                rec.side_overlays.setdefault(method, {})[key] = method_overlay(
+                    frame.rgb, maps[key], method, key, alpha=s.overlay_alpha, suffix=f" {rec.rel_s:.2f}s")
+
+
+def _round(v: float) -> float | None:
+    v = float(v)
+    return round(v, 6) if np.isfinite(v) else None
