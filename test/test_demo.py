@@ -66,7 +66,7 @@ def test_demo_writes_one_complete_folder(demo, summary, cameras):
     names = {p.name for p in out.iterdir()}
     assert not [n for n in names if n.startswith(".")], f"staging left behind: {names}"
     assert set(summary["files"]) == names
-    per_camera = [f"{kind}_{cam}.mp4" for cam in cameras for kind in ("attention", "gradcam")]
+    per_camera = [f"{kind}_{cam}.mp4" for cam in cameras for kind in ("attention", "gradcam", "gradient_x_input")]
     for name in ("overview.mp4", *per_camera, "attention_plot.png", "summary.md", "summary.json", "node.log"):
         assert name in names, name
     print(f"\ndemo ({SECONDS:g} s bag) took {wall:.0f} s; timings {summary['timings_s']}")
@@ -77,7 +77,7 @@ def test_videos_decode_at_source_size(demo, summary, cameras):
     h, w = summary["bag"]["image_size_hw"]
     n_frames = summary["bag"]["episodes"] * summary["bag"]["frames_per_episode"]
     for cam in cameras:
-        for kind in ("attention", "gradcam"):
+        for kind in ("attention", "gradcam", "gradient_x_input"):
             n, size = _decode(out / f"{kind}_{cam}.mp4")
             assert n == n_frames, (kind, cam, n)
             assert size == (h, w), (kind, cam, size)
@@ -107,9 +107,10 @@ def test_summary_numbers_are_sane(summary, cameras):
     assert played == {cam: round(SECONDS * 30) for cam in cameras}
     assert s["playback"]["dropped"] == 0
     for cam in cameras:
-        assert s["overlays_received"]["attention"][cam] > 0
-        assert s["overlays_received"]["gradcam"][cam] > 0
-    assert s["gradcam_count"] > 0
+        for kind in ("attention", "gradcam", "gradient_x_input"):
+            assert s["overlays_received"][kind][cam] > 0, kind
+    maps = s["maps"]["methods"]  # the known-answer numbers: the pixel method finds the target, attention does not
+    assert maps["gradient_x_input"]["target_mass_vs_uniform"] > 5 > maps["attention"]["target_mass_vs_uniform"]
     p = s["proprio_attention"]
     assert p["count"] > 0
     assert 0.0 <= p["min"] <= p["mean"] <= p["max"] <= 1.0

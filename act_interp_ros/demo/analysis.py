@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 
 DIAG_COUNTERS = ("ticks", "ticks_with_action_computed", "late_ticks", "skipped_ticks", "plan_resets",
-                 "maps_published", "maps_superseded_by_newer_tick", "side.gradcam.runs", "side.skipped_busy",
-                 "side.skipped_no_new_tick", "side.gradcam.failures", "tick_errors")
+                 "maps_published", "maps_superseded_by_newer_tick", "side.gradcam.runs", "side.gradient_x_input.runs",
+                 "side.skipped_busy", "side.skipped_no_new_tick", "side.gradcam.failures", "tick_errors")
 DIAG_LATENCIES = ("tick_rate_hz", "inference_p50_ms", "inference_p99_ms", "map_inference_p50_ms",
                   "map_inference_p99_ms", "tick_work_p50_ms", "tick_work_p99_ms", "side.gradcam.latency_p50_ms",
-                  "side.gradcam.latency_p99_ms")
+                  "side.gradient_x_input.latency_p50_ms")
 
 
 def _number(v: str) -> float | int | None:

@@ -334,6 +334,15 @@ class MapEvaluation:
     deletion_random_draws: int = 0
     occlusion_window: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MapEvaluation:
+        """Inverse of :meth:`as_dict` (JSON round trip; tuples come back as lists where JSON has no tuple)."""
+        fields = dict(data)
+        fields["scores"] = [MapScores(**score) for score in data["scores"]]
+        fields["grid"] = {k: tuple(v) for k, v in data["grid"].items()}
+        fields["occlusion_window"] = {k: tuple(v) for k, v in data.get("occlusion_window", {}).items()}
+        return cls(**fields)
+
     def get(self, method: str, camera: str) -> MapScores:
         for s in self.scores:
             if s.method == method and s.camera == camera:
@@ -582,6 +591,41 @@ def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, 
     )
 
 
+#: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them).
+EVALUATION_SOURCES = ("demo/known_answer.py", "core/attention.py", "core/gradcam.py", "core/attribution.py",
+                      "core/action_targets.py", "core/faithfulness.py", "core/interpretable_policy.py")
+
+
+#: The evaluation the README, the demo summary and the known-answer test report (one cached computation).
+STANDARD_EVALUATION: dict[str, Any] = {
+    "n_frames": 64, "seed": 0, "methods": ("attention", "attention_executed", "gradcam", "gradient_x_input"),
+    "deletion_random_draws": 4,
+}
+
+
+def cached_map_evaluation(model: KnownAnswerModel, **kwargs: Any) -> MapEvaluation:
+    """:func:`evaluate_maps` of ``model``, computed once per model, arguments and evaluation code.
+
+    The result is stored as JSON beside the checkpoint (``maps-<key>.json``); the demo and the known-answer
+    test share it, so the evaluation (about a minute on 2 cores) runs once per machine.
+    """
+    h = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
+    for rel in EVALUATION_SOURCES:
+        h.update(rel.encode())
+        h.update((_PACKAGE_DIR / rel).read_bytes())
+    path = model.path.parent / f"maps-{h.hexdigest()[:16]}.json"
+    if path.is_file():
+        try:
+            return MapEvaluation.from_dict(json.loads(path.read_text()))
+        except (ValueError, TypeError, KeyError) as exc:
+            logger.warning("ignoring the unreadable cached map evaluation %s (%s)", path, exc)
+    evaluation = evaluate_maps(model.path, **kwargs)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    tmp.write_text(json.dumps(evaluation.as_dict(), default=str))
+    os.replace(tmp, path)
+    return evaluation
+
+
 def _spec_of(policy) -> KnownAnswerSpec:
     """The scene/data part of the spec a known-answer policy was trained with (cameras, image size, chunk)."""
     sizes = {tuple(f.shape[-2:]) for f in policy.config.image_features.values()}
@@ -750,6 +794,8 @@ __all__ = [
     "MapEvaluation",
     "MapScores",
     "build_known_answer_model",
+    "cached_map_evaluation",
+    "STANDARD_EVALUATION",
     "cache_key",
     "cache_root",
     "ensure_known_answer_model",

@@ -49,10 +49,10 @@ class ScalarSample:
 
 @dataclass
 class Recording:
-    """Everything recorded, by camera short name."""
+    """Everything recorded, by camera short name; ``side[method][camera]`` for each side method."""
 
     attention: dict[str, list[StampedFrame]] = field(default_factory=lambda: defaultdict(list))
-    gradcam: dict[str, list[StampedFrame]] = field(default_factory=lambda: defaultdict(list))
+    side: dict[str, dict[str, list[StampedFrame]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
     proprio: list[ScalarSample] = field(default_factory=list)
     camera_share: dict[str, list[ScalarSample]] = field(default_factory=lambda: defaultdict(list))
     ticks: list[tuple[int, int, str]] = field(default_factory=list)  # (tick, ROS time ns, "ok" or skip reason)
@@ -60,8 +60,9 @@ class Recording:
     decode_errors: int = 0
 
     def overlay_counts(self) -> dict[str, dict[str, int]]:
+        """{"attention": {camera: n}, <side method>: {camera: n}, ...}."""
         return {"attention": {c: len(v) for c, v in self.attention.items()},
-                "gradcam": {c: len(v) for c, v in self.gradcam.items()}}
+                **{m: {c: len(v) for c, v in per_cam.items()} for m, per_cam in self.side.items()}}
 
 
 def stamp_to_ns(stamp: Any) -> int:
@@ -76,7 +77,7 @@ class DemoRecorder:
         settings: the node's settings (its input topics).
         contract: the node's output contract (what to subscribe to).
         node_name: the live node's name (its private namespace holds the outputs).
-        side: subscribe to the GradCAM (side-method) overlays.
+        side: subscribe to the side-method overlays (``settings.side_methods``).
     """
 
     def __init__(self, context, settings: NodeSettings, contract: OutputContract, node_name: str = "act_interp_node",
@@ -91,7 +92,7 @@ class DemoRecorder:
         self.cameras = list(settings.camera_names)
         self.node_name = node_name.strip("/").split("/")[-1]
         self.topics = contract.topics(node_name)
-        self.side = side
+        self.side_methods = list(settings.side_methods) if side else []
         self.rec = Recording()
         self._lock = threading.Lock()
         self.node = rclpy.create_node(
@@ -108,8 +109,8 @@ class DemoRecorder:
     def attention_topic(self, cam: str) -> str:
         return self.topics[f"attention_overlay/{cam}"]
 
-    def gradcam_topic(self, cam: str) -> str:
-        return self.topics[f"gradcam_overlay/{cam}"]
+    def side_topic(self, method: str, cam: str) -> str:
+        return self.topics[f"{method}_overlay/{cam}"]
 
     @property
     def proprio_topic(self) -> str:
@@ -121,8 +122,7 @@ class DemoRecorder:
 
     def output_topics(self) -> list[str]:
         topics = [self.attention_topic(c) for c in self.cameras] + [self.proprio_topic, self.topics["tick_status"]]
-        if self.side:
-            topics += [self.gradcam_topic(c) for c in self.cameras]
+        topics += [self.side_topic(m, c) for m in self.side_methods for c in self.cameras]
         return topics
 
     # ------------------------------------------------------------------ lifecycle
@@ -191,10 +191,10 @@ class DemoRecorder:
             topic = self.attention_topic(cam)
             self._subs.append(node.create_subscription(
                 Image, topic, self._image_cb(self.rec.attention, cam), self._output_qos(topic, 60)))
-            if self.side:
-                topic = self.gradcam_topic(cam)
+            for method in self.side_methods:
+                topic = self.side_topic(method, cam)
                 self._subs.append(node.create_subscription(
-                    Image, topic, self._image_cb(self.rec.gradcam, cam), self._output_qos(topic, 20)))
+                    Image, topic, self._image_cb(self.rec.side[method], cam), self._output_qos(topic, 20)))
         self._subs.append(node.create_subscription(
             Float32, self.proprio_topic, self._on_proprio, self._output_qos(self.proprio_topic, 100)))
         for cam in self.cameras:
@@ -263,7 +263,7 @@ class DemoRecorder:
         with self._lock:
             return {
                 "attention": sum(len(v) for v in self.rec.attention.values()),
-                "gradcam": sum(len(v) for v in self.rec.gradcam.values()),
+                "side": sum(len(v) for per_cam in self.rec.side.values() for v in per_cam.values()),
                 "proprio": len(self.rec.proprio),
                 "ticks": len(self.rec.ticks),
                 "diagnostics": len(self.rec.diagnostics),

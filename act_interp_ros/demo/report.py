@@ -26,6 +26,7 @@ from act_interp_ros.offline.outputs import TickTable, camera_video_name, write_a
 from act_interp_ros.offline.videos import Mp4Writer, fit, placeholder
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.demo.recorder import Recording, StampedFrame
+from act_interp_ros.pipeline.side_methods import LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,9 @@ STILLS_PHASES = ("approach", "grasp", "lift", "carry")
 HOLD_LIMIT_S = 0.25
 
 
-def gradcam_video_name(camera: str) -> str:
-    return f"gradcam_{camera}.mp4"
+def method_video_name(method: str, camera: str) -> str:
+    """``<method>_<camera>.mp4`` (``attention_front.mp4``, ``gradient_x_input_front.mp4`` ...)."""
+    return f"{method}_{camera}.mp4"
 
 
 def still_name(index: int, phase: str) -> str:
@@ -125,54 +127,49 @@ def _frame_view(latest: _Latest, t_ns: int, size_hw: tuple[int, int], what: str,
 
 # ------------------------------------------------------------------------------------------ videos
 def write_videos(directory: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequence[str],
-                 frame_sizes: dict[str, tuple[int, int]], gradcam: bool,
+                 frame_sizes: dict[str, tuple[int, int]], methods: Sequence[str],
                  proprio_at: Callable[[int], float | None],
                  progress: Callable[[int], None] | None = None) -> list[str]:
-    """Attention video per camera, GradCAM video per camera and the overview grid; returns file names.
+    """One video per camera and map (attention, each side method) and the overview grid; returns file names.
 
-    GradCAM runs at a few Hz: its videos hold each GradCAM overlay (labelled with its time) until the
-    next one.
+    Side methods run at a few Hz: their videos hold each overlay (labelled with its time) until the next one.
     """
-    att = {c: _Latest(rec.attention.get(c, [])) for c in cameras}
-    gc = {c: _Latest(rec.gradcam.get(c, [])) for c in cameras} if gradcam else {}
+    views = {"attention": {c: _Latest(rec.attention.get(c, [])) for c in cameras}}
+    views.update({m: {c: _Latest(rec.side.get(m, {}).get(c, [])) for c in cameras} for m in methods})
     writers: dict[str, Mp4Writer] = {}
     names: list[str] = []
     size0 = frame_sizes[cameras[0]]
     cell_w = min(320, size0[1])
     cell = (2 * round(size0[0] * cell_w / size0[1] / 2), cell_w)
     bar_h = 28
+    side_limit = max(HOLD_LIMIT_S, 3.0)  # side methods are held between their (slow) ticks
     try:
-        for c in cameras:
-            writers[camera_video_name(c)] = Mp4Writer(directory / camera_video_name(c), timeline.fps, frame_sizes[c])
-            if gradcam:
-                writers[gradcam_video_name(c)] = Mp4Writer(directory / gradcam_video_name(c), timeline.fps,
-                                                           frame_sizes[c])
-        n_cols = len(cameras)
-        n_rows = 2 if gradcam else 1
-        overview = Mp4Writer(directory / OVERVIEW_VIDEO_NAME, timeline.fps, (bar_h + cell[0] * n_rows, cell[1] * n_cols))
+        for m in views:
+            for c in cameras:
+                writers[method_video_name(m, c)] = Mp4Writer(directory / method_video_name(m, c), timeline.fps,
+                                                             frame_sizes[c])
+        overview = Mp4Writer(directory / OVERVIEW_VIDEO_NAME, timeline.fps,
+                             (bar_h + cell[0] * len(views), cell[1] * len(cameras)))
         writers[OVERVIEW_VIDEO_NAME] = overview
-        gc_limit = max(HOLD_LIMIT_S, 3.0)  # GradCAM is held between its (slow) ticks
         for k, t in enumerate(timeline.stamps_ns):
             t = int(t)
-            att_row, gc_row = [], []
-            for c in cameras:
-                view = _frame_view(att[c], t, frame_sizes[c], f"{c} attention", HOLD_LIMIT_S)
-                writers[camera_video_name(c)].write(view)
-                att_row.append(draw_label(fit(view, cell), f"{c}: attention", corner="bl", scale=0.4))
-                if gradcam:
-                    g = gc[c].at(t)
-                    if g is None:
-                        gview = placeholder(None, frame_sizes[c], f"{c} GradCAM: none yet")
+            rows = []
+            for m, latest in views.items():
+                row = []
+                for c in cameras:
+                    what = f"{c} {LABELS[m]}"
+                    if m == "attention":
+                        view = _frame_view(latest[c], t, frame_sizes[c], what, HOLD_LIMIT_S)
+                    elif (f := latest[c].at(t)) is None:
+                        view = placeholder(None, frame_sizes[c], f"{what}: none yet")
                     else:
-                        gview = _frame_view(gc[c], t, frame_sizes[c], f"{c} GradCAM", gc_limit)
-                        if (t - g.stamp_ns) / 1e9 <= gc_limit:
-                            gview = draw_label(gview.copy(), f"GradCAM of t={timeline.rel_s(g.stamp_ns):.2f} s",
-                                          corner="bl")
-                    writers[gradcam_video_name(c)].write(gview)
-                    gc_row.append(draw_label(fit(gview, cell), f"{c}: GradCAM", corner="tl", scale=0.4))
-            rows = [np.concatenate(att_row, axis=1)]
-            if gradcam:
-                rows.append(np.concatenate(gc_row, axis=1))
+                        view = _frame_view(latest[c], t, frame_sizes[c], what, side_limit)
+                        if (t - f.stamp_ns) / 1e9 <= side_limit:
+                            view = draw_label(view.copy(), f"{LABELS[m]} of t={timeline.rel_s(f.stamp_ns):.2f} s",
+                                              corner="bl")
+                    writers[method_video_name(m, c)].write(view)
+                    row.append(draw_label(fit(view, cell), f"{c}: {LABELS[m]}", corner="bl", scale=0.4))
+                rows.append(np.concatenate(row, axis=1))
             body = np.concatenate(rows, axis=0)
             bar = np.zeros((bar_h, body.shape[1], 3), np.uint8)
             p = proprio_at(t)
@@ -201,13 +198,13 @@ def write_plot(path: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequ
     """
     table = TickTable(settings.camera_keys, list(cameras), settings.joint_state_topic, settings.camera_topics,
                       action_names=[], has_state=True, has_env_state=False)
-    gc_times = sorted({f.stamp_ns for c in cameras for f in rec.gradcam.get(c, [])})
+    gc_times = sorted({f.stamp_ns for per_cam in rec.side.values() for c in cameras for f in per_cam.get(c, [])})
     shares = {c: sorted(rec.camera_share.get(c, []), key=lambda s: s.received_ns) for c in cameras}
     share_t = {c: [s.received_ns for s in v] for c, v in shares.items()}
     gi = 0
     for s in sorted(rec.proprio, key=lambda s: s.received_ns):
         row: dict[str, Any] = {"time_s": timeline.rel_s(s.received_ns), "skipped": False, "skip_reason": "",
-                               "gradcam": False, "attn_proprio": s.value, "attn_latent": math.nan}
+                               "maps": "", "attn_proprio": s.value, "attn_latent": math.nan}
         for c in cameras:  # the share published by the same tick: the nearest sample within 50 ms
             row[f"attn_{c}"] = math.nan
             j = bisect.bisect_left(share_t[c], s.received_ns)
@@ -220,7 +217,7 @@ def write_plot(path: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequ
         if not any(math.isnan(v) for v in cams):  # the node has no env-state token: the rest is the latent
             row["attn_latent"] = max(0.0, 1.0 - s.value - sum(cams))
         while gi < len(gc_times) and gc_times[gi] <= s.received_ns:
-            row["gradcam"] = True
+            row["maps"] = "side"
             gi += 1
         table.rows.append(row)
     write_attention_plot(table, path, title=title)
@@ -229,30 +226,30 @@ def write_plot(path: Path, rec: Recording, timeline: DemoTimeline, cameras: Sequ
 # ------------------------------------------------------------------------------------------ stills
 @dataclass
 class Moment:
-    """A chosen still: frame ``index`` of the timeline, its stamp, phase and the overlays shown."""
+    """A chosen still: frame ``index`` of the timeline, its stamp, phase and the overlays shown per map."""
 
     index: int
     stamp_ns: int
     phase: str
-    attention: dict[str, StampedFrame]
-    gradcam: dict[str, StampedFrame]
+    maps: dict[str, dict[str, StampedFrame]]  # map ("attention", side methods) -> camera -> overlay
 
 
-def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str], gradcam: bool,
-                   phases: Sequence[str] = STILLS_PHASES, max_gradcam_gap_s: float = 0.5) -> list[Moment]:
+def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str], methods: Sequence[str],
+                   phases: Sequence[str] = STILLS_PHASES, max_side_gap_s: float = 0.5) -> list[Moment]:
     """One moment per phase, nearest the middle of that phase in its episode.
 
-    Preferred: a GradCAM tick (GradCAM overlays of every camera with one stamp) inside the phase, shown
-    with the attention overlays of the same stamp. GradCAM runs at a few Hz, so a short phase may hold
-    none: then an attention stamp inside the phase is used with the nearest GradCAM overlays (at most
-    ``max_gradcam_gap_s`` away; their time is printed on the still). Phases without overlays are left out.
+    Preferred: a side-method tick (overlays of every side method and camera with one stamp) inside the phase,
+    shown with the attention overlays of the same stamp. Side methods run at a few Hz, so a short phase may
+    hold none: then an attention stamp inside the phase is used with the nearest side-method overlays (at most
+    ``max_side_gap_s`` away; their time is printed on the still). Phases without overlays are left out.
     """
     att = {c: _Latest(rec.attention.get(c, [])) for c in cameras}
-    gcl = {c: _Latest(rec.gradcam.get(c, [])) for c in cameras}
+    side = {m: {c: _Latest(rec.side.get(m, {}).get(c, [])) for c in cameras} for m in methods}
     if not cameras:
         return []
     att_common = set.intersection(*(set(att[c].stamps) for c in cameras))
-    gc_common = set.intersection(*(set(gcl[c].stamps) for c in cameras)) if gradcam else set()
+    side_common = (set.intersection(*(set(side[m][c].stamps) for m in methods for c in cameras)) if methods
+                   else set())
     phase_arr = np.array(timeline.phase)
 
     def best_in_phase(stamps: set[int], phase: str) -> int | None:
@@ -269,18 +266,17 @@ def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str
                 best = (score, t)
         return None if best is None else best[1]
 
-    def nearest_gradcam(c: str, t: int) -> StampedFrame | None:
-        frames = gcl[c].frames
-        if not frames:
+    def nearest(latest: _Latest, t: int) -> StampedFrame | None:
+        if not latest.frames:
             return None
-        f = min(frames, key=lambda f: abs(f.stamp_ns - t))
-        return f if abs(f.stamp_ns - t) <= max_gradcam_gap_s * 1e9 else None
+        f = min(latest.frames, key=lambda f: abs(f.stamp_ns - t))
+        return f if abs(f.stamp_ns - t) <= max_side_gap_s * 1e9 else None
 
     moments: list[Moment] = []
     for phase in phases:
-        t = best_in_phase(gc_common & att_common, phase) if gradcam else None
-        if t is None and gradcam:
-            t = best_in_phase(gc_common, phase)
+        t = best_in_phase(side_common & att_common, phase) if methods else None
+        if t is None and methods:
+            t = best_in_phase(side_common, phase)
         if t is None:
             t = best_in_phase(att_common, phase)
         if t is None:
@@ -288,27 +284,32 @@ def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str
         a = {c: att[c].exact(t) or att[c].at(t) for c in cameras}
         if any(v is None for v in a.values()):
             continue
-        g: dict[str, StampedFrame] = {}
-        if gradcam:
-            g = {c: f for c in cameras if (f := gcl[c].exact(t) or nearest_gradcam(c, t)) is not None}
-            if len(g) != len(cameras):
-                g = {}
-        moments.append(Moment(timeline.index_at(t), t, phase, a, g))
+        maps = {"attention": a}
+        for m in methods:
+            got = {c: f for c in cameras if (f := side[m][c].exact(t) or nearest(side[m][c], t)) is not None}
+            if len(got) == len(cameras):
+                maps[m] = got
+        moments.append(Moment(timeline.index_at(t), t, phase, maps))
     return moments
+
+
+COLUMN_TITLES = {"attention": "decoder cross-attention (this tick)", "gradcam": "GradCAM (layer4, first action)",
+                 "gradient_x_input": "gradient x input (pixels, executed action)",
+                 "integrated_gradients": "integrated gradients (pixels)", "occlusion": "occlusion (pixels)"}
 
 
 def write_still(path: Path, moment: Moment, timeline: DemoTimeline, cameras: Sequence[str],
                 proprio: float | None, fractions: dict[str, float] | None = None) -> None:
-    """PNG: rows = cameras, columns = attention | GradCAM, target/distractor boxes outlined."""
+    """PNG: rows = cameras, columns = attention | each side method, target/distractor boxes outlined."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    cols = ["attention"] + (["gradcam"] if moment.gradcam else [])
-    h, w = next(iter(moment.attention.values())).rgb.shape[:2]
-    panel_w = 5.2
+    cols = list(moment.maps)
+    h, w = next(iter(moment.maps["attention"].values())).rgb.shape[:2]
+    panel_w = 4.6
     fig = Figure(figsize=(panel_w * len(cols) + 0.3, panel_w * h / w * len(cameras) + 1.1), dpi=110,
                  layout="constrained")
     axes = fig.subplots(len(cameras), len(cols), squeeze=False)
@@ -319,17 +320,15 @@ def write_still(path: Path, moment: Moment, timeline: DemoTimeline, cameras: Seq
     if proprio is not None:
         head += f"   proprio attention {proprio:.0%}"
     fig.suptitle(head, fontsize=12, fontweight="bold")
-    col_titles = {"attention": "decoder cross-attention (this tick)",
-                  "gradcam": "GradCAM (layer4, first action)"}
     for r, cam in enumerate(cameras):
         boxes = timeline.boxes(i, cam)
         for ci, col in enumerate(cols):
             ax = axes[r][ci]
-            frame = (moment.attention if col == "attention" else moment.gradcam)[cam]
+            frame = moment.maps[col][cam]
             ax.imshow(frame.rgb)
             ax.set_xticks([])
             ax.set_yticks([])
-            title = f"{cam} camera - {col_titles[col]}"
+            title = f"{cam}: {COLUMN_TITLES.get(col, col)}"
             if col == "attention" and fractions and cam in fractions:
                 title += f"\n{fractions[cam]:.0%} of the attention on this camera"
             if frame.stamp_ns != moment.stamp_ns:
@@ -349,9 +348,9 @@ def write_still(path: Path, moment: Moment, timeline: DemoTimeline, cameras: Seq
 
     cbar = fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap="jet"), ax=axes, shrink=0.5, aspect=30, pad=0.01)
     cbar.set_ticks([0.0, 1.0], labels=["low", "high"])
-    cbar.set_label("attention: share / most-attended token (all cameras + proprio);  GradCAM: / its peak", fontsize=7)
+    cbar.set_label("attention: / the most-attended image token;  other maps: / their peak", fontsize=7)
     fig.supxlabel("green box: the red target cube (its position decides the action)    dashed white box: the blue "
-                  "distractor (irrelevant)    magenta frame: proprio attention", fontsize=8)
+                  "distractor (irrelevant)    magenta frame: proprio share of the attention", fontsize=8)
     fig.savefig(path, format="png")
 
 
@@ -381,9 +380,8 @@ def summary_markdown(s: dict[str, Any]) -> str:
         "- frames played per camera: " + ", ".join(f"{k} {v}" for k, v in s["playback"]["frames_played_per_camera"].items())
         + f"; messages published: "
         f"{s['playback']['messages_published']} (max lag {s['playback']['max_lag_ms']:.0f} ms)",
-        "- overlays received: " + ", ".join(f"{k} {v}" for k, v in s["overlays_received"]["attention"].items())
-        + (" (attention); " + ", ".join(f"{k} {v}" for k, v in s["overlays_received"]["gradcam"].items())
-           + " (GradCAM)" if s["overlays_received"]["gradcam"] else ""),
+        "- overlays received: " + "; ".join(f"{m}: " + ", ".join(f"{c} {n}" for c, n in per_cam.items())
+                                            for m, per_cam in s["overlays_received"].items()),
         f"- proprio attention samples: {s['proprio_attention']['count']}, mean "
         f"{_pct(s['proprio_attention']['mean'])}",
     ]
@@ -393,6 +391,14 @@ def summary_markdown(s: dict[str, Any]) -> str:
                      f"**{_pct(t['computed_fraction'])}** computed an action (observe-only: the action it would have "
                      f"published), maps for **{_pct(t['maps_fraction'])}**; skipped: "
                      + (", ".join(f"{k} {v}" for k, v in t["skipped_by_kind"].items()) or "none"))
+    maps = (s.get("maps") or {}).get("methods") or {}
+    if maps:
+        lines += ["", f"## What each map finds (known-answer model, {s['maps']['frames']} held-out approach frames)", "",
+                  "| map | on the target (x uniform) | target > distractor | rank corr. vs random weights | "
+                  "faithfulness (deletion) |", "|---|---|---|---|---|"]
+        for method, m in maps.items():
+            lines.append(f"| {method} | {_num(m['target_mass_vs_uniform'], 'x')} | {_pct(m['target_beats_distractor'])} | "
+                         f"{_num(m['rank_corr_random_weights'], '', signed=True)} | {_num(m['faithfulness'], 'x')} |")
     d = s.get("diagnostics") or {}
     if d:
         c = d.get("counters", {})
@@ -413,6 +419,12 @@ def summary_markdown(s: dict[str, Any]) -> str:
     lines += ["", "## Files", ""]
     lines += [f"- `{f}`" for f in s["files"]]
     return "\n".join(lines) + "\n"
+
+
+def _num(v: Any, unit: str, signed: bool = False) -> str:
+    if not isinstance(v, (int, float)) or not math.isfinite(v):
+        return "n/a"
+    return f"{v:+.2f}{unit}" if signed else f"{v:.2f}{unit}"
 
 
 def _pct(v: Any) -> str:

@@ -301,7 +301,7 @@ def _play(session: _Session, opts: DemoOptions, bag, settings, timings: dict[str
             done = player.summary.total_published / max(1, n_msgs) * bag.seconds
             bar.update(round(done - bar.n, 2))
             c = session.recorder.counts()
-            bar.set_postfix_str(f"overlays {c['attention']}, GradCAM {c['gradcam']}", refresh=False)
+            bar.set_postfix_str(f"attention overlays {c['attention']}, side-method overlays {c['side']}", refresh=False)
             if not session.node.alive():
                 raise DemoError(f"{NODE_NAME} exited with code {session.node.proc.returncode} during playback. "
                                 f"Its last output:\n{session.node.log_tail()}")
@@ -335,15 +335,16 @@ def _write_outputs(stage, session: _Session, opts: DemoOptions, bag, settings) -
 
     frame_sizes = {c: (rec.attention[c][0].rgb.shape[:2] if rec.attention.get(c) else bag.image_size)
                    for c in cameras}
+    methods = list(settings.side_methods) if opts.gradcam else []
     files: list[str] = []
     with _tqdm(opts.progress, total=len(timeline), desc="encoding videos", unit="frame") as bar:
-        files += report.write_videos(stage.dir, rec, timeline, cameras, frame_sizes, opts.gradcam,
-                                     proprio_at, progress=bar.update)
+        files += report.write_videos(stage.dir, rec, timeline, cameras, frame_sizes, methods, proprio_at,
+                                     progress=bar.update)
     report.write_plot(stage.path(report.PLOT_NAME), rec, timeline, cameras, settings,
                       title=f"Live act_interp_node on the demo bag ({bag.n_episodes} pick episode(s), "
                       f"known-answer ACT): attention share per input over bag time")
     files.append(report.PLOT_NAME)
-    moments = report.choose_moments(rec, timeline, cameras, opts.gradcam)
+    moments = report.choose_moments(rec, timeline, cameras, methods)
     for i, m in enumerate(moments):
         name = report.still_name(i, m.phase)
         report.write_still(stage.path(name), m, timeline, cameras, proprio_at(m.stamp_ns))
@@ -383,7 +384,7 @@ def _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code
                      "wall_s": round(playback.wall_time_s, 3), "max_lag_ms": round(playback.max_lag_s * 1000, 1)},
         "ticks": tick_summary(rec, timeline, settings.control_rate_hz),
         "overlays_received": counts,
-        "gradcam_count": min(counts["gradcam"].values()) if counts["gradcam"] else 0,
+        "maps": _map_scores(model),
         "proprio_attention": proprio_summary(rec, timeline),
         "diagnostics": diagnostics_summary(rec, timeline),
         "overlay_decode_errors": rec.decode_errors,
@@ -391,6 +392,27 @@ def _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
         "files": [*items["files"], "summary.md", "summary.json"],
     }
+
+
+def _map_scores(model: dict[str, Any]) -> dict[str, Any]:
+    """Localisation and faithfulness of every map on the known-answer model (held-out frames; cached)."""
+    if model.get("key") is None:
+        return {"note": "a --policy has no known answer: no localisation numbers"}
+    from act_interp_ros.demo import known_answer as ka
+
+    logger.info("map scores of the known-answer model (computed once, then cached beside the model)")
+    evaluation = ka.cached_map_evaluation(ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)
+    out: dict[str, Any] = {"frames": evaluation.n_frames, "targets": evaluation.targets, "methods": {}}
+    for sc in evaluation.scores:
+        out["methods"][sc.method] = {
+            "resolution": sc.resolution, "target_mass_vs_uniform": _finite(sc.ratio_vs_uniform),
+            "target_beats_distractor": _finite(sc.target_beats_distractor),
+            "rank_corr_random_weights": _finite(sc.rank_corr_random), "faithfulness": _finite(sc.faithfulness_ratio)}
+    return out
+
+
+def _finite(v: float) -> float | None:
+    return round(float(v), 4) if v == v else None
 
 
 def _stop_all(session: _Session, committed: bool) -> None:
@@ -485,14 +507,18 @@ def _print_result(s: dict[str, Any]) -> None:
     lines = [
         "",
         f"act_interp_demo finished in {s['timings_s'].get('total', 0):.0f} s. Outputs in {rel}/:",
-        "  overview.mp4                 attention (top) and GradCAM (bottom) for each camera, bag time",
-        "  " + ", ".join(f for f in s["files"] if f.startswith(("attention_", "gradcam_")) and f.endswith(".mp4")),
+        "  overview.mp4                 attention and each side method (rows) for each camera, bag time",
+        "  " + ", ".join(f for f in s["files"] if f.endswith(".mp4") and f != "overview.mp4"),
         "  attention_plot.png           proprio and per-camera attention share over time",
         "  " + ", ".join(f for f in s["files"] if f.startswith("still_")),
         "  summary.md, summary.json     numbers (model error, ticks, maps, timings)",
-        f"overlays received: attention {sum(counts['attention'].values())}, GradCAM {sum(counts['gradcam'].values())}; "
-        f"mean proprio attention {p['mean']:.1%}" if p.get("mean") is not None else "",
+        "overlays received: " + ", ".join(f"{m} {sum(v.values())}" for m, v in counts.items())
+        + (f"; mean proprio attention {p['mean']:.1%}" if p.get("mean") is not None else ""),
     ]
+    for method, m in ((s.get("maps") or {}).get("methods") or {}).items():
+        lines.append(f"  {method:<20} on the target {m['target_mass_vs_uniform'] or 0:5.1f}x uniform, "
+                     f"target > distractor {100 * (m['target_beats_distractor'] or 0):3.0f}% of frames, "
+                     f"faithfulness {m['faithfulness'] or 0:.2f}x")
     if ticks.get("computed_fraction") is not None:
         lines.append(f"the node computed an action for {ticks['computed_fraction']:.0%} of its "
                      f"{ticks['control_rate_hz']:g} Hz ticks and published maps for {ticks['maps_fraction']:.0%}")

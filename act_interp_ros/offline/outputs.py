@@ -300,7 +300,7 @@ def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
     rows = table.rows
     t = np.array([r["time_s"] for r in rows], dtype=np.float64)
     skipped = np.array([r["skipped"] for r in rows], dtype=bool)
-    faith = {c: np.array([r[c] for r in rows], dtype=np.float64) for c in table.faithfulness_columns}
+    faith = {c: np.array([r.get(c, np.nan) for r in rows], dtype=np.float64) for c in table.faithfulness_columns}
     faith = {c: v for c, v in faith.items() if np.isfinite(v).any()}
     fig = Figure(figsize=(10, 6.2 if faith else 4.2), dpi=100, layout="constrained")
     axes = fig.subplots(2 if faith else 1, 1, sharex=True, squeeze=False)[:, 0]
