@@ -1,6 +1,13 @@
 """ROS-free interpretability engine for LeRobot ACT: loading, attention, GradCAM, rendering."""
 
 from act_interp_ros.core.attention import AttentionOptions, Interpretation
+from act_interp_ros.core.env_state_sensitivity import (
+    EnvStateSensitivity,
+    SensitivityConfig,
+    SensitivityError,
+    SensitivityResult,
+    without_env_state,
+)
 from act_interp_ros.core.gradcam import GradCAM, GradCAMTarget
 from act_interp_ros.core.interpretable_policy import ActionWithInterpretation, InterpretableACT, StepResult
 from act_interp_ros.core.loading import LoadedPolicy, PolicyLoadError, load_act_policy
@@ -11,6 +18,7 @@ from act_interp_ros.core.token_layout import TokenLayout
 __all__ = [
     "ActionWithInterpretation",
     "AttentionOptions",
+    "EnvStateSensitivity",
     "GradCAM",
     "GradCAMTarget",
     "InterpretableACT",
@@ -19,9 +27,13 @@ __all__ = [
     "ObservationBuilder",
     "ObservationError",
     "PolicyLoadError",
+    "SensitivityConfig",
+    "SensitivityError",
+    "SensitivityResult",
     "StepResult",
     "TokenLayout",
     "colorize",
     "load_act_policy",
     "render_overlay",
+    "without_env_state",
 ]
