@@ -9,6 +9,13 @@ from act_interp_ros.core.action_targets import (
 from act_interp_ros.core.attention import AttentionOptions, Interpretation
 from act_interp_ros.core.attribution import PixelGradientXInput, PixelIntegratedGradients, PixelOcclusion
 from act_interp_ros.core.faithfulness import DeletionResult, DeletionTest
+from act_interp_ros.core.env_state_sensitivity import (
+    EnvStateSensitivity,
+    SensitivityConfig,
+    SensitivityError,
+    SensitivityResult,
+    without_env_state,
+)
 from act_interp_ros.core.gradcam import GradCAM, GradCAMTarget
 from act_interp_ros.core.interpretable_policy import ActionWithInterpretation, InterpretableACT, StepResult
 from act_interp_ros.core.loading import LoadedPolicy, PolicyLoadError, load_act_policy
@@ -25,6 +32,7 @@ __all__ = [
     "AttentionOptions",
     "DeletionResult",
     "DeletionTest",
+    "EnvStateSensitivity",
     "GradCAM",
     "GradCAMTarget",
     "InterpretableACT",
@@ -36,9 +44,13 @@ __all__ = [
     "PixelIntegratedGradients",
     "PixelOcclusion",
     "PolicyLoadError",
+    "SensitivityConfig",
+    "SensitivityError",
+    "SensitivityResult",
     "StepResult",
     "TokenLayout",
     "colorize",
     "load_act_policy",
     "render_overlay",
+    "without_env_state",
 ]

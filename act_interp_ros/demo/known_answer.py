@@ -47,7 +47,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -102,13 +102,14 @@ def cache_root() -> Path:
     return root / "known_answer"
 
 
-def cache_key(spec: KnownAnswerSpec = DEFAULT_SPEC) -> str:
-    """16 hex digits: sha256 over the key source files' bytes, the spec and the lerobot/torch versions."""
+def cache_key(spec: KnownAnswerSpec = DEFAULT_SPEC, sources: tuple[str, ...] = KEY_SOURCES) -> str:
+    """16 hex digits: sha256 over the source files' bytes (paths relative to the package), the spec and
+    the lerobot/torch versions."""
     import lerobot
     import torch
 
     h = hashlib.sha256()
-    for rel in KEY_SOURCES:
+    for rel in sources:
         path = _PACKAGE_DIR / rel
         h.update(rel.encode())
         h.update(path.read_bytes() if path.is_file() else b"<missing>")
@@ -132,24 +133,37 @@ def ensure_known_answer_model(
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     key = cache_key(spec)
+    final, built = build_once(
+        root, key, lambda out: build_known_answer_model(out, spec, progress=progress, key=key),
+        what="the known-answer model")
+    return _load(final, key, built=built)
+
+
+def build_once(root: Path, key: str, build: Callable[[Path], Any], what: str = "the model") -> tuple[Path, bool]:
+    """``root/key``, running ``build(directory)`` first unless a complete build is already there.
+
+    A build is complete when it holds ``pretrained_model/model.safetensors`` and ``metrics.json``.
+    Concurrent callers wait on ``root/key.lock`` instead of building twice; the directory appears
+    atomically (built in a temporary directory, then renamed). Returns (directory, built by this call).
+    """
     final = root / key
     if _complete(final):
-        return _load(final, key, built=False)
+        return final, False
     root.mkdir(parents=True, exist_ok=True)
     with _lock(root / f"{key}.lock"):
         if _complete(final):  # built by another process while we waited
-            return _load(final, key, built=False)
-        logger.info("building the known-answer model %s in %s (a few minutes on a 2-core CPU)", key, final)
+            return final, False
+        logger.info("building %s %s in %s (a few minutes on a 2-core CPU)", what, key, final)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=root))
         try:
-            build_known_answer_model(tmp, spec, progress=progress, key=key)
+            build(tmp)
             if final.exists():  # an incomplete leftover (e.g. a killed run): replace it
                 shutil.rmtree(final)
             os.replace(tmp, final)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
-    return _load(final, key, built=True)
+    return final, True
 
 
 def build_known_answer_model(
@@ -159,16 +173,8 @@ def build_known_answer_model(
 
     Returns the metrics dict.
     """
-    import torch
-
-    from act_interp_ros.core.checkpoints import save_checkpoint
-
     out = Path(out_dir)
-    threads = torch.get_num_threads()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(2)
-    torch.use_deterministic_algorithms(True)
-    try:
+    with deterministic_torch(threads=2):
         t0 = time.perf_counter()
         train_seeds = [TRAIN_SEED_BASE + i for i in range(spec.n_train_episodes)]
         frames = training.render_frames(train_seeds, spec, progress=progress, desc="rendering training episodes")
@@ -183,17 +189,33 @@ def build_known_answer_model(
 
         errors = training.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
         eval_s = time.perf_counter() - t1
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
+    return save_build(out, result, spec, key, errors, len(frames), (data_s, eval_s, t0), what="known-answer model")
+
+
+def save_build(
+    out: Path, result: training.TrainResult, spec: KnownAnswerSpec, key: str | None, errors: dict[str, Any],
+    n_training_frames: int, timings: tuple[float, float, float], what: str = "model", **extra: Any,
+) -> dict[str, Any]:
+    """Write ``out/pretrained_model`` (LeRobot ``save_pretrained``), ``metrics.json`` and the spec file.
+
+    Args:
+        errors: :func:`training.action_error_metrics` on the held-out frames.
+        timings: (render seconds, evaluation seconds, ``time.perf_counter()`` at the build's start).
+        **extra: more top-level ``metrics.json`` entries.
+    Returns the metrics dict.
+    """
+    from act_interp_ros.core.checkpoints import save_checkpoint
+
+    data_s, eval_s, t0 = timings
     save_checkpoint(out / "pretrained_model", result.policy, result.preprocessor, result.postprocessor)
     metrics = {
         "key": key,
         "spec": spec.to_json(),
+        **extra,
         "units": "policy units (degrees; gripper 0..100)",
         "held_out_action_error": errors,
         "training_loss": training.loss_summary(result.losses),
-        "n_training_frames": len(frames),
+        "n_training_frames": n_training_frames,
         "seconds": {
             "render": round(data_s, 1),
             "train": round(result.train_seconds, 1),
@@ -205,11 +227,26 @@ def build_known_answer_model(
     (out / SPEC_FILE).write_text(json.dumps({"key": key, "spec": spec.to_json()}, indent=2))
     chunk = errors["chunk"]
     logger.info(
-        "known-answer model: held-out chunk MAE %.2f vs mean-action baseline %.2f and hold-state baseline "
-        "%.2f (policy units); training %.0f s", chunk["model"]["overall"],
+        "%s: held-out chunk MAE %.2f vs mean-action baseline %.2f and hold-state baseline "
+        "%.2f (policy units); training %.0f s", what, chunk["model"]["overall"],
         chunk["mean_action_baseline"]["overall"], chunk["hold_state_baseline"]["overall"], result.train_seconds,
     )
     return metrics
+
+
+@contextlib.contextmanager
+def deterministic_torch(threads: int = 2):
+    """Within the block: ``threads`` torch threads and deterministic algorithms (both restored after)."""
+    import torch
+
+    before = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1])
 
 
 def _complete(d: Path) -> bool:
@@ -796,8 +833,10 @@ __all__ = [
     "build_known_answer_model",
     "cached_map_evaluation",
     "STANDARD_EVALUATION",
+    "build_once",
     "cache_key",
     "cache_root",
+    "deterministic_torch",
     "ensure_known_answer_model",
     "evaluate_maps",
     "InterventionEffect",
@@ -806,5 +845,6 @@ __all__ = [
     "map_mass",
     "object_coverage",
     "rankdata",
+    "save_build",
     "spearman",
 ]
