@@ -56,6 +56,19 @@ class ActionWithInterpretation(NamedTuple):
 
 
 @dataclass
+class PendingInterpretations:
+    """One forward pass's attention, still on the policy's device: (B, n_tokens) reduced weights + layout."""
+
+    reduced: Tensor
+    layout: TokenLayout
+
+    def resolve(self) -> tuple[Interpretation, ...]:
+        """One :class:`Interpretation` per batch row (copies the (B, n_tokens) weights to the host)."""
+        rows = self.reduced.float().cpu().numpy()
+        return tuple(interpret(row, self.layout) for row in rows)
+
+
+@dataclass
 class StepResult:
     """One control tick on a raw observation.
 
@@ -136,6 +149,11 @@ class InterpretableACT:
         """Whether the next ``select_action`` runs a forward pass."""
         return force_model_run or self.uses_temporal_ensembling or len(self._queue()) == 0
 
+    @property
+    def queued_actions(self) -> int:
+        """Actions left in the policy's queue (0 with temporal ensembling: every tick runs the model)."""
+        return 0 if self.uses_temporal_ensembling else len(self._queue())
+
     def pop_queued(self) -> Tensor:
         """(B, A) next queued action (action-queue mode, queue not empty): what ``select_action`` returns
         when it runs no forward pass."""
@@ -143,10 +161,24 @@ class InterpretableACT:
 
     def predict_chunk(self, batch: dict[str, Tensor]) -> tuple[Tensor, tuple[Interpretation, ...]]:
         """One forward pass: (B, chunk_size, action_dim) normalised chunk + one interpretation per row."""
+        chunk, pending = self.predict_chunk_deferred(batch)
+        return chunk, pending.resolve()
+
+    def predict_chunk_deferred(self, batch: dict[str, Tensor]) -> tuple[Tensor, PendingInterpretations]:
+        """Like :meth:`predict_chunk`, but the interpretations stay on the policy's device until
+        :meth:`PendingInterpretations.resolve` (which copies them to the host): a control loop on a GPU then
+        synchronises with the device only for its action, and another thread resolves the maps."""
         batch = self._with_state_placeholder(batch)
         with self._capture.recording() as record:
             chunk = self.policy.predict_action_chunk(batch)
-        return chunk, self._interpretations(record.weights, record.feature_shapes)
+        if record.weights is None:
+            raise RuntimeError("the cross-attention hook did not fire during the forward pass")
+        layout = TokenLayout.from_config(self.config, record.feature_shapes)
+        if layout != self._layout:
+            self._layout = layout
+            logger.debug("encoder token layout: %s (%d tokens)", layout, layout.n_tokens)
+        reduced = reduce_weights(record.weights, self.attention, self.config.n_action_steps)  # (B, n_tokens)
+        return chunk, PendingInterpretations(reduced, layout)
 
     def select_from_chunk(self, chunk: Tensor) -> Tensor:
         """Advance the policy's queue/ensembler with this tick's (B, chunk_size, A) chunk; return (B, A).
@@ -207,12 +239,3 @@ class InterpretableACT:
             batch = {**batch, OBS_STATE: first.new_zeros((first.shape[0], 0))}
         return batch
 
-    def _interpretations(self, weights: Tensor | None, shapes: list[tuple[int, int]]) -> tuple[Interpretation, ...]:
-        if weights is None:
-            raise RuntimeError("the cross-attention hook did not fire during the forward pass")
-        layout = TokenLayout.from_config(self.config, shapes)
-        if layout != self._layout:
-            self._layout = layout
-            logger.debug("encoder token layout: %s (%d tokens)", layout, layout.n_tokens)
-        reduced = reduce_weights(weights, self.attention, self.config.n_action_steps).float().cpu().numpy()
-        return tuple(interpret(row, layout) for row in reduced)

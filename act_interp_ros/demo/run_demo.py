@@ -193,7 +193,10 @@ def _run(opts: DemoOptions, domain: int) -> dict[str, Any]:
 
     side_rate = DEMO_SIDE_RATE_HZ if opts.gradcam else 0.0
     cameras = policy_camera_overrides(Path(model["path"]))
-    overrides = {"policy_path": str(model["path"]), "publish_actions": False, "side_rate_hz": side_rate, **cameras}
+    # The bag player publishes RELIABLE: a reliable subscription loses no 480x640 frame over loopback (best
+    # effort drops fragments of such large messages under load, and the node then skips stale ticks).
+    overrides = {"policy_path": str(model["path"]), "publish_actions": False, "side_rate_hz": side_rate,
+                 "input_qos": "reliable", **cameras}
     try:
         settings = load_settings_yaml(config, overrides=overrides)
     except SettingsError as exc:
@@ -251,7 +254,8 @@ def _start_node(session: _Session, opts: DemoOptions, settings, config: Path, mo
     cameras_file = log_path.with_suffix(".cameras.yaml")
     cameras_file.write_text(json.dumps({NODE_NAME: {"ros__parameters": cameras}}))  # JSON is YAML
     cmd = node_command([config, cameras_file], {"policy_path": model["path"], "publish_actions": False,
-                                                "use_sim_time": True, "side_rate_hz": settings.side_rate_hz})
+                                                "use_sim_time": True, "side_rate_hz": settings.side_rate_hz,
+                                                "input_qos": "reliable"})
     logger.info("  %s", " ".join(cmd))
     t = time.monotonic()
     try:

@@ -36,7 +36,7 @@ SKIP_KINDS: dict[str, str] = {
     "bad_input.observation": "the observation does not fit the policy (e.g. image size with image_resize false)",
     "nonfinite_action": "the policy produced a non-finite action",
     "tick_error": "an unexpected error in the tick (logged with its traceback)",
-    "overrun": "live only: the previous tick was still running",
+    "overrun": "live only: the control loop was more than one tick behind (a tick waits while one runs)",
 }
 
 

@@ -77,9 +77,11 @@ class TickPipeline:
     Args:
         settings: the node's validated settings.
         config: the policy's ``ACTConfig`` (image sizes, state and env-state sizes).
+        device: the policy's device: observations are built there (on a GPU, images go as uint8 and are
+            converted there, and the preprocessor's normalisation runs there too).
     """
 
-    def __init__(self, settings: NodeSettings, config) -> None:
+    def __init__(self, settings: NodeSettings, config, device=None) -> None:
         self.settings = settings
         self.camera_keys = list(settings.camera_keys)
         self.camera_topics = dict(zip(settings.camera_keys, settings.camera_topics))
@@ -87,7 +89,7 @@ class TickPipeline:
         self.gate = InputGate.from_settings(settings)
         self.mapping = JointMapping.from_settings(settings)
         self.limit_tolerance = float(settings.joint_limit_tolerance)
-        self.builder = ObservationBuilder(config, resize=bool(settings.image_resize))
+        self.builder = ObservationBuilder(config, resize=bool(settings.image_resize), device=device)
         self.has_state = config.robot_state_feature is not None
         self._decoded: dict[str, tuple[Any, np.ndarray]] = {}
 

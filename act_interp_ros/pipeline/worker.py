@@ -3,13 +3,14 @@
 Executor callbacks (timers, subscriptions) only hand jobs over, so rclpy's executor never waits for torch
 and torch never waits for the executor. Two policies for a job that arrives while the worker is busy:
 
-* ``drop_when_busy=True`` (control ticks): the new job is refused and counted - a late control tick is
-  worse than a skipped one;
-* ``drop_when_busy=False`` (maps, side methods): it waits in a one-slot mailbox; a newer job replaces it,
-  and the replaced one is counted as dropped - maps follow the newest observation at the rate the hardware
+* ``drop_when_busy=True`` (side methods): the new job is refused and counted;
+* ``drop_when_busy=False`` (control ticks, maps): it waits in a one-slot mailbox; a newer job replaces it,
+  and the replaced one is counted as dropped - a control tick runs late rather than not at all while the
+  worker is less than one job behind, and maps follow the newest observation at the rate the hardware
   sustains.
 
-An exception in a job is passed to ``on_error`` and never ends the thread.
+Every dropped job (refused or replaced) is passed to ``on_drop``; an exception in a job is passed to
+``on_error`` and never ends the thread.
 """
 from __future__ import annotations
 
@@ -29,10 +30,12 @@ class LatestJobWorker:
     """Runs ``handle(job)`` on its own daemon thread for the newest submitted job (see module docstring)."""
 
     def __init__(self, name: str, handle: Callable[[Any], None], *, drop_when_busy: bool,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 on_drop: Callable[[Any], None] | None = None) -> None:
         self.name = name
         self._handle = handle
         self._on_error = on_error
+        self._on_drop = on_drop
         self._drop_when_busy = drop_when_busy
         self._cond = threading.Condition()
         self._pending: Any = None
@@ -48,19 +51,24 @@ class LatestJobWorker:
 
     def submit(self, job: Any) -> bool:
         """Hand over ``job``; False when it (drop_when_busy) or an older pending job was dropped."""
+        dropped = None
         with self._cond:
             if self._stopping:
                 return False
             self.submitted += 1
             if self._drop_when_busy and (self._busy or self._has_pending):
                 self.dropped += 1
-                return False
-            replaced = self._has_pending
-            if replaced:
-                self.dropped += 1
-            self._pending, self._has_pending = job, True
-            self._cond.notify()
-            return not replaced
+                dropped, accepted = job, False
+            else:
+                if self._has_pending:
+                    self.dropped += 1
+                    dropped = self._pending
+                self._pending, self._has_pending = job, True
+                self._cond.notify()
+                accepted = dropped is None
+        if dropped is not None and self._on_drop is not None:
+            self._on_drop(dropped)
+        return accepted
 
     @property
     def busy(self) -> bool:

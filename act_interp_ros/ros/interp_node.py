@@ -24,6 +24,7 @@ action comes from a fresh forward pass; an exception in a tick is caught, counte
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 import traceback
@@ -40,6 +41,7 @@ from std_msgs.msg import Float32
 from std_srvs.srv import SetBool
 
 from act_interp_ros.core import Interpretation, PolicyLoadError
+from act_interp_ros.core.interpretable_policy import PendingInterpretations
 from act_interp_ros.image_decoding import backend_name
 from act_interp_ros.pipeline import (
     LatestJobWorker,
@@ -79,15 +81,15 @@ class MapJob:
     """A computed tick's observation for the map and side workers.
 
     batch: the normalised (B=1) batch the policy saw. frames: camera key -> (H, W, 3) uint8 source frame.
-    headers: camera key -> the source image header. interpretation: the control forward's maps when this
-    tick ran one (then the map worker runs no forward of its own).
+    headers: camera key -> the source image header. pending: the control forward's attention, still on the
+    device, when this tick ran one (the map worker then resolves it instead of running a forward of its own).
     """
 
     tick: int
     batch: dict[str, Any]
     frames: dict[str, np.ndarray]
     headers: dict[str, Any]
-    interpretation: Interpretation | None = None
+    pending: PendingInterpretations | None = None
     new_plan: bool = False  # this tick's forward made the plan the robot now executes
 
 
@@ -116,7 +118,7 @@ class ActInterpNode(Node):
         except SettingsError as exc:
             raise StartupError(str(exc)) from None
         self.policy.policy.eval()
-        self.pipeline = TickPipeline(s, self.policy.config)
+        self.pipeline = TickPipeline(s, self.policy.config, device=self.policy.device)
         self.stepper = PlanStepper(self.policy)
         self.contract = output_contract(s, has_state=self.policy.state_dim > 0,
                                         has_env_state=self.policy.env_state_dim > 0)
@@ -129,14 +131,15 @@ class ActInterpNode(Node):
         self._cam_topics = dict(zip(s.camera_keys, s.camera_topics))
         self._latest_job: MapJob | None = None
         self._last_side_tick = {"side": -1, "occlusion": -1}
-        self._tick_index = 0
+        self._tick_counter = itertools.count(1)  # tick numbers, from the control and the executor thread
         self._warned_at: dict[str, float] = {}
         self._traced: set[str] = set()
         self._fault_logged = False
         self.pub_action = None
         self._create_interfaces()
-        self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=True,
-                                       on_error=lambda exc: self._worker_error("control", exc))
+        self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=False,
+                                       on_error=lambda exc: self._worker_error("control", exc),
+                                       on_drop=self._overrun)
         self.maps = LatestJobWorker("act_interp_maps", self._compute_maps, drop_when_busy=False,
                                     on_error=lambda exc: self._worker_error("maps", exc))
         self.side = LatestJobWorker("act_interp_side", lambda job: self._compute_side(job, self.side_methods),
@@ -214,16 +217,18 @@ class ActInterpNode(Node):
         # The snapshot is taken now, with the tick's time: a message arriving while the worker starts is not in it.
         snap = TickSnapshot(now_ns, {k: self._latest[t] for k, t in self._cam_topics.items()},
                             self._latest[self.settings.joint_state_topic])
-        if not self.control.submit(snap):
-            self.stats.tick_started(time.monotonic(), now_ns)
-            self._tick_index += 1
-            self._skipped(self._tick_index, now_ns, SkipReason("overrun", "the previous tick is still running"))
+        self.control.submit(snap)  # waits while one tick runs; a tick still waiting when the next fires is dropped
+
+    def _overrun(self, snap: TickSnapshot) -> None:
+        """A tick that never ran: the control worker was more than one tick behind."""
+        self.stats.tick_started(time.monotonic(), snap.now_ns)
+        self._skipped(next(self._tick_counter), snap.now_ns,
+                      SkipReason("overrun", "the control loop was more than one tick behind"))
 
     def _control_tick(self, snap: TickSnapshot) -> None:
         now_ns = snap.now_ns
         self.stats.tick_started(time.monotonic(), now_ns)
-        self._tick_index += 1
-        index = self._tick_index
+        index = next(self._tick_counter)
         self._tick_stamps: dict[str, int | None] | None = None
         started = time.perf_counter()
         try:
@@ -252,20 +257,19 @@ class ActInterpNode(Node):
         if self.stepper.begin_tick():
             self.stats.plan_resets += 1
         batch = self.policy.preprocess(prepared.observation)
-        interpretation = None
+        pending = None
         forward_s = 0.0
         with torch.inference_mode():
             if self.stepper.needs_forward():
                 t0 = time.perf_counter()
-                chunk, interps = self.policy.predict_chunk(batch)
+                chunk, pending = self.policy.predict_chunk_deferred(batch)
+                action_t = self.stepper.select(chunk)
+                action = self.policy.postprocess(action_t)[0]  # the one host synchronisation of a tick
                 forward_s = time.perf_counter() - t0
                 self.stats.inference.add(forward_s)
-                interpretation = interps[0]
-                action_t = self.stepper.select(chunk)
             else:
-                action_t = self.stepper.select(None)
+                action = self.policy.postprocess(self.stepper.select(None))[0]
         new_plan = self.stepper.last_used_chunk
-        action = self.policy.postprocess(action_t)[0]
         result = self.pipeline.command(action, prepared.current_ros)
         if isinstance(result, SkipReason):
             self._skipped(index, now_ns, result, self._tick_stamps)
@@ -275,7 +279,7 @@ class ActInterpNode(Node):
         self._fault_logged = False
         self._command(command, clamped, now_ns)
         headers = {k: snap.cameras[k].header for k in self._cam_topics}
-        job = MapJob(index, batch, prepared.frames, headers, interpretation, new_plan)
+        job = MapJob(index, batch, prepared.frames, headers, pending, new_plan)
         self._latest_job = job
         if not self.maps.submit(job):
             self.stats.count("maps_superseded")
@@ -313,7 +317,12 @@ class ActInterpNode(Node):
 
     # ------------------------------------------------------------------------------------- maps
     def _compute_maps(self, job: MapJob) -> None:
-        interp = job.interpretation
+        interp = job.pending.resolve()[0] if job.pending is not None else None
+        if interp is None and self.stepper.needs_forward():
+            # The next tick refills the queue with a forward pass: leave it the CPU (that forward's maps are
+            # published instead). Counted: maps_yielded_to_control.
+            self.stats.count("maps_yielded_to_control")
+            return
         if interp is None:
             t0 = time.perf_counter()
             with torch.inference_mode():
@@ -358,6 +367,7 @@ class ActInterpNode(Node):
 
     def _compute_side(self, job: MapJob, methods: SideMethods) -> None:
         for method in methods.names:
+            self._wait_for_control_window()
             started = time.perf_counter()
             try:
                 if os.environ.get(GRADCAM_FAIL_ENV) and method == "gradcam":
@@ -375,6 +385,16 @@ class ActInterpNode(Node):
                     continue
                 overlay = method_overlay(job.frames[key], maps[key], method, key, alpha=self.settings.overlay_alpha)
                 pub.publish(encode_rgb_image(overlay, job.headers[key]))
+
+    def _wait_for_control_window(self, min_queued: int = 3, timeout_s: float = 2.0) -> None:
+        """Start a side method only while the queue holds a few actions, so it does not run beside the control
+        loop's own forward pass (action-queue mode; with temporal ensembling every tick has one anyway)."""
+        need = min(min_queued, self.policy.config.n_action_steps - 1)
+        if self.policy.uses_temporal_ensembling or need <= 0:
+            return
+        deadline = time.monotonic() + timeout_s
+        while self.policy.queued_actions < need and time.monotonic() < deadline:
+            time.sleep(0.005)
 
     # ----------------------------------------------------------------- service, parameters, diag
     def _on_enable_commands(self, request, response):

@@ -287,7 +287,7 @@ class _Replay:
         except SettingsError as exc:
             raise ReplayError(str(exc)) from None
         self.wrapped = wrapped
-        self.pipeline = TickPipeline(self.pipeline_settings, wrapped.config)
+        self.pipeline = TickPipeline(self.pipeline_settings, wrapped.config, device=wrapped.device)
         for cam in self.cameras:
             if cam.size_hw == (0, 0):
                 cam.size_hw = tuple(wrapped.image_shapes[cam.key])
