@@ -19,6 +19,7 @@ ROS_WHEELS = [
     "ros-std-srvs",
     "ros-diagnostic-msgs",
     "ros-trajectory-msgs",
+    "ros-geometry-msgs",
     "ros-rosgraph-msgs",
     "ros-builtin-interfaces",
 ]

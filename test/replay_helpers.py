@@ -26,12 +26,16 @@ def write_minimal_bag(
     joints: bool = True,
     messages: bool = True,
     stamp_offset_ns: int = 0,
+    env_state: str | None = None,
+    env_values=None,
 ) -> Path:
     """A rosbag2 directory with raw Image topics ``/camera/<cam>/image_raw`` and ``/joint_states`` at 30 Hz.
 
     ``encoding`` is written as is (the pixel bytes are 3 per pixel whatever it says); ``messages=False``
     writes the topics but no message (an empty bag); ``stamp_offset_ns`` puts every header stamp that far from
-    its log time (a clock other than the recorder's).
+    its log time (a clock other than the recorder's). ``env_state`` adds ``/target`` as ``point_stamped``
+    (geometry_msgs/PointStamped) or ``float64_multi_array`` (std_msgs/Float64MultiArray, no header), with
+    ``env_values(k) -> sequence`` per frame (default (0.2, -0.05)).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -43,6 +47,9 @@ def write_minimal_bag(
     with Writer(path, version=9, storage_plugin=plugin) as writer:
         conns = {c: writer.add_connection(f"/camera/{c}/image_raw", "sensor_msgs/msg/Image", typestore=ts) for c in cameras}
         js = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState", typestore=ts) if joints else None
+        env_type = {"point_stamped": "geometry_msgs/msg/PointStamped",
+                    "float64_multi_array": "std_msgs/msg/Float64MultiArray"}.get(env_state or "")
+        env = writer.add_connection("/target", env_type, typestore=ts) if env_type else None
         for k in range(n if messages else 0):
             t = T0_NS + round(k * 1e9 / 30)
             st = t + stamp_offset_ns
@@ -56,6 +63,15 @@ def write_minimal_bag(
                 msg = T["sensor_msgs/msg/JointState"](header=header, name=SO101_JOINTS, position=np.zeros(6),
                                                       velocity=np.zeros(0), effort=np.zeros(0))
                 writer.write(js, t, ts.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
+            if env is not None:
+                values = [float(v) for v in (env_values(k) if env_values else (0.2, -0.05))]
+                if env_type.endswith("PointStamped"):
+                    xyz = (values + [0.0, 0.0, 0.0])[:3]
+                    msg = T[env_type](header=header, point=T["geometry_msgs/msg/Point"](x=xyz[0], y=xyz[1], z=xyz[2]))
+                else:
+                    msg = T[env_type](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
+                                      data=np.asarray(values, dtype=np.float64))
+                writer.write(env, t, ts.serialize_cdr(msg, env_type))
     return path
 
 

@@ -121,6 +121,7 @@ class OutputBagWriter:
             lifts = interp.lifts if interp is not None else {}
             scalars = {"proprio_attention": fractions.get("state"), "env_state_attention": fractions.get("env_state"),
                        "proprio_attention_lift": lifts.get("state"), "env_state_attention_lift": lifts.get("env_state")}
+            scalars["env_state_sensitivity"] = rec.env_sensitivity
             scalars.update({f"attention_share/{camera_name(k)}": fractions.get(k) for k in rec.frames})
             scalars.update({f"attention_lift/{camera_name(k)}": lifts.get(k) for k in rec.frames})
             for key, value in scalars.items():

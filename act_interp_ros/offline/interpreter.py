@@ -3,8 +3,8 @@
 Used by the bag replay and the dataset replay. Per batch of runnable ticks (``batch_size`` of them):
 
 1. one forward pass with attention capture (fresh maps for every tick, as ``force_model_run`` gives);
-2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) on the ticks scheduled for
-   them, batched per method;
+2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) and, for env-state
+   policies, the env-state sensitivity on the ticks scheduled for them, batched;
 3. the deletion (faithfulness) test of every map method on the sampled ticks;
 4. in tick order: the plan rule (:class:`~act_interp_ros.pipeline.PlanStepper`: a skipped tick resets the
    plan), the action from the policy's own queue / ensembler, the command limits when a pipeline is given
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from act_interp_ros.core import DeletionResult, DeletionTest, InterpretableACT
+from act_interp_ros.core import DeletionResult, DeletionTest, EnvStateSensitivity, InterpretableACT
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.pipeline import PlanStepper, SkipReason, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
@@ -75,11 +75,13 @@ class OfflineInterpreter:
         pipeline: the tick pipeline whose command limits apply (bags); ``None`` = no command (datasets).
         render: render overlays (for videos, the output bag, Rerun).
         deletion: the deletion test for faithfulness ticks (``None`` = none).
+        env_sensitivity: the env-state sensitivity check for side ticks (env-state policies; ``None`` = none).
     """
 
     def __init__(self, policy: InterpretableACT, settings: NodeSettings, *, methods: Sequence[str] = (),
                  batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
-                 deletion: DeletionTest | None = None) -> None:
+                 deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None) -> None:
+        self.env_sensitivity = env_sensitivity
         self.policy = policy
         self.settings = settings
         self.methods = list(methods)
@@ -151,9 +153,14 @@ class OfflineInterpreter:
     # --------------------------------------------------------------------------------- internals
     def _side_maps(self, runnable: list[OfflineTick]) -> None:
         wants = [t for t in runnable if t.side]
-        if not wants or self.side is None:
+        if not wants:
             return
         batch = _stack([t.batch for t in wants])
+        if self.env_sensitivity is not None:
+            for t, value in zip(wants, self.env_sensitivity.measure(batch).overall):
+                t.rec.env_sensitivity = float(value)
+        if self.side is None:
+            return
         for method in self.methods:
             for t, maps in zip(wants, self.side.attribute(method, batch)):
                 t.rec.side_maps[method] = maps

@@ -157,7 +157,7 @@ class TickTable:
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
     ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
-    sampled ticks; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
+    sampled ticks; ``env_sensitivity`` (env-state policies) the executed chunk's change per env-state unit; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
     ``predicted - recorded``.
     """
 
@@ -216,6 +216,8 @@ class TickTable:
             row[f"lift_{name}"] = lifts.get(key, nan)
         for m in ("attention", *self.methods):
             row[f"faith_{m}"] = rec.faithfulness.get(m, nan)
+        if self.has_env_state:
+            row["env_sensitivity"] = rec.env_sensitivity if rec.env_sensitivity is not None else nan
         for j, name in enumerate(self.action_names):
             row[f"action_{name}"] = float(rec.action[j]) if rec.action is not None else nan
             if self.recorded:
@@ -247,6 +249,7 @@ class TickTable:
     def _columns(self) -> list[str]:
         cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "new_plan", "maps",
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
+        cols += ["env_sensitivity"] if self.has_env_state else []
         cols += [f"action_{n}" for n in self.action_names]
         if self.recorded:
             cols += [f"recorded_{n}" for n in self.action_names] + [f"error_{n}" for n in self.action_names]

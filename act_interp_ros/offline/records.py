@@ -47,6 +47,8 @@ class TickRecord:
         new_plan: this tick's forward pass made the chunk the policy now executes (queue refilled).
         side_maps: method -> camera key -> attribution map in [0, 1], on side-method ticks only.
         faithfulness: method -> deletion-test ratio (top-k vs random deletion) on sampled ticks.
+        env_sensitivity: change of the executed chunk per unit of env-state change, on side ticks (env-state
+            policies only; action units per env-state unit).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
             source size (plan: the attention of a tick whose chunk the policy starts executing).
     """
@@ -66,6 +68,7 @@ class TickRecord:
     new_plan: bool = False
     side_maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     faithfulness: dict[str, float] = field(default_factory=dict)
+    env_sensitivity: float | None = None
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)
     side_overlays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)

@@ -138,6 +138,9 @@ def output_contract(
                           "share of the decoder's cross-attention on the environment-state token (0..1)"))
         out.append(Output("env_state_attention_lift", "~/env_state_attention/lift", FLOAT32,
                           "that share over a uniform distribution's"))
+        out.append(Output("env_state_sensitivity", "~/env_state_sensitivity", FLOAT32,
+                          "change of the executed action chunk per unit of env-state change (action units per "
+                          "env-state unit; side timer): ~0 = the coordinates are ignored, whatever the attention"))
     for cam in cams:
         out.append(Output(f"attention_share/{cam}", f"~/attention/{cam}/share", FLOAT32,
                           f"share of the decoder's cross-attention on camera {cam}'s tokens (with the other shares "

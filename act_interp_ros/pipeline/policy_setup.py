@@ -60,10 +60,19 @@ def check_policy(settings: NodeSettings, policy) -> None:
     if n != action_dim:
         raise SettingsError("joint_names", f"have {action_dim} joints (the policy's action size)",
                             Raw(f"{n}: {settings.joint_names}"))
-    if env_dim:
-        raise SettingsError(
-            "policy_path", "be a policy without observation.environment_state (no environment-state input is "
-            "configured)", Raw(f"a policy with a {env_dim}-value environment state"))
+    if env_dim and not settings.env_state_topic:
+        raise SettingsError("env_state_topic", f"name the topic of the policy's {env_dim}-value "
+                            "observation.environment_state (e.g. pickup coordinates)", settings.env_state_topic)
+    if not env_dim and settings.env_state_topic:
+        raise SettingsError("env_state_topic", "be empty: the policy has no observation.environment_state",
+                            settings.env_state_topic)
+    if env_dim and settings.env_state_type == "point_stamped" and env_dim > 3:
+        raise SettingsError("env_state_type", f"be float64_multi_array for a {env_dim}-value environment state "
+                            "(a PointStamped holds 3)", settings.env_state_type)
+    for name in ("env_state_scale", "env_state_offset", "env_sensitivity_deltas"):
+        values = getattr(settings, name)
+        if values and len(values) != env_dim:
+            raise SettingsError(name, f"have one entry per env-state value ({env_dim}) or be empty", len(values))
     layers = len(policy.model.decoder.layers)
     layer = settings.attention_decoder_layer
     if not -layers <= layer < layers:

@@ -33,6 +33,7 @@ SKIP_KINDS: dict[str, str] = {
     "bad_input.image": "a camera message cannot be decoded (encoding, size, corrupt data)",
     "bad_input.joint_state": "the joint state lacks a joint, lists one twice, or holds a non-finite position",
     "bad_input.joint_limits": "a joint is outside its limits by more than joint_limit_tolerance",
+    "bad_input.env_state": "the environment state has the wrong number of values or a non-finite one",
     "bad_input.observation": "the observation does not fit the policy (e.g. image size with image_resize false)",
     "nonfinite_action": "the policy produced a non-finite action",
     "tick_error": "an unexpected error in the tick (logged with its traceback)",

@@ -1,6 +1,7 @@
 """One control tick, the same for the live node and the offline replay (ROS-free).
 
-    snapshot -> gate -> decode -> joint state (+ limit tolerance) -> observation -> [policy step] -> limits
+    snapshot -> gate -> decode -> joint state (+ limit tolerance) -> env state -> observation -> [policy step]
+    -> limits
 
 :class:`TickPipeline` owns every stage except the policy step, which the node (real time, action queue)
 and the replay (batched forwards) drive themselves through :class:`~act_interp_ros.pipeline.stepping.PlanStepper`.
@@ -20,6 +21,7 @@ import numpy as np
 
 from act_interp_ros.core import ObservationBuilder, ObservationError
 from act_interp_ros.freshness import InputGate
+from act_interp_ros.env_state_input import EnvStateError, EnvStateInput, EnvStateMapping
 from act_interp_ros.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.joint_mapping import JointLimitError, JointMapping, JointMappingError
 from act_interp_ros.pipeline.reasons import SkipReason
@@ -46,11 +48,13 @@ class TickSnapshot:
         now_ns: ROS time of the tick (sim time under ``use_sim_time``; the tick time offline).
         cameras: camera key -> newest image message (Image or CompressedImage), ``None`` if none yet.
         joint_state: newest JointState message, ``None`` if none yet.
+        env_state: newest environment-state message with its stamp (policies with an env state only).
     """
 
     now_ns: int
     cameras: Mapping[str, Any]
     joint_state: Any
+    env_state: EnvStateInput | None = None
 
 
 @dataclass
@@ -91,18 +95,26 @@ class TickPipeline:
         self.limit_tolerance = float(settings.joint_limit_tolerance)
         self.builder = ObservationBuilder(config, resize=bool(settings.image_resize), device=device)
         self.has_state = config.robot_state_feature is not None
+        env_dim = int(config.env_state_feature.shape[0]) if config.env_state_feature is not None else 0
+        self.env_topic = settings.env_state_topic if env_dim else None
+        self.env = (EnvStateMapping(settings.env_state_type, env_dim, settings.env_state_scale,
+                                    settings.env_state_offset) if env_dim else None)
         self._decoded: dict[str, tuple[Any, np.ndarray]] = {}
 
     @property
     def input_topics(self) -> list[str]:
-        """Camera topics (camera order) then the joint-state topic: the order reasons report inputs in."""
-        return [self.camera_topics[k] for k in self.camera_keys] + [self.joint_topic]
+        """Camera topics (camera order), the joint-state topic, the env-state topic: the order reasons report
+        inputs in."""
+        return [self.camera_topics[k] for k in self.camera_keys] + [self.joint_topic] + (
+            [self.env_topic] if self.env_topic else [])
 
     # ---------------------------------------------------------------------------------- stages
     def stamps_ns(self, snap: TickSnapshot) -> dict[str, int | None]:
         """Input topic -> header stamp (ns) of the snapshot's message (``None`` when none yet)."""
         out = {self.camera_topics[k]: header_stamp_ns(snap.cameras.get(k)) for k in self.camera_keys}
         out[self.joint_topic] = header_stamp_ns(snap.joint_state)
+        if self.env_topic:
+            out[self.env_topic] = None if snap.env_state is None else snap.env_state.stamp_ns
         return out
 
     def prepare(self, snap: TickSnapshot) -> PreparedTick | SkipReason:
@@ -132,9 +144,15 @@ class TickPipeline:
             return SkipReason("bad_input.joint_limits", f"{self.joint_topic} {exc}")
         except JointMappingError as exc:
             return SkipReason("bad_input.joint_state", f"{self.joint_topic} {exc}")
+        env = None
+        if self.env is not None:
+            try:
+                env = self.env.to_policy(snap.env_state.msg)
+            except EnvStateError as exc:
+                return SkipReason("bad_input.env_state", f"{self.env_topic} {exc}")
         try:
             state = self.mapping.ros_to_policy(current) if self.has_state else None
-            observation = self.builder.build(policy_images, state)
+            observation = self.builder.build(policy_images, state, env)
         except ObservationError as exc:
             return SkipReason("bad_input.observation", str(exc))
         return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})

@@ -36,12 +36,14 @@ import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from geometry_msgs.msg import PointStamped
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import Float32
+from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
 
-from act_interp_ros.core import Interpretation, PolicyLoadError
+from act_interp_ros.core import EnvStateSensitivity, Interpretation, PolicyLoadError, SensitivityConfig
 from act_interp_ros.core.interpretable_policy import PendingInterpretations
+from act_interp_ros.env_state_input import EnvStateInput, has_header
 from act_interp_ros.image_decoding import backend_name
 from act_interp_ros.pipeline import (
     LatestJobWorker,
@@ -50,6 +52,7 @@ from act_interp_ros.pipeline import (
     SkipReason,
     TickPipeline,
     TickSnapshot,
+    header_stamp_ns,
     load_policy,
     output_contract,
 )
@@ -71,6 +74,7 @@ except ImportError:  # Humble
 __all__ = ["NODE_NAME", "ActInterpNode", "StartupError"]
 
 NODE_NAME = "act_interp_node"
+ENV_STATE_CLASSES = {"point_stamped": PointStamped, "float64_multi_array": Float64MultiArray}
 #: Test hooks (named as such): GradCAM raises; every tick raises while the named file exists.
 GRADCAM_FAIL_ENV = "ACT_INTERP_TEST_GRADCAM_FAIL"
 TICK_FAULT_FILE_ENV = "ACT_INTERP_TEST_TICK_FAULT_FILE"
@@ -125,6 +129,10 @@ class ActInterpNode(Node):
         self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
                                window_s=max(2.0, 2 * s.diagnostics_period_s))
         self.side_methods = SideMethods(self.policy.policy, s, s.side_methods)
+        self.env_sensitivity = (EnvStateSensitivity(
+            self.policy.policy, self.policy.preprocessor,
+            SensitivityConfig(tuple(s.env_sensitivity_deltas) or (0.01,) * self.policy.env_state_dim),
+            self.policy.postprocessor) if self.policy.env_state_dim else None)
         self.occlusion = SideMethods(self.policy.policy, s, ["occlusion"])
         self.commands_enabled = True  # the pause service
         self._latest: dict[str, Any] = {t: None for t in self.pipeline.input_topics}
@@ -166,6 +174,8 @@ class ActInterpNode(Node):
         for topic, transport in zip(s.camera_topics, s.camera_transports):
             self._subscribe(CompressedImage if transport == "compressed" else Image, topic, qos)
         self._subscribe(JointState, s.joint_state_topic, qos)
+        if self.pipeline.env_topic:
+            self._subscribe(ENV_STATE_CLASSES[s.env_state_type], self.pipeline.env_topic, qos, env_state=True)
 
         c = self.contract
         self.pub_status = self.create_publisher(DiagnosticStatus, self._topic("tick_status"), 10)
@@ -194,9 +204,14 @@ class ActInterpNode(Node):
         if rate_hz > 0:
             self.timers_side[which] = self.create_timer(1.0 / rate_hz, lambda: self._on_side_timer(which))
 
-    def _subscribe(self, msg_type, topic: str, qos) -> None:
+    def _subscribe(self, msg_type, topic: str, qos, env_state: bool = False) -> None:
+        stamped = has_header(self.settings.env_state_type)
+
         def on_message(msg, topic=topic) -> None:
-            self._latest[topic] = msg
+            if not env_state:
+                self._latest[topic] = msg
+            else:  # with its stamp: the header's, or the arrival time for an unstamped type
+                self._latest[topic] = EnvStateInput(msg, header_stamp_ns(msg) if stamped else self._now_ns())
 
         def on_incompatible_qos(event, topic=topic) -> None:
             self.stats.problem(f"qos_incompatible.{topic}", self._now_ns())
@@ -215,8 +230,9 @@ class ActInterpNode(Node):
     def _on_control_timer(self) -> None:
         now_ns = self._now_ns()
         # The snapshot is taken now, with the tick's time: a message arriving while the worker starts is not in it.
+        env = self.pipeline.env_topic
         snap = TickSnapshot(now_ns, {k: self._latest[t] for k, t in self._cam_topics.items()},
-                            self._latest[self.settings.joint_state_topic])
+                            self._latest[self.settings.joint_state_topic], self._latest[env] if env else None)
         self.control.submit(snap)  # waits while one tick runs; a tick still waiting when the next fires is dropped
 
     def _overrun(self, snap: TickSnapshot) -> None:
@@ -366,6 +382,16 @@ class ActInterpNode(Node):
         self._last_side_tick[which] = job.tick
 
     def _compute_side(self, job: MapJob, methods: SideMethods) -> None:
+        if self.env_sensitivity is not None and methods is self.side_methods:
+            self._wait_for_control_window()
+            try:
+                value = float(self.env_sensitivity.measure(job.batch).overall[0])
+            except Exception as exc:  # noqa: BLE001 - never stops control
+                self.stats.problem("side.env_state_sensitivity.failures", self._now_ns())
+                self._log_exception("side.env_state_sensitivity", "env-state sensitivity failed", exc)
+            else:
+                self.stats.count("side.env_state_sensitivity.runs")
+                self.pub_scalar["env_state_sensitivity"].publish(Float32(data=value))
         for method in methods.names:
             self._wait_for_control_window()
             started = time.perf_counter()

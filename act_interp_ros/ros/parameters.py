@@ -64,8 +64,9 @@ def declare_and_read(node: Node) -> NodeSettings:
     check_unknown_overrides(node)
     for spec in parameter_specs():
         descriptor = _descriptor(spec)
-        # An empty-list default must be declared by type: rclpy would infer BYTE_ARRAY from [].
-        default = spec.default if spec.default != [] else Parameter.Type[spec.ros_type]
+        # An empty-list default must be declared by type (rclpy would infer BYTE_ARRAY from []) - unless the
+        # parameter is dynamically typed anyway (float lists: integers are accepted too).
+        default = spec.default if spec.default != [] or descriptor.dynamic_typing else Parameter.Type[spec.ros_type]
         try:
             node.declare_parameter(spec.name, default, descriptor)
         except InvalidParameterTypeException as exc:

@@ -93,6 +93,19 @@ class NodeSettings:
     max_joint_step: list[float] = _param(
         [0.1] * 6, "Per joint max command change from the current position per tick, ROS units (> 0).",
         "DOUBLE_ARRAY")
+    env_state_topic: str = _param(
+        "", "Environment-state topic (e.g. pickup coordinates) for policies with observation.environment_state "
+        "(empty = none).", "STRING")
+    env_state_type: str = _param(
+        "point_stamped", "Environment-state message: point_stamped (geometry_msgs/PointStamped: x, y, z) or "
+        "float64_multi_array (std_msgs/Float64MultiArray: data; unstamped, judged by arrival time).", "STRING")
+    env_state_scale: list[float] = _param(
+        [], "Per env-state value: policy = ros * scale + offset (empty = 1 for every value).", "DOUBLE_ARRAY")
+    env_state_offset: list[float] = _param(
+        [], "Per env-state value offset in policy units (empty = 0 for every value).", "DOUBLE_ARRAY")
+    env_sensitivity_deltas: list[float] = _param(
+        [], "Perturbation per env-state value, policy units, for ~/env_state_sensitivity (empty = 0.01 each).",
+        "DOUBLE_ARRAY")
     max_input_age_s: float = _param(
         0.25, "Skip a tick when any input header stamp is older than this (s, ROS time).", "DOUBLE")
     max_camera_skew_s: float = _param(

@@ -36,6 +36,7 @@ DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 CAMERA_TRANSPORTS = ("raw", "compressed")
 ACTION_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
 INPUT_QOS = ("sensor_data", "reliable")
+ENV_STATE_TYPES = ("point_stamped", "float64_multi_array")
 GRADCAM_TARGET_KINDS = ("first_action_sum", "chunk_sum", "chunk_l2", "joint")
 #: attribution_target values (``executed``: each method's default readout of the executed chunk).
 ATTRIBUTION_TARGET_KINDS = ("executed", "executed_joints", "executed_sum", "executed_l2", "executed_joint",
@@ -101,6 +102,19 @@ def validate(s: NodeSettings) -> None:
                 "max_joint_step", f"be > 0 for every joint (ROS units per tick; use a large value such as 10.0 to "
                 f"effectively disable it), joint '{joints[j]}'", v)
 
+    if s.env_state_topic:
+        _check_topic("env_state_topic", s.env_state_topic)
+        if s.env_state_topic in topics or s.env_state_topic == s.joint_state_topic:
+            raise SettingsError("env_state_topic", "differ from the camera and joint-state topics", s.env_state_topic)
+    _require_choice("env_state_type", _require_str("env_state_type", s.env_state_type), ENV_STATE_TYPES)
+    for name in ("env_state_scale", "env_state_offset", "env_sensitivity_deltas"):
+        values = getattr(s, name)
+        if not isinstance(values, list) or any(not _is_number(v) or not math.isfinite(v) for v in values):
+            raise SettingsError(name, "be a list of finite numbers, one per env-state value (empty = default)", values)
+    if any(v == 0 for v in s.env_state_scale):
+        raise SettingsError("env_state_scale", "contain non-zero factors", s.env_state_scale)
+    if any(v == 0 for v in s.env_sensitivity_deltas):
+        raise SettingsError("env_sensitivity_deltas", "contain non-zero perturbations", s.env_sensitivity_deltas)
     _require_float("max_input_age_s", s.max_input_age_s, minimum=0.0, inclusive=False)
     _require_float("max_camera_skew_s", s.max_camera_skew_s, minimum=0.0)
     _require_bool("image_resize", s.image_resize)

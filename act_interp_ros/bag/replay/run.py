@@ -43,7 +43,8 @@ from act_interp_ros.bag.reader import (
     open_bag,
 )
 from act_interp_ros.bag.replay.plan import CLOCKS, NS, PlanError, TickPlan, TopicIndex, build_plan
-from act_interp_ros.core import DeletionTest, InterpretableACT
+from act_interp_ros.core import DeletionTest, EnvStateSensitivity, InterpretableACT, SensitivityConfig
+from act_interp_ros.env_state_input import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
 from act_interp_ros.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
@@ -229,7 +230,7 @@ class _Replay:
         self.options = options
         self.rate_hz = float(options.rate_hz or settings.control_rate_hz)
         self.methods = list(settings.side_methods if options.methods is None else options.methods)
-        self.side_every = _side_every(options, settings, self.rate_hz, self.methods)
+        self.side_every = _side_every(options, settings, self.rate_hz, self.methods or ["env_state_sensitivity"])
         if self.side_every == 0:
             self.methods = []
         self.warnings: list[str] = []
@@ -242,10 +243,15 @@ class _Replay:
         self.joint_topic = settings.joint_state_topic
         reader.require_topic(self.joint_topic, (JOINT_STATE_TYPE,))
         self.topics = [c.topic for c in self.cameras] + [self.joint_topic]
+        self.env_topic = settings.env_state_topic or None
+        if self.env_topic:  # checked against the policy later; an unstamped type is judged by its log time
+            reader.require_topic(self.env_topic, (ENV_STATE_MESSAGE_TYPES[settings.env_state_type],))
+            self.topics.append(self.env_topic)
         for topic in self.topics:
             msgtype = reader.topics[topic].msgtype
-            if not reader.has_header(msgtype):
+            if topic != self.env_topic and not reader.has_header(msgtype):
                 raise BagError(f"topic '{topic}' ({msgtype}) has no std_msgs/Header; cannot judge its freshness")
+        self.env_stamped = has_header(settings.env_state_type)
         # The pipeline sees the topics actually read (a compressed fallback keeps its camera key).
         self.pipeline_settings = settings.replace(camera_topics=[c.topic for c in self.cameras])
 
@@ -257,7 +263,8 @@ class _Replay:
         first: dict[str, RawMessage] = {}
         for msg in self.reader.messages(self.topics):
             logs[msg.topic].append(msg.log_ns)
-            stamps[msg.topic].append(header_stamp_ns(msg.data))
+            unstamped = msg.topic == self.env_topic and not self.env_stamped
+            stamps[msg.topic].append(msg.log_ns if unstamped else header_stamp_ns(msg.data))
             if msg.topic not in first:
                 first[msg.topic] = RawMessage(msg.topic, msg.msgtype, msg.log_ns, bytes(msg.data))
         self.idx = {t: TopicIndex(t, self.reader.topics[t].msgtype, np.asarray(logs[t], dtype=np.int64),
@@ -305,8 +312,12 @@ class _Replay:
                                    methods=self.methods)
         self.faith_every = self._faithfulness_stride(len(plan.ticks))
         deletion = (DeletionTest(w.policy, n_random=4, batch_size=64) if self.faith_every else None)
+        sensitivity = (EnvStateSensitivity(w.policy, w.preprocessor, SensitivityConfig(
+            tuple(s.env_sensitivity_deltas) or (0.01,) * w.env_state_dim), w.postprocessor)
+            if w.env_state_dim and self.side_every else None)
         self.interp = OfflineInterpreter(w, s, methods=self.methods, batch_size=opts.batch_size, pipeline=self.pipeline,
-                                         render=opts.write_bag or opts.write_video, deletion=deletion)
+                                         render=opts.write_bag or opts.write_video, deletion=deletion,
+                                         env_sensitivity=sensitivity)
         stage = out.OutputStage(out_dir)
         self.bag_out = None
         self.videos = None
@@ -459,10 +470,14 @@ class _Replay:
         tick = OfflineTick(rec)
         bad = next((m for m in msgs.values() if isinstance(m, _Undecodable)), None)
         if bad is not None:
-            kind = "bad_input.joint_state" if bad.topic == self.joint_topic else "bad_input.image"
+            kind = {self.joint_topic: "bad_input.joint_state", self.env_topic: "bad_input.env_state"}.get(
+                bad.topic, "bad_input.image")
             rec.skip = SkipReason(kind, f"{bad.topic} {bad.error}")
         else:
-            snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic])
+            env = None
+            if self.env_topic and msgs[self.env_topic] is not None:
+                env = EnvStateInput(msgs[self.env_topic], rec.input_stamps_ns[self.env_topic])
+            snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic], env)
             prepared = self.pipeline.prepare(snap)
             if isinstance(prepared, SkipReason):
                 rec.skip = prepared
