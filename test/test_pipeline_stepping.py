@@ -1,0 +1,54 @@
+"""The plan rule shared by node and replay: the unwrapped policy's actions between clean ticks, a fresh plan
+after any tick that could not act."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from act_interp_ros.pipeline import PlanStepper
+from engine_helpers import make_wrapped, random_batches, unwrapped_batch
+
+
+def run(stepper: PlanStepper, batch, force: bool) -> torch.Tensor:
+    stepper.begin_tick()
+    with torch.no_grad():
+        if force or stepper.needs_forward():
+            chunk, _ = stepper.policy.predict_chunk(batch)
+            return stepper.select(chunk)
+        return stepper.select(None)
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["forward_when_queue_empty", "forward_every_tick"])
+def test_clean_ticks_give_the_unwrapped_policys_actions(force):
+    wrapped = make_wrapped(chunk_size=6, n_action_steps=3)
+    batches = random_batches(wrapped, 8, seed=3)
+    stepper = PlanStepper(wrapped)
+    ours = [run(stepper, b, force) for b in batches]
+    wrapped.reset()
+    with torch.no_grad():
+        theirs = [wrapped.policy.select_action(unwrapped_batch(wrapped, b)) for b in batches]
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+    assert stepper.resets == 1, "one fresh plan at the start"
+
+
+def test_a_tick_without_action_resets_the_plan():
+    wrapped = make_wrapped(chunk_size=6, n_action_steps=3)
+    b = random_batches(wrapped, 3, seed=4)
+    stepper = PlanStepper(wrapped)
+    run(stepper, b[0], force=False)
+    assert stepper.last_used_chunk and wrapped.queued_actions == 2
+    stepper.no_action()  # e.g. a stale input
+    assert stepper.needs_forward()
+    action = run(stepper, b[1], force=False)
+    with torch.no_grad():
+        fresh = wrapped.predict_chunk(b[1])[0][:, 0]
+    torch.testing.assert_close(action, fresh)
+    assert stepper.resets == 2 and stepper.last_used_chunk
+    run(stepper, b[2], force=False)
+    assert not stepper.last_used_chunk, "a queued action"
+    stepper.begin_tick()
+    wrapped.reset()
+    with pytest.raises(RuntimeError, match="the action queue is empty: this tick needs a forward pass"):
+        stepper.select(None)

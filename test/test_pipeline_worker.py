@@ -1,0 +1,48 @@
+"""The newest-job workers: control ticks wait one tick, older jobs are dropped and reported, failures never end
+the thread."""
+
+from __future__ import annotations
+
+import threading
+
+from act_interp_ros.pipeline import LatestJobWorker
+
+
+def test_a_mailbox_keeps_the_newest_job_and_reports_the_replaced_one():
+    gate, started, done, dropped = threading.Event(), threading.Event(), [], []
+    worker = LatestJobWorker("t", lambda job: (started.set(), gate.wait(5), done.append(job)), drop_when_busy=False,
+                             on_drop=dropped.append)
+    try:
+        assert worker.submit(1)  # runs (blocked on the gate)
+        assert started.wait(5)
+        worker_busy = worker.busy
+        assert worker.submit(2)  # waits
+        assert not worker.submit(3)  # replaces 2
+        gate.set()
+        assert worker.wait_idle(5)
+        assert worker_busy and done == [1, 3] and dropped == [2] and worker.dropped == 1
+    finally:
+        worker.stop()
+
+
+def test_drop_when_busy_refuses_and_errors_keep_the_thread_alive():
+    gate, started, done, dropped, errors = threading.Event(), threading.Event(), [], [], []
+
+    def handle(job):
+        started.set()
+        gate.wait(5)
+        if job == "boom":
+            raise RuntimeError("boom")
+        done.append(job)
+
+    worker = LatestJobWorker("t", handle, drop_when_busy=True, on_drop=dropped.append, on_error=errors.append)
+    try:
+        assert worker.submit("boom")
+        assert started.wait(5)
+        assert not worker.submit("late")
+        gate.set()
+        assert worker.wait_idle(5)
+        assert worker.submit("next") and worker.wait_idle(5)
+        assert dropped == ["late"] and done == ["next"] and [str(e) for e in errors] == ["boom"]
+    finally:
+        worker.stop()
