@@ -46,6 +46,26 @@ def start_node(params_file: Path, policy_path: Path | str, *extra_ros_args: str,
     return NodeProcess(node_command([params_file], {"policy_path": str(policy_path)}, extra_ros_args), env=env)
 
 
+@contextmanager
+def node_and_peer(params_file: Path, policy_path: Path | str, peer_name: str, subscriptions=(),
+                  *extra_ros_args: str, env: dict | None = None):
+    """A running node and a peer subscribed to ``subscriptions`` ((msg type, topic) pairs) and /diagnostics,
+    once the node is up; both stopped after the block."""
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    node = start_node(params_file, policy_path, *extra_ros_args, env=env)
+    peer = Peer(peer_name)
+    try:
+        for msg_type, topic in subscriptions:
+            peer.subscribe(msg_type, topic)
+        peer.subscribe(DiagnosticArray, "/diagnostics")
+        assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
+        yield node, peer
+    finally:
+        peer.close()
+        node.cleanup()
+
+
 class Peer:
     """Test-side ROS node: publishes camera images and joint states, records everything it receives."""
 

@@ -3,7 +3,6 @@ deletion test, against independent computations; isolation from the control loop
 
 from __future__ import annotations
 
-import threading
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from act_interp_ros.core import (
     PixelOcclusion,
 )
 from act_interp_ros.core.faithfulness import cell_scores
-from engine_helpers import make_wrapped, random_batches
+from engine_helpers import assert_control_unchanged, make_wrapped, random_batches, run_beside_control_loop
 
 # Tiny cameras of different sizes: 32x48 is not a whole number of occlusion strides (a cut-off border patch).
 TINY_CAMERAS = {"observation.images.front": (32, 48), "observation.images.wrist": (24, 32)}
@@ -278,47 +277,16 @@ def test_attribution_and_control_loop_on_two_threads_do_not_mix(kind):
     """Attribution on one thread while the control loop runs forwards on the same weights on another:
     every map equals its single-threaded result, and actions/attention equal a quiet run's."""
     wrapped = tiny(chunk_size=6, n_action_steps=3, seed=21)
-    episode = random_batches(wrapped, 40, seed=8)  # ~0.8 s of control ticks: several attributions overlap
     probe = random_batches(wrapped, 1, seed=9)[0]
     method = PixelGradientXInput(wrapped.policy) if kind == "gradient_x_input" else PixelOcclusion(wrapped.policy, patch=12, stride=12)
     expected_map = method.attribute(probe)[0]
-    wrapped.reset()
-    expected = [wrapped.select_action(b) for b in episode]
-    wrapped.reset()
-
-    results, maps, errors = [], [], []
-    start = threading.Barrier(2)
-
-    def control():
-        try:
-            start.wait()
-            for batch in episode:
-                results.append(wrapped.select_action(batch))
-        except Exception as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    def explain():
-        try:
-            start.wait()
-            while len(results) < len(episode) and not errors:
-                maps.append(method.attribute(probe)[0])
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=control), threading.Thread(target=explain)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    # ~0.8 s of control ticks: several attributions overlap them
+    maps, results, expected = run_beside_control_loop(wrapped, lambda: method.attribute(probe)[0], n_ticks=40)
     assert len(maps) >= 2, "attribution should have run several times while the control loop ran"
     for got in maps:
         for key in expected_map:
             np.testing.assert_allclose(got[key], expected_map[key], rtol=1e-4, atol=1e-5)
-    for tick, (got, want) in enumerate(zip(results, expected)):
-        torch.testing.assert_close(got.action, want.action, msg=f"tick {tick}")
-        np.testing.assert_allclose(got.interpretation.token_weights, want.interpretation.token_weights, rtol=1e-5)
-    assert all(p.grad is None for p in wrapped.policy.parameters())
+    assert_control_unchanged(wrapped, results, expected)
 
 
 # ------------------------------------------------------------------------------------- clear errors

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import copy
-import threading
 
 import numpy as np
 import pytest
 import torch
 
 from act_interp_ros.core import GradCAM, GradCAMTarget
-from engine_helpers import make_wrapped, random_batches
+from engine_helpers import assert_control_unchanged, make_wrapped, random_batches, run_beside_control_loop
 
 TARGETS = [
     GradCAMTarget(),
@@ -92,44 +91,12 @@ def test_gradcam_and_control_loop_on_two_threads_do_not_mix():
     """GradCAM on one thread while the control loop runs forwards on the same weights on another:
     every GradCAM equals its single-threaded result, and actions/maps equal a quiet run's."""
     wrapped = make_wrapped(chunk_size=6, n_action_steps=3, seed=21)
-    episode = random_batches(wrapped, 24, seed=8)
     probe = random_batches(wrapped, 1, seed=9)[0]
     cam = GradCAM(wrapped.policy)
     expected_cam = cam.attribute(probe)[0]
-    wrapped.reset()
-    expected = [wrapped.select_action(b) for b in episode]
-    wrapped.reset()
-
-    results, cams, errors = [], [], []
-    start = threading.Barrier(2)
-
-    def control():
-        try:
-            start.wait()
-            for batch in episode:
-                results.append(wrapped.select_action(batch))
-        except Exception as exc:  # noqa: BLE001 - surfaced below
-            errors.append(exc)
-
-    def explain():
-        try:
-            start.wait()
-            while len(results) < len(episode) and not errors:
-                cams.append(cam.attribute(probe)[0])
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-
-    threads = [threading.Thread(target=control), threading.Thread(target=explain)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not errors, errors
+    cams, results, expected = run_beside_control_loop(wrapped, lambda: cam.attribute(probe)[0])
     assert len(cams) >= 2, "GradCAM should have run several times while the control loop ran"
     for got in cams:
         for key in expected_cam:
             np.testing.assert_allclose(got[key], expected_cam[key], rtol=1e-4, atol=1e-6)
-    for tick, (got, want) in enumerate(zip(results, expected)):
-        torch.testing.assert_close(got.action, want.action, msg=f"tick {tick}")
-        np.testing.assert_allclose(got.interpretation.token_weights, want.interpretation.token_weights, rtol=1e-5)
-    assert all(p.grad is None for p in wrapped.policy.parameters())
+    assert_control_unchanged(wrapped, results, expected)

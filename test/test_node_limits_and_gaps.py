@@ -7,10 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 
-from node_harness import Peer, latest_diagnostics, start_node, write_params
+from node_harness import latest_diagnostics, write_params, node_and_peer
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -22,14 +21,8 @@ def wide(tmp_path_factory, node_checkpoint):
     """Default limits, a max step so large it never binds: commands show the policy's actions as they are."""
     params = write_params(tmp_path_factory.mktemp("params_wide") / "p.yaml", side_rate_hz=0.0, input_qos="reliable",
                           max_joint_step=[10.0] * 6)
-    node = start_node(params, node_checkpoint)
-    peer = Peer("safety_wide_peer")
-    peer.subscribe(JointState, ACTION)
-    peer.subscribe(DiagnosticArray, "/diagnostics")
-    assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
-    yield node, peer
-    peer.close()
-    node.cleanup()
+    with node_and_peer(params, node_checkpoint, "safety_wide_peer", [(JointState, ACTION)]) as running:
+        yield running
 
 
 @pytest.mark.parametrize("reported", [5.0, 1e6, -1e6])

@@ -7,11 +7,10 @@ import time
 
 import numpy as np
 import pytest
-import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
 
-from node_harness import Peer, latest_diagnostics, start_node, write_params
+from node_harness import Peer, latest_diagnostics, start_node, write_params, node_and_peer
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -70,15 +69,8 @@ def test_bad_parameters_stop_start_up_with_one_line(tmp_path, node_checkpoint, o
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, node_checkpoint):
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", side_rate_hz=4.0, input_qos="reliable")
-    node = start_node(params, node_checkpoint)
-    peer = Peer("param_peer")
-    peer.subscribe(JointState, ACTION)
-    peer.subscribe(Image, GRADCAM)
-    peer.subscribe(DiagnosticArray, "/diagnostics")
-    assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
-    yield node, peer
-    peer.close()
-    node.cleanup()
+    with node_and_peer(params, node_checkpoint, "param_peer", [(JointState, ACTION), (Image, GRADCAM)]) as running:
+        yield running
 
 
 def test_publish_actions_can_be_switched_off_and_on_at_runtime(running):

@@ -7,10 +7,9 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 
-from node_harness import JOINTS, Peer, latest_diagnostics, start_node, write_params
+from node_harness import JOINTS, latest_diagnostics, start_node, write_params, node_and_peer
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -21,14 +20,9 @@ def strict(tmp_path_factory, node_checkpoint):
     """image_resize false (wrong sizes are bad input) and a GradCAM failure injected via the test hook."""
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", image_resize=False, side_rate_hz=5.0,
                           input_qos="reliable")
-    node = start_node(params, node_checkpoint, env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"})
-    peer = Peer("resilience_peer")
-    peer.subscribe(JointState, ACTION)
-    peer.subscribe(DiagnosticArray, "/diagnostics")
-    assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
-    yield node, peer
-    peer.close()
-    node.cleanup()
+    with node_and_peer(params, node_checkpoint, "resilience_peer", [(JointState, ACTION)],
+                       env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"}) as running:
+        yield running
 
 
 def test_gradcam_failure_is_counted_and_control_continues(strict):

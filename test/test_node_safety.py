@@ -6,12 +6,11 @@ import time
 
 import numpy as np
 import pytest
-from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 from std_srvs.srv import SetBool
 
-from node_harness import FRONT, Peer, latest_diagnostics, start_node, write_params
+from node_harness import FRONT, latest_diagnostics, write_params, node_and_peer
 
 NODE = "/act_interp_node"
 ACTION = f"{NODE}/joint_command"
@@ -27,15 +26,9 @@ def tight(tmp_path_factory, node_checkpoint):
         joint_upper_limits=[0.01, 1.92, 1.92, 1.92, 2.74, 1.745],
         max_joint_step=[0.1, 0.002, 0.002, 0.002, 0.002, 0.002],
     )
-    node = start_node(params, node_checkpoint)
-    peer = Peer("safety_peer")
-    peer.subscribe(JointState, ACTION)
-    peer.subscribe(Float32, f"{NODE}/proprio_attention")
-    peer.subscribe(DiagnosticArray, "/diagnostics")
-    assert peer.wait_for("/diagnostics", 1, timeout=60), node.output
-    yield node, peer
-    peer.close()
-    node.cleanup()
+    with node_and_peer(params, node_checkpoint, "safety_peer",
+                       [(JointState, ACTION), (Float32, f"{NODE}/proprio_attention")]) as running:
+        yield running
 
 
 def test_limits_and_max_step_hold(tight):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag
@@ -17,14 +16,6 @@ from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
 from act_interp_ros.settings import load_settings_yaml
 
 N_FRAMES = 45  # 1.5 s at 30 Hz -> 30 ticks at 20 Hz
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

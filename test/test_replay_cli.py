@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from act_interp_ros.bag import replay_cli
 from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
@@ -19,14 +18,6 @@ from replay_helpers import storage_file, write_minimal_bag
 
 FINAL_NAMES = ("interp_bag", "attention_front.mp4", "attention_wrist.mp4", "grid.mp4", "ticks.csv",
                "ticks.parquet", "attention_plot.png", "summary.json")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
 from act_interp_ros.bag.reader import open_bag
@@ -23,15 +22,6 @@ NODE = "/act_interp_node"
 CAMS = ("front", "wrist")
 N_FRAMES = 30  # 1 s at 30 Hz
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Two cores shared with other jobs: one intra-op thread avoids OpenMP spin contention."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

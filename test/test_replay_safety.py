@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from act_interp_ros.bag import replay_cli
 from act_interp_ros.offline.outputs import read_table
@@ -21,14 +20,6 @@ from replay_helpers import write_minimal_bag
 
 #: Not representable in float64 (2**53 ~ 9.0e15 < 1.7e18): a float column would round these stamps.
 ODD_START_NS = 1_700_000_000_123_456_789
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def settings_for(repo_root, checkpoint, **overrides):

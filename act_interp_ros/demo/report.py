@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from act_interp_ros.offline.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
-from act_interp_ros.offline.outputs import TickTable, camera_video_name, write_attention_plot
+from act_interp_ros.offline.outputs import TickTable, write_attention_plot
 from act_interp_ros.offline.videos import Mp4Writer, fit, placeholder
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.demo.recorder import Recording, StampedFrame

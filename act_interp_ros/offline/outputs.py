@@ -19,13 +19,12 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from act_interp_ros.offline.records import CameraFrame, TickRecord
+from act_interp_ros.offline.records import TickRecord
 
 logger = logging.getLogger(__name__)
 

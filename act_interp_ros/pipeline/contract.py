@@ -103,8 +103,7 @@ class OutputContract:
         """README topic table: direction, topic, type, what."""
         rows = ["| Topic | Type | What |", "|---|---|---|"]
         for o in self.outputs:
-            name = o.name.replace("<", "&lt;")
-            rows.append(f"| `{name}` | `{o.msg_type.replace('/msg/', '/')}` | {o.description} |")
+            rows.append(f"| `{o.name}` | `{o.msg_type.replace('/msg/', '/')}` | {o.description} |")
         return "\n".join(rows)
 
 
@@ -154,7 +153,7 @@ def output_contract(
                           "header and size); magenta border = proprio share", camera=cam, method="attention"))
     for cam in cams:
         out.append(Output(f"plan_overlay/{cam}", f"~/attention_plan/{cam}/overlay", IMAGE,
-                          f"attention of the forward pass whose chunk the robot is executing, over the frame it saw "
+                          "attention of the forward pass whose chunk the robot is executing, over the frame it saw "
                           "(published when a new plan is made)", camera=cam, method="attention_plan"))
     for method in [*settings.side_methods, "occlusion"]:
         rate = "occlusion_rate_hz" if method == "occlusion" else "side_rate_hz"

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.bag.reader import (
@@ -398,7 +397,6 @@ class _Replay:
         plan: TickPlan = self.plan_
         n = len(plan.ticks)
         cache: dict[tuple[str, int], Any] = {}
-        self.pending: list[_Pending] = []
         next_tick = 0
         copy = self.bag_out is not None
         if not copy:  # only the messages the ticks use
