@@ -101,7 +101,7 @@ def direct_actions(ds, checkpoint, backend: str | None) -> dict[int, np.ndarray]
 
 @pytest.mark.parametrize("storage", ["video", "image"])
 def test_outputs_per_episode_and_overall(runs, datasets, storage):
-    out, summary, rrd = runs[storage]
+    out, summary, _ = runs[storage]
     ds = datasets[storage]
     assert sorted(p.name for p in out.iterdir()) == ["episode_000", "episode_001", "replay.rrd", "summary.json"]
     assert not list(out.rglob(f"{STAGING_PREFIX}*"))
@@ -188,7 +188,7 @@ def test_actions_equal_lerobots_own_policy_run(runs, datasets, node_checkpoint, 
 
 def test_rerun_recording_read_back(runs):
     rdf = pytest.importorskip("rerun.dataframe")
-    out, summary, rrd = runs["video"]
+    out, _, rrd = runs["video"]
     recording = rdf.load_recording(rrd)
     entities = rerun_entities(recording)
     for ep, n in enumerate(STEPS):

@@ -292,7 +292,6 @@ class _Replay:
         plan: TickPlan = self.plan_
         n = len(plan.ticks)
         cache: dict[tuple[str, int], Any] = {}
-        self.pending: list[_Pending] = []
         next_tick = 0
         copy = self.bag_out is not None
         if not copy:  # only the messages the ticks use
