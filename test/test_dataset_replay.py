@@ -240,3 +240,23 @@ def test_rerun_off_and_stale_outputs_removed(runs, datasets, node_checkpoint, re
     assert summary.ticks == STEPS[1] and summary.methods == [] and summary.faithfulness == {}
     table = read_table(out / "episode_001" / "ticks.csv")
     assert (table["maps"] == "").all() and table["faith_attention"].isna().all()
+
+
+def test_policy_with_environment_state(tmp_path, repo_root):
+    """observation.environment_state feeds the policy's env-state token (the node has no such input)."""
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
+
+    ckpt = build_act_checkpoint(tmp_path / "ckpt", SmallACTSpec(cameras={"observation.images.front": (48, 64)},
+                                                                env_state_dim=6))
+    ds = build_synthetic_dataset(tmp_path / "ds", n_episodes=1, episode_steps=4, image_size=(48, 64),
+                                 cameras=("front",), use_videos=False, env_state=True, keep_images=False)
+    settings = load_settings_yaml(repo_root / "config" / "so101.yaml", overrides={"policy_path": str(ckpt)})
+    out = tmp_path / "out"
+    summary = replay_dataset(ds.root, str(ckpt), settings, out,
+                             DatasetReplayOptions(methods=[], faithfulness_samples=0, write_video=False))
+    table = read_table(out / "episode_000" / "ticks.csv")
+    assert summary.processed == len(table) == 4
+    assert table["attn_env_state"].between(0, 1).all() and table["attn_env_state"].gt(0).all()
+    np.testing.assert_allclose(table[["attn_proprio", "attn_env_state", "attn_latent", "attn_front"]].sum(axis=1), 1.0,
+                               atol=1e-5)
+    assert set(summary.attention_mean) == {"proprio", "env_state", "latent", "front"}
