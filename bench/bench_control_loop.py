@@ -75,7 +75,7 @@ class _Feeder:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image, JointState
 
-        from act_interp_ros.ros.image_conversion import encode_rgb_image
+        from act_interp_ros.ros.image_encoding import encode_rgb_image
         from act_interp_ros.settings import camera_name
 
         self.node = node

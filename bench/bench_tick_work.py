@@ -4,7 +4,7 @@ Each step is timed on its own and as one whole tick, interleaved (rotating order
 
 * receive: deserialise two raw ``rgb8`` ``sensor_msgs/Image`` messages (what the executor does per message
   before the image callbacks run; reported, not part of the target's list);
-* decode: ``act_interp_ros.ros.image_conversion.decode_image`` for both;
+* decode: ``act_interp_ros.image_decoding.decode_image`` for both;
 * preprocess: ``ObservationBuilder.build`` + the policy's preprocessor (normalisation at 480x640);
 * render: ``render_overlay`` of this tick's attention map on both frames (label + proprio border);
 * encode + publish: ``encode_rgb_image`` + a real rclpy publisher for both overlays, plus the proprio
@@ -50,7 +50,8 @@ def tick_work(ctx) -> dict[str, Any]:
     from std_msgs.msg import Float32
 
     from act_interp_ros.core import ObservationBuilder, colorize, render_overlay
-    from act_interp_ros.ros.image_conversion import decode_image, encode_rgb_image
+    from act_interp_ros.image_decoding import decode_image
+    from act_interp_ros.ros.image_encoding import encode_rgb_image
     from act_interp_ros.settings import camera_name
 
     c = ctx.counts["s4"]
@@ -95,7 +96,7 @@ def tick_work(ctx) -> dict[str, Any]:
 
         def render(images):
             label_tail = f" proprio {interp.fractions['state']:.0%}" if "state" in interp.fractions else ""
-            return {k: render_overlay(images[k], interp.camera_maps[k], alpha=0.5, border=interp.proprio,
+            return {k: render_overlay(images[k], interp.camera_maps[k], alpha=0.5, border=interp.fractions.get("state"),
                                       label=f"{n} attn {interp.fractions[k]:.0%}{label_tail}")
                     for k, n in zip(keys, names)}
 

@@ -45,6 +45,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s5": {"warmup_ticks": 90, "ticks": 1200, "min_ticks": 1000},
         "s6": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
         "s7": {"warmup_ticks": 150, "ticks": 2000, "sample_every": 50},
+        "s8": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
     },
     "quick": {
         "s1": {"warmup": 1, "rounds": 3, "min_rounds": 2, "budget_s": 30},
@@ -54,6 +55,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s5": {"warmup_ticks": 30, "ticks": 150, "min_ticks": 150},
         "s6": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
         "s7": {"warmup_ticks": 30, "ticks": 200, "sample_every": 20},
+        "s8": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
     },
 }
 

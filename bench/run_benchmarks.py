@@ -11,6 +11,7 @@ Sections (BENCHMARKS.md has the method and the analysis):
   5  control-loop timing of the real node (small model), GradCAM timer off and at 2 Hz
   6  offline replay throughput: model-only, sequential pipeline, batched pipeline
   7  memory: node RSS over 2000 ticks after warm-up
+  8  offline LeRobotDataset replay throughput: model-only, sequential pipeline, batched pipeline
 
 Writes the results JSON (after every section, so a crash keeps what was measured) and, for full runs,
 regenerates the table in BENCHMARKS.md from it. CPU only unless a GPU is visible (then torch still runs
@@ -49,8 +50,9 @@ SECTIONS: dict[int, tuple[str, str]] = {  # id -> (module, function)
     5: ("bench.bench_control_loop", "control_loop"),
     6: ("bench.bench_replay", "replay_throughput"),
     7: ("bench.bench_control_loop", "memory"),
+    8: ("bench.bench_replay", "dataset_replay_throughput"),
 }
-FULL_MODEL_SECTIONS = (1, 2, 3, 6)
+FULL_MODEL_SECTIONS = (1, 2, 3, 6, 8)
 
 
 class Context:
@@ -102,7 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="results JSON (default bench/results.json; bench/results-quick.json with --quick)")
     p.add_argument("--only", default="", help="comma-separated section ids, e.g. 1,3 (default: all)")
     p.add_argument("--model", choices=("full", "tiny"), default="full",
-                   help="model for sections 1-3 and 6: full-size ACT (default) or the tiny test model (smoke tests)")
+                   help="model for sections 1-3, 6 and 8: full-size ACT (default) or the tiny test model (smoke tests)")
     p.add_argument("--md", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="markdown file whose table is regenerated")
     md = p.add_mutually_exclusive_group()
     md.add_argument("--update-md", action="store_true", help="regenerate the BENCHMARKS.md table even with --quick")

@@ -79,3 +79,29 @@ def storage_file(bag_dir: Path) -> Path:
     """The single .mcap/.db3 storage file inside a rosbag2 directory."""
     (file,) = [p for p in bag_dir.iterdir() if p.suffix in (".mcap", ".db3")]
     return file
+
+
+def rerun_column(recording, entity: str, component: str, index: str = "frame_index") -> tuple[list, list]:
+    """(index values, component values) of one entity's rows in a Rerun recording, through rerun.dataframe."""
+    table = recording.view(index=index, contents=entity).select().read_all()
+    col = f"{entity}:{component}"
+    rows = [(t, v) for t, v in zip(table.column(index).to_pylist(), table.column(col).to_pylist()) if v is not None]
+    return [t for t, _ in rows], [v for _, v in rows]
+
+
+def rerun_entities(recording) -> set[str]:
+    """Entity paths holding components (Rerun's own ``/__...`` entities left out)."""
+    return {c.entity_path for c in recording.schema().component_columns() if not c.entity_path.startswith("/__")}
+
+
+def count_video_frames(path) -> int:
+    """Frames OpenCV decodes from a video file."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"cannot open {path}"
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n

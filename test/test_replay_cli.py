@@ -1,5 +1,6 @@
 """``act_interp_replay`` command line: bad input -> one clear line on stderr and a non-zero exit; resize
-warnings; atomic outputs when a run fails, is interrupted or is killed."""
+warnings; atomic outputs when a run fails, is interrupted or is killed. For bags and for LeRobotDatasets
+(``--dataset``: missing root, wrong episode, mismatched features, corrupt parquet, hub offline)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def assert_no_outputs(out_dir) -> None:
     for name in FINAL_NAMES:
         assert not (out_dir / name).exists(), name
     assert not list(out_dir.glob(f"{STAGING_PREFIX}*"))
+    assert not list(out_dir.glob("episode_*")) and not list(out_dir.glob("*.rrd"))
 
 
 # ------------------------------------------------------------------------------------------ bad input
@@ -234,3 +236,133 @@ def test_killed_run_leaves_only_a_partial_staging_directory(tmp_path, so101_chec
 
     OutputStage(out).discard()
     assert not any(out.iterdir())
+
+
+# ------------------------------------------------------------------------------------------ datasets
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    """2 episodes (5 and 4 frames) of front + wrist PNG frames at 48x64 (the node checkpoint's size)."""
+    from act_interp_ros.dataset.synthetic import build_synthetic_dataset
+
+    return build_synthetic_dataset(tmp_path_factory.mktemp("cli_ds") / "ds", n_episodes=2, episode_steps=[5, 4],
+                                   image_size=(48, 64), cameras=("front", "wrist"), use_videos=False, seed=2)
+
+
+def test_dataset_missing_root(capsys, tmp_path, node_checkpoint):
+    rc, _, err = run_cli(capsys, "--dataset", tmp_path / "no_dataset", "--policy", node_checkpoint, "--out",
+                         tmp_path / "o")
+    assert_clean_error(rc, err, "dataset root", "no_dataset", "does not exist")
+    assert_no_outputs(tmp_path / "o")
+
+
+def test_dataset_hub_repo_offline(capsys, tmp_path, node_checkpoint, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    rc, _, err = run_cli(capsys, "--dataset", "someone/not_cached_anywhere", "--policy", node_checkpoint, "--out",
+                         tmp_path / "o")
+    assert_clean_error(rc, err, "'someone/not_cached_anywhere'", "offline")
+    assert_no_outputs(tmp_path / "o")
+
+
+def test_dataset_wrong_episode(capsys, tmp_path, node_checkpoint, small_dataset):
+    rc, _, err = run_cli(capsys, "--dataset", small_dataset.root, "--episodes", "0", "7", "--policy", node_checkpoint,
+                         "--out", tmp_path / "o")
+    assert_clean_error(rc, err, "episode 7 does not exist", "it has episodes 0-1")
+    assert_no_outputs(tmp_path / "o")
+
+
+def test_dataset_features_do_not_match_the_policy(capsys, tmp_path, node_checkpoint):
+    from act_interp_ros.dataset.synthetic import build_synthetic_dataset
+
+    ds = build_synthetic_dataset(tmp_path / "front_only", n_episodes=1, episode_steps=3, image_size=(48, 64),
+                                 cameras=("front",), use_videos=False, keep_images=False)
+    rc, _, err = run_cli(capsys, "--dataset", ds.root, "--policy", node_checkpoint, "--out", tmp_path / "o")
+    assert_clean_error(rc, err, "dataset features do not match the policy",
+                       "camera observation.images.wrist is missing", "dataset cameras: observation.images.front")
+    assert_no_outputs(tmp_path / "o")
+    rc, _, err = run_cli(capsys, "--dataset", ds.root, "--policy", node_checkpoint, "--out", tmp_path / "o",
+                         "--camera-map", "wrist=side")
+    assert_clean_error(rc, err, "observation.images.side (mapped from observation.images.wrist) is missing")
+
+
+def test_dataset_of_another_size_with_strict_size(capsys, tmp_path, so101_checkpoint, small_dataset):
+    rc, _, err = run_cli(capsys, "--dataset", small_dataset.root, "--policy", so101_checkpoint, "--out",
+                         tmp_path / "o", "--strict-size")
+    assert_clean_error(rc, err, "observation.images.front is 48x64, policy expects 96x128 (resizing disabled)")
+    assert_no_outputs(tmp_path / "o")
+
+
+def test_dataset_corrupt_parquet(capsys, tmp_path, node_checkpoint, small_dataset):
+    import shutil
+
+    root = tmp_path / "ds"
+    shutil.copytree(small_dataset.root, root)
+    (data,) = root.glob("data/*/*.parquet")
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    rc, _, err = run_cli(capsys, "--dataset", root, "--policy", node_checkpoint, "--out", tmp_path / "o")
+    assert_clean_error(rc, err, "corrupt data file", data.name)
+    assert_no_outputs(tmp_path / "o")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["BAG", "--dataset", "DS"], "give exactly one input"),
+        ([], "give exactly one input: a bag (BAG) or a dataset (--dataset ROOT_OR_REPO_ID)"),
+        (["--dataset", "DS", "--clock", "header", "--start", "1"], "--start, --clock apply to bag replay only"),
+        (["--dataset", "DS", "--no-bag"], "--no-bag applies to bag replay only"),
+        (["BAG", "--episodes", "0"], "--episodes applies to dataset replay only"),
+        (["--dataset", "DS", "--camera-map", "front"], "--camera-map entries are POLICY=DATASET"),
+        (["--dataset", "DS", "--rerun", "out.txt"], "--rerun must name a Rerun recording file ending in .rrd"),
+        (["--dataset", "DS", "--episodes", "-1"], "episodes must be indices >= 0"),
+    ],
+)
+def test_dataset_bad_options(capsys, tmp_path, node_checkpoint, small_bag, small_dataset, args, needle):
+    args = [{"BAG": small_bag, "DS": small_dataset.root}.get(a, a) for a in args]
+    rc, _, err = run_cli(capsys, *args, "--policy", node_checkpoint, "--out", tmp_path / "o")
+    assert_clean_error(rc, err, needle)
+    assert_no_outputs(tmp_path / "o")
+
+
+def test_dataset_replay_prints_results(capsys, tmp_path, node_checkpoint, small_dataset):
+    out = tmp_path / "o"
+    rc, stdout, err = run_cli(capsys, "--dataset", small_dataset.root, "--episodes", "1", "0", "--policy",
+                              node_checkpoint, "--out", out, "--rerun", out / "run.rrd", "--side-every", "2",
+                              "--faithfulness-samples", "1", "--table-format", "parquet", "-q")
+    assert rc == 0, err
+    assert "replayed 2 episode(s), 9 frames at 30 fps: 9 with outputs, 0 skipped" in stdout
+    assert "episode 1: 4 frames, 0 skipped, action MAE vs recorded" in stdout
+    assert f"run.rrd: {out / 'run.rrd'}" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["episode_000", "episode_001", "run.rrd", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [e["episode"] for e in summary["episodes"]] == [1, 0]
+    table = read_table(out / "episode_000" / "ticks.parquet")
+    assert len(table) == 5 and table["maps"].tolist() == ["gradcam,gradient_x_input", "", "gradcam,gradient_x_input",
+                                                          "", "gradcam,gradient_x_input"]
+
+
+def test_dataset_failure_in_a_later_episode_leaves_no_output(capsys, tmp_path, node_checkpoint, small_dataset,
+                                                             monkeypatch):
+    """Every episode and the Rerun file appear together or not at all; an earlier run's outputs stay."""
+    out = tmp_path / "o"
+    rc, _, err = run_cli(capsys, "--dataset", small_dataset.root, "--episodes", "0", "--policy", node_checkpoint,
+                         "--out", out, "--side-every", "0", "--no-video", "-q")
+    assert rc == 0, err
+    before = (out / "episode_000" / "ticks.csv").read_bytes()
+    from act_interp_ros.offline import outputs
+
+    original = outputs.write_action_plot
+    calls = {"n": 0}
+
+    def fail_on_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError("No space left on device")
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "write_action_plot", fail_on_second)
+    rc, _, err = run_cli(capsys, "--dataset", small_dataset.root, "--policy", node_checkpoint, "--out", out,
+                         "--rerun", out / "run.rrd", "--side-every", "0", "--no-video", "-q")
+    assert calls["n"] == 2
+    assert_clean_error(rc, err, "No space left on device")
+    assert sorted(p.name for p in out.iterdir()) == ["episode_000", "summary.json"]
+    assert (out / "episode_000" / "ticks.csv").read_bytes() == before

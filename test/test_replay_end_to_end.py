@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -17,6 +16,7 @@ from act_interp_ros.bag.reader import open_bag
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.settings import load_settings_yaml
+from replay_helpers import count_video_frames, rerun_column, rerun_entities
 
 NODE = "/act_interp_node"
 CAMS = ("front", "wrist")
@@ -49,16 +49,6 @@ def read_bag(path):
         for raw in reader.messages():
             out[raw.topic].append((raw.log_ns, reader.deserialize(raw)))
         return out, {t: info.msgtype for t, info in reader.topics.items()}
-
-
-def count_frames(path) -> int:
-    cap = cv2.VideoCapture(str(path))
-    assert cap.isOpened(), f"cannot open {path}"
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 @pytest.mark.parametrize(
@@ -145,8 +135,8 @@ def test_replay_end_to_end(tmp_path, repo_root, so101_checkpoint, policy, storag
 
     # --- videos: one frame per tick
     for cam in CAMS:
-        assert count_frames(out / f"attention_{cam}.mp4") == summary.ticks
-    assert count_frames(out / "grid.mp4") == summary.ticks
+        assert count_video_frames(out / f"attention_{cam}.mp4") == summary.ticks
+    assert count_video_frames(out / "grid.mp4") == summary.ticks
 
     # --- plot and summary
     assert (out / "attention_plot.png").read_bytes()[:8] == PNG_MAGIC
@@ -208,3 +198,47 @@ def test_header_clock_matches_log_clock_when_stamps_equal_log_times(tmp_path, re
         replay_bag(bag, policy, settings, tmp_path / clock, opts)
         tables.append((tmp_path / clock / "ticks.csv").read_bytes())
     assert tables[0] == tables[1]
+
+
+def test_rerun_recording_of_a_bag(tmp_path, repo_root, so101_checkpoint, policy):
+    """--rerun for a bag: the bag is episode 0 on the bag's time axis; read back with Rerun's own API."""
+    rdf = pytest.importorskip("rerun.dataframe")
+    from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
+
+    bag = write_synthetic_bag(tmp_path / "bag", storage="mcap", compressed=False, n_frames=10, image_size=(96, 128),
+                              seed=5)
+    settings = settings_for(repo_root, so101_checkpoint, False)
+    out = tmp_path / "out"
+    rrd = tmp_path / "elsewhere" / "bag.rrd"
+    opts = ReplayOptions(side_every=3, faithfulness_samples=2, rerun_path=rrd, write_bag=False, write_video=False,
+                         write_plot=False)
+    summary = replay_bag(bag, policy, settings, out, opts)
+    assert summary.outputs["bag.rrd"] == str(rrd) and rrd.is_file()
+    assert sorted(p.name for p in rrd.parent.iterdir()) == ["bag.rrd"]
+    table = read_table(out / "ticks.csv")
+    done = table[~table["skipped"]]
+    recording = rdf.load_recording(rrd)
+    entities = rerun_entities(recording)
+    assert not any("/recorded" in e for e in entities) and all(e.startswith("/episode_000/") for e in entities)
+    for cam in CAMS:
+        base = f"/episode_000/camera/{cam}"
+        frames, _ = rerun_column(recording, f"{base}/image", "EncodedImage:blob")
+        assert frames == table["tick"].tolist()  # every tick shows its camera frame, skipped or not
+        frames, _ = rerun_column(recording, f"{base}/overlay/attention", "EncodedImage:blob")
+        assert frames == done["tick"].tolist()
+        for method in ("gradcam", "gradient_x_input"):
+            frames, _ = rerun_column(recording, f"{base}/overlay/{method}", "EncodedImage:blob")
+            assert frames == done[done["maps"] != ""]["tick"].tolist() and frames
+        frames, _ = rerun_column(recording, f"{base}/overlay/attention_plan", "EncodedImage:blob")
+        assert frames == done[done["new_plan"]]["tick"].tolist()
+        frames, values = rerun_column(recording, f"/episode_000/scalar/attention/{cam}", "Scalars:scalars")
+        np.testing.assert_allclose([v[0] for v in values], done[f"attn_{cam}"], rtol=1e-6)
+    for joint in settings.joint_names:
+        frames, values = rerun_column(recording, f"/episode_000/action/{joint}/predicted", "Scalars:scalars")
+        assert frames == done["tick"].tolist()
+        np.testing.assert_allclose([v[0] for v in values], done[f"action_{joint}"], rtol=1e-6)
+    frames, values = rerun_column(recording, "/episode_000/scalar/faithfulness/gradcam", "Scalars:scalars")
+    faith = table[table["faith_gradcam"].notna()]
+    assert frames == faith["tick"].tolist() and len(frames) >= 1
+    view = recording.view(index="time", contents="/episode_000/scalar/attention/proprio").select().read_all()
+    np.testing.assert_allclose([t.total_seconds() for t in view.column("time").to_pylist()], done["time_s"], atol=1e-6)

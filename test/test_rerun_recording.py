@@ -14,6 +14,7 @@ rr = pytest.importorskip("rerun")
 rdf = pytest.importorskip("rerun.dataframe")
 
 from act_interp_ros.rerun_recording import RerunRecordingWriter, entity_part, episode_entity  # noqa: E402
+from replay_helpers import rerun_column  # noqa: E402
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -62,12 +63,7 @@ def _write(path: Path, jpeg_quality=None) -> RerunRecordingWriter:
     return writer
 
 
-def _column(recording, entity: str, component: str, index: str = "frame_index") -> tuple[list, list]:
-    """(index values, component values) of one entity's rows, through rerun.dataframe."""
-    table = recording.view(index=index, contents=entity).select().read_all()
-    col = f"{entity}:{component}"
-    rows = [(t, v) for t, v in zip(table.column(index).to_pylist(), table.column(col).to_pylist()) if v is not None]
-    return [t for t, _ in rows], [v for _, v in rows]
+_column = rerun_column  # (index values, component values) of one entity's rows, through rerun.dataframe
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,21 @@
-"""``act_interp_replay``: replay a recorded ROS 2 bag through an ACT policy offline (no ROS/DDS needed).
+"""``act_interp_replay``: replay a recorded ROS 2 bag or LeRobotDataset episodes through an ACT policy
+offline (no ROS/DDS needed).
 
     act_interp_replay BAG --policy PATH [--config config/so101.yaml] --out DIR
-                      [--start S] [--end S] [--rate HZ] [--batch-size N] [--methods M ...] [--side-every N]
-                      [--faithfulness-samples N]
-                      [--no-bag] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
-                      [--strict-size] [--device cpu] [--clock log|header] [-p NAME:=VALUE ...]
+                      [--start S] [--end S] [--rate HZ] [--clock log|header] [--no-bag] [common options]
+    act_interp_replay --dataset ROOT_OR_REPO_ID [--episodes N ...] [--camera-map POLICY=DATASET ...]
+                      --policy PATH [--config config/so101.yaml] --out DIR [common options]
 
-Writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publishes), ``attention_<cam>.mp4`` and
-``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``; outputs of an
-earlier run into DIR that this run does not write are removed. Bad input prints one line on stderr and
-exits with status 2; so does a run in which no tick could compute an action (the line says why).
+    common options: [--batch-size N] [--methods M ...] [--side-every N] [--faithfulness-samples N]
+                    [--rerun FILE.rrd] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
+                    [--strict-size] [--device cpu] [-p NAME:=VALUE ...]
+
+A bag writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publishes), ``attention_<cam>.mp4``
+and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``. A dataset
+writes the same per episode into ``DIR/episode_NNN/`` (no bag; plus ``action_plot.png``, predicted vs
+recorded action) and ``DIR/summary.json`` across episodes. ``--rerun`` also writes a Rerun recording.
+Outputs of an earlier run into DIR that this run does not write are removed. Bad input prints one line on
+stderr and exits with status 2; so does a run in which no tick could compute an action (the line says why).
 """
 
 from __future__ import annotations
@@ -19,6 +25,12 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # heavy imports happen after argument parsing
+    from act_interp_ros.bag.replay import ReplaySummary
+    from act_interp_ros.dataset.replay import DatasetReplaySummary
+    from act_interp_ros.settings import NodeSettings
 
 PROG = "act_interp_replay"
 EXIT_BAD_INPUT = 2
@@ -38,19 +50,32 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog=PROG,
-        description="Replay a recorded ROS 2 bag (directory, .mcap or .db3) through a LeRobot ACT policy offline "
-        "and write attention/GradCAM overlays, videos, a per-tick table and a plot.",
+        description="Replay a recorded ROS 2 bag (directory, .mcap or .db3) or episodes of a LeRobotDataset through "
+        "a LeRobot ACT policy offline and write attention/attribution overlays, videos, a per-tick table, plots "
+        "and optionally a Rerun recording.",
     )
-    p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file")
+    p.add_argument("bag", nargs="?", default=None, help="rosbag2 directory, .mcap or .db3 file (or use --dataset)")
+    p.add_argument("--dataset", default=None, metavar="ROOT_OR_REPO_ID",
+                   help="replay a LeRobotDataset (v3.0) instead of a bag: a local dataset root or a Hugging Face hub "
+                   "repo id (needs the network unless cached)")
+    p.add_argument("--episodes", nargs="+", type=int, default=None, metavar="N",
+                   help="dataset episodes to replay (default: all)")
+    p.add_argument("--camera-map", nargs="+", default=None, metavar="POLICY=DATASET",
+                   help="feed a dataset camera to a policy camera of another name, e.g. front=top or "
+                   "observation.images.front=observation.images.top (default: by key)")
     p.add_argument("--policy", required=True, help="LeRobot ACT pretrained_model/ directory (or Hub repo id)")
     p.add_argument("--config", type=Path, default=None,
                    help="the node's ROS 2 params file (default: config/so101.yaml)")
     p.add_argument("--out", required=True, type=Path, help="output directory (created if needed)")
+    p.add_argument("--rerun", type=Path, default=None, metavar="FILE.rrd",
+                   help="also write a Rerun recording (camera frames, every overlay, actions, attention and "
+                   "faithfulness series on the episode's timeline); open it with `rerun FILE.rrd`")
     p.add_argument("--start", type=float, default=None, metavar="S",
-                   help="start S seconds after the first camera/joint-state message")
+                   help="bag: start S seconds after the first camera/joint-state message")
     p.add_argument("--end", type=float, default=None, metavar="S",
-                   help="stop S seconds after the first camera/joint-state message")
-    p.add_argument("--rate", type=float, default=None, metavar="HZ", help="tick rate (default: control_rate_hz)")
+                   help="bag: stop S seconds after the first camera/joint-state message")
+    p.add_argument("--rate", type=float, default=None, metavar="HZ",
+                   help="bag: tick rate (default: control_rate_hz; a dataset ticks at its fps)")
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="run N ticks' forward passes in one batch (same actions as sequential; default 1)")
     p.add_argument("--methods", nargs="+", default=None, metavar="M",
@@ -62,17 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faithfulness-samples", type=int, default=8, metavar="N",
                    help="run the deletion (faithfulness) test of every map on about N method ticks (0 = off; "
                    "default 8)")
-    p.add_argument("--no-bag", action="store_true", help="do not write the output bag")
+    p.add_argument("--no-bag", action="store_true", help="bag: do not write the output bag")
     p.add_argument("--no-video", action="store_true", help="do not write videos")
     p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
     p.add_argument("--no-plot", action="store_true", help="do not write the attention plot")
     p.add_argument("--table-format", choices=("csv", "parquet"), default="csv", help="per-tick table format")
     p.add_argument("--strict-size", action="store_true",
-                   help="treat images that are not the policy's size as bad input (skipped ticks), like "
-                   "-p image_resize:=false (default: resize, warn once)")
+                   help="do not resize images that are not the policy's size, like -p image_resize:=false: bag "
+                   "images become bad input (skipped ticks), a dataset is refused (default: resize, warn once)")
     p.add_argument("--device", default=None, help="torch device: cpu, cuda, cuda:N, mps (default: from config)")
-    p.add_argument("--clock", choices=("log", "header"), default="log",
-                   help="tick on log (receive) times like live playback (default) or on header stamps")
+    p.add_argument("--clock", choices=("log", "header"), default=None,
+                   help="bag: tick on log (receive) times like live playback (default) or on header stamps")
     p.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                    help="override a config parameter, e.g. -p camera_transports:='[compressed, compressed]'")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings and errors only")
@@ -125,12 +150,44 @@ def main(argv: list[str] | None = None) -> int:
         restore_logging()
 
 
+#: Options that only make sense for one kind of input (flag -> argparse dest).
+BAG_ONLY = {"--start": "start", "--end": "end", "--rate": "rate", "--clock": "clock", "--no-bag": "no_bag"}
+DATASET_ONLY = {"--episodes": "episodes", "--camera-map": "camera_map"}
+
+
+def _check_input_choice(args: argparse.Namespace) -> str | None:
+    """One line when the input is not exactly one of a bag and --dataset, or an option does not fit it."""
+    if (args.bag is None) == (args.dataset is None):
+        return ("give exactly one input: a bag (BAG) or a dataset (--dataset ROOT_OR_REPO_ID)"
+                + (f", not both ('{args.bag}' and '{args.dataset}')" if args.bag is not None else ""))
+    wrong = BAG_ONLY if args.dataset is not None else DATASET_ONLY
+    used = [flag for flag, dest in wrong.items() if getattr(args, dest) not in (None, False)]
+    if used:
+        kind = "bag" if args.dataset is not None else "dataset"
+        return f"{', '.join(used)} appl{'y' if len(used) > 1 else 'ies'} to {kind} replay only"
+    return None
+
+
+def _camera_map(items: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items or []:
+        policy_key, sep, dataset_key = item.partition("=")
+        if not sep or not policy_key.strip() or not dataset_key.strip():
+            raise ValueError(f"--camera-map entries are POLICY=DATASET camera keys or names, got '{item}'")
+        out[policy_key.strip()] = dataset_key.strip()
+    return out
+
+
 def _run(args: argparse.Namespace) -> int:
+    problem = _check_input_choice(args)
+    if problem:
+        return _fail(problem)
 
     # Heavy imports after argument parsing so --help is fast.
     from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
-    from act_interp_ros.bag.replay import ReplayError, ReplayOptions, replay_bag  # noqa: PLC0415
+    from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
+    from act_interp_ros.dataset import DatasetError  # noqa: PLC0415
     from act_interp_ros.settings import (  # noqa: PLC0415
         SettingsError,
         default_config,
@@ -147,19 +204,18 @@ def _run(args: argparse.Namespace) -> int:
             overrides["image_resize"] = False
         config = args.config or default_config()
         settings = load_settings_yaml(config, overrides=overrides)
-        for hint in settings.warnings():
+        for hint in settings.warnings() if args.dataset is None else ():  # camera/topic hints concern bags
             logging.getLogger(PROG).warning("%s", hint)
-        options = ReplayOptions(
-            start_s=args.start, end_s=args.end, rate_hz=args.rate, batch_size=args.batch_size,
-            methods=args.methods, side_every=args.side_every, faithfulness_samples=args.faithfulness_samples,
-            clock=args.clock, write_bag=not args.no_bag,
-            write_video=not args.no_video, write_table=not args.no_table, write_plot=not args.no_plot,
-            table_format=args.table_format, device=args.device, progress=not args.quiet,
+        common = dict(
+            batch_size=args.batch_size, methods=args.methods, side_every=args.side_every,
+            faithfulness_samples=args.faithfulness_samples, write_video=not args.no_video,
+            write_table=not args.no_table, write_plot=not args.no_plot, table_format=args.table_format,
+            device=args.device, progress=not args.quiet, rerun_path=args.rerun,
         )
-        summary = replay_bag(args.bag, args.policy, settings, args.out, options)
+        summary = (_replay_dataset if args.dataset is not None else _replay_bag)(args, settings, common)
     except KeyboardInterrupt:
         return _fail("interrupted; no output was written (partial files were removed)", EXIT_INTERRUPTED)
-    except (BagError, ReplayError, SettingsError, PolicyLoadError, ObservationError) as exc:
+    except (BagError, DatasetError, ReplayError, SettingsError, PolicyLoadError, ObservationError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc}")
@@ -170,15 +226,45 @@ def _run(args: argparse.Namespace) -> int:
                      EXIT_INTERNAL)
 
     skipped = ", ".join(f"{k}: {v}" for k, v in summary.skipped_by_reason.items())
-    print(f"replayed {summary.ticks} ticks at {summary.rate_hz:g} Hz: {summary.processed} with outputs, "
-          f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
-          f"{summary.timings['ticks_per_s']:.1f} ticks/s")
+    if args.dataset is not None:
+        print(f"replayed {len(summary.episodes)} episode(s), {summary.ticks} frames at {summary.fps:g} fps: "
+              f"{summary.processed} with outputs, {summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
+              f"{summary.timings['ticks_per_s']:.1f} frames/s")
+        for ep in summary.episodes:
+            mae = ep["action_error"]["all"]["mae"]
+            print(f"  episode {ep['episode']}: {ep['ticks']} frames, {ep['skipped']} skipped, action MAE vs recorded "
+                  f"{'-' if mae is None else f'{mae:.3g}'}")
+    else:
+        print(f"replayed {summary.ticks} ticks at {summary.rate_hz:g} Hz: {summary.processed} with outputs, "
+              f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
+              f"{summary.timings['ticks_per_s']:.1f} ticks/s")
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
     problem = summary.no_action_message()
     if problem:
         return _fail(problem)
     return 0
+
+
+def _replay_bag(args: argparse.Namespace, settings: NodeSettings, common: dict[str, Any]) -> ReplaySummary:
+    from act_interp_ros.bag.replay import ReplayOptions, replay_bag  # noqa: PLC0415
+
+    options = ReplayOptions(**common, start_s=args.start, end_s=args.end, rate_hz=args.rate,
+                            clock=args.clock or "log", write_bag=not args.no_bag)
+    return replay_bag(args.bag, args.policy, settings, args.out, options)
+
+
+def _replay_dataset(args: argparse.Namespace, settings: NodeSettings,
+                    common: dict[str, Any]) -> DatasetReplaySummary:
+    from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
+    from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset  # noqa: PLC0415
+
+    try:
+        camera_map = _camera_map(args.camera_map)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+    options = DatasetReplayOptions(**common, episodes=args.episodes, camera_map=camera_map)
+    return replay_dataset(args.dataset, args.policy, settings, args.out, options)
 
 
 if __name__ == "__main__":  # pragma: no cover

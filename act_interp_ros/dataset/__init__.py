@@ -1,5 +1,6 @@
 """ROS-free LeRobotDataset input: read episodes frame by frame, check features against a policy, build
-synthetic datasets. See :mod:`act_interp_ros.dataset.source` for the reader."""
+synthetic datasets. See :mod:`act_interp_ros.dataset.source` for the reader and
+:mod:`act_interp_ros.dataset.replay` for replaying episodes through a policy (``act_interp_replay --dataset``)."""
 
 from __future__ import annotations
 

@@ -1,2 +1,3 @@
 """Offline runs (bag replay, dataset replay): tick records, the interpreter that steps the policy and computes
-every map, and the outputs (staging, tick table, plot, videos)."""
+every map, the outputs (staging, tick table, plots, videos) and what both replays share (:mod:`.session`:
+options, schedule, per-sequence outputs, Rerun, summaries)."""

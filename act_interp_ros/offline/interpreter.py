@@ -31,7 +31,7 @@ from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
 from act_interp_ros.settings import NodeSettings
 
-__all__ = ["OfflineInterpreter", "OfflineTick"]
+__all__ = ["OfflineInterpreter", "OfflineTick", "faithfulness_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,16 +133,12 @@ class OfflineInterpreter:
 
     def faithfulness_summary(self) -> dict[str, Any]:
         """method -> camera -> {ratio, auc_top, auc_random, fractions, curve_top, curve_random, n}."""
-        out: dict[str, Any] = {}
-        for method, per_cam in self.deletion_results.items():
-            out[method] = {}
-            for cam, parts in per_cam.items():
-                r = DeletionResult.concatenate(parts)
-                out[method][cam] = {"ratio": _round(r.ratio), "auc_top": _round(r.auc_top),
-                                    "auc_random": _round(r.auc_random), "fractions": list(r.fractions),
-                                    "curve_top": [_round(v) for v in r.top_curve],
-                                    "curve_random": [_round(v) for v in r.random_curve], "n": r.n}
-        return out
+        return faithfulness_summary(self.deletion_results)
+
+    def take_deletion_results(self) -> dict[str, dict[str, list[DeletionResult]]]:
+        """The deletion results gathered so far (method -> camera -> parts); the next ones start empty."""
+        results, self.deletion_results = self.deletion_results, {}
+        return results
 
     def close(self) -> None:
         if self.side is not None:
@@ -214,6 +210,21 @@ class OfflineInterpreter:
             for method, maps in rec.side_maps.items():
                 rec.side_overlays.setdefault(method, {})[key] = method_overlay(
                     frame.rgb, maps[key], method, key, alpha=s.overlay_alpha, suffix=f" {rec.rel_s:.2f}s")
+
+
+def faithfulness_summary(results: dict[str, dict[str, list[DeletionResult]]]) -> dict[str, Any]:
+    """Deletion results (method -> camera -> parts) -> method -> camera -> {ratio, auc_top, auc_random,
+    fractions, curve_top, curve_random, n} (all parts of a camera pooled)."""
+    out: dict[str, Any] = {}
+    for method, per_cam in results.items():
+        out[method] = {}
+        for cam, parts in per_cam.items():
+            r = DeletionResult.concatenate(parts)
+            out[method][cam] = {"ratio": _round(r.ratio), "auc_top": _round(r.auc_top),
+                                "auc_random": _round(r.auc_random), "fractions": list(r.fractions),
+                                "curve_top": [_round(v) for v in r.top_curve],
+                                "curve_random": [_round(v) for v in r.random_curve], "n": r.n}
+    return out
 
 
 def _round(v: float) -> float | None:

@@ -10,7 +10,13 @@
 """
 from act_interp_ros.pipeline.contract import Output, OutputContract, output_contract
 from act_interp_ros.pipeline.health import Health, LatencyWindow, LoopStats
-from act_interp_ros.pipeline.policy_setup import attention_options, check_policy, gradcam_target, load_policy
+from act_interp_ros.pipeline.policy_setup import (
+    attention_options,
+    check_policy,
+    check_policy_options,
+    gradcam_target,
+    load_policy,
+)
 from act_interp_ros.pipeline.reasons import SKIP_KINDS, SkipReason
 from act_interp_ros.pipeline.stepping import PlanStepper
 from act_interp_ros.pipeline.tick import PreparedTick, TickPipeline, TickSnapshot, header_stamp_ns
@@ -31,6 +37,7 @@ __all__ = [
     "TickSnapshot",
     "attention_options",
     "check_policy",
+    "check_policy_options",
     "gradcam_target",
     "header_stamp_ns",
     "load_policy",

@@ -12,7 +12,7 @@ from act_interp_ros.core import AttentionOptions, GradCAMTarget, InterpretableAC
 from act_interp_ros.settings import NodeSettings, SettingsError
 from act_interp_ros.settings.errors import Raw
 
-__all__ = ["attention_options", "check_policy", "gradcam_target", "load_policy"]
+__all__ = ["attention_options", "check_policy", "check_policy_options", "gradcam_target", "load_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,18 @@ def gradcam_target(settings: NodeSettings) -> GradCAMTarget:
     return GradCAMTarget(spec.kind, spec.joint_index)
 
 
-def load_policy(settings: NodeSettings, device: str | None = None) -> InterpretableACT:
+def load_policy(settings: NodeSettings, device: str | None = None, *, check_inputs: bool = True) -> InterpretableACT:
     """Load ``settings.policy_path``, :func:`check_policy` it, and wrap it with the attention options.
+
+    ``check_inputs=False`` runs only :func:`check_policy_options` (the caller checks the inputs otherwise,
+    e.g. against a dataset's features).
 
     Raises:
         act_interp_ros.core.PolicyLoadError: the checkpoint cannot be loaded (message says why).
         SettingsError: the policy does not fit the settings (message names the parameter).
     """
     loaded = load_act_policy(settings.policy_path, device=device or settings.device)
-    check_policy(settings, loaded.policy)
+    (check_policy if check_inputs else check_policy_options)(settings, loaded.policy)
     return InterpretableACT(loaded.policy, loaded.preprocessor, loaded.postprocessor, attention_options(settings))
 
 
@@ -73,6 +76,17 @@ def check_policy(settings: NodeSettings, policy) -> None:
         values = getattr(settings, name)
         if values and len(values) != env_dim:
             raise SettingsError(name, f"have one entry per env-state value ({env_dim}) or be empty", len(values))
+    check_policy_options(settings, policy)
+
+
+def check_policy_options(settings: NodeSettings, policy) -> None:
+    """The checks of :func:`check_policy` that do not concern the inputs: attention layer/heads/query, the
+    GradCAM layer, the targets' joints and the occlusion grid against ``policy`` (an ACTPolicy).
+
+    The dataset replay uses this alone: its inputs are checked against the dataset's features instead.
+    """
+    cfg = policy.config
+    action_dim = int(cfg.action_feature.shape[0])
     layers = len(policy.model.decoder.layers)
     layer = settings.attention_decoder_layer
     if not -layers <= layer < layers:

@@ -3,7 +3,9 @@
 ``replay_bag(bag, policy, settings, out_dir, options)`` ticks over the bag (:mod:`.plan`), runs each tick
 through the node's own pipeline (:mod:`act_interp_ros.pipeline`: the same gate, decoding, joint checks,
 observation, plan rule and limits as the live node, so both skip the same ticks for the same reasons), and
-writes the selected outputs (output bag, videos, per-tick table, plot, ``summary.json``).
+writes the selected outputs (output bag, videos, per-tick table, plot, ``summary.json``, optionally a Rerun
+recording with the bag as episode 0 on the bag's time axis). The outputs, the option checks and the
+summary fields are shared with the dataset replay (:mod:`act_interp_ros.offline.session`).
 
 Policy rule: the policy is reset at the start. Every tick that passes the pipeline runs one forward pass
 (fresh attention each tick) and advances the policy's action queue / temporal ensembler exactly like
@@ -22,9 +24,8 @@ import math
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,14 @@ from act_interp_ros.bag.reader import (
     open_bag,
 )
 from act_interp_ros.bag.replay.plan import CLOCKS, NS, PlanError, TickPlan, TopicIndex, build_plan
-from act_interp_ros.core import DeletionTest, EnvStateSensitivity, InterpretableACT, SensitivityConfig
+from act_interp_ros.core import InterpretableACT
 from act_interp_ros.env_state_input import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
 from act_interp_ros.image_decoding import ImageDecodeError, decode_image
-from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick
+from act_interp_ros.offline import session
+from act_interp_ros.offline.interpreter import OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
+from act_interp_ros.offline.session import OfflineOptions, ReplayError, TickSummary
 from act_interp_ros.pipeline import SkipReason, TickPipeline, TickSnapshot, check_policy, load_policy, output_contract
-from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings, SettingsError, camera_name
 
 __all__ = ["ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
@@ -56,31 +58,18 @@ __all__ = ["ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
 logger = logging.getLogger(__name__)
 
 
-class ReplayError(RuntimeError):
-    """The replay cannot run on this input (bag, policy and configuration disagree); one clear line."""
-
-
-@dataclass
-class ReplayOptions:
-    """How to replay (everything the command line sets besides bag, policy, config and output dir).
+@dataclass(kw_only=True)
+class ReplayOptions(OfflineOptions):
+    """How to replay a bag: the common :class:`~act_interp_ros.offline.session.OfflineOptions` (batch size,
+    methods, side schedule, faithfulness samples, outputs, device, progress, Rerun) plus:
 
     Attributes:
         start_s, end_s: replay only [start, end] seconds after the first camera/joint-state message.
         rate_hz: tick rate; ``None`` = the config's ``control_rate_hz``.
         tick_times_ns: explicit tick times on the clock axis instead of the regular grid (e.g. the live
             node's, from its ``~/tick_status``).
-        batch_size: runnable ticks per batched forward pass (1 = sequential).
-        methods: side methods to compute (any of gradcam, gradient_x_input, integrated_gradients, occlusion);
-            ``None`` = the config's ``side_methods``.
-        side_every: side methods every N ticks (tick index % N == 0; 0 = off, 1 = every tick);
-            ``None`` = from the config's ``side_rate_hz`` (round(rate / side_rate_hz)).
-        faithfulness_samples: side ticks (about evenly spread) on which every map's deletion test runs
-            (0 = none); each costs ``n_cameras * 4 * (1 + 4)`` forwards per method.
         clock: ``"log"`` (default) or ``"header"``; see :mod:`.plan`.
-        write_bag, write_video, write_table, write_plot: which outputs to write.
-        table_format: ``"csv"`` or ``"parquet"``.
-        device: torch device; ``None`` = the config's ``device``.
-        progress: show a tqdm progress bar on stderr.
+        write_bag: write the output bag.
         node_name: namespace of the output topics in the output bag.
     """
 
@@ -88,30 +77,15 @@ class ReplayOptions:
     end_s: float | None = None
     rate_hz: float | None = None
     tick_times_ns: Sequence[int] | None = None
-    batch_size: int = 1
-    methods: Sequence[str] | None = None
-    side_every: int | None = None
-    faithfulness_samples: int = 8
     clock: str = "log"
     write_bag: bool = True
-    write_video: bool = True
-    write_table: bool = True
-    write_plot: bool = True
-    table_format: str = "csv"
-    device: str | None = None
-    progress: bool = False
     node_name: str = "/" + DEFAULT_NODE_NAME
 
 
-@dataclass
-class ReplaySummary:
-    """What a replay did; ``to_dict()`` is what ``summary.json`` holds.
-
-    ``skipped_by_kind`` counts skipped ticks per kind of :data:`act_interp_ros.pipeline.SKIP_KINDS` (what
-    the node's diagnostics count as ``skipped.<kind>``); ``skipped_by_reason`` per kind and input, with the
-    first full reason of each in ``reason_examples``.
-    ``outputs`` maps each output's name to its final path; ``timings`` has wall times (s) and ticks/s.
-    """
+@dataclass(kw_only=True)
+class ReplaySummary(TickSummary):
+    """What a bag replay did; ``to_dict()`` is what ``summary.json`` holds (the common fields of
+    :class:`~act_interp_ros.offline.session.TickSummary` plus the bag's)."""
 
     bag: str
     policy: str
@@ -122,36 +96,15 @@ class ReplaySummary:
     side_every: int
     start_ns: int
     end_ns: int
-    ticks: int
-    processed: int
-    skipped: int
-    skipped_by_kind: dict[str, int]
-    skipped_by_reason: dict[str, int]
-    reason_examples: dict[str, str]
-    plan_resets: int
     methods: list[str]
-    side_ticks: int
-    faithfulness: dict[str, Any]
     input_topics: dict[str, str]
     output_topics: dict[str, str]
     output_counts: dict[str, int]
-    outputs: dict[str, str]
-    timings: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def no_action_message(self) -> str | None:
         """One line when no tick computed an action (what happened, what to try), else None."""
-        if self.processed:
-            return None
-        ranked = sorted(self.skipped_by_reason.items(), key=lambda kv: -kv[1])
-        reasons = ", ".join(f"{k}: {v}" for k, v in ranked)
-        text = f"no tick computed an action ({self.ticks} ticks skipped: {reasons})"
-        if ranked:
-            text += f"; first: {self.reason_examples.get(ranked[0][0], ranked[0][0])}"
-        if set(self.skipped_by_kind) == {"future"}:
+        text = super().no_action_message()
+        if text is not None and set(self.skipped_by_kind) == {"future"}:
             text += ("; every input was stamped in the future of the bag's log time: the stamps come from another "
                      "clock, replay with --clock header")
         return text
@@ -185,31 +138,10 @@ def _resolve_camera(reader: BagReader, key: str, topic: str, transport: str) -> 
         f"{reader.describe_topics()}. Set camera_topics / camera_transports in the config")
 
 
-def _side_every(options: ReplayOptions, settings: NodeSettings, rate_hz: float, methods: Sequence[str]) -> int:
-    if not methods:
-        return 0
-    if options.side_every is not None:
-        return int(options.side_every)
-    if settings.side_rate_hz <= 0:
-        return 0
-    return max(1, round(rate_hz / settings.side_rate_hz))
-
-
 def _check_options(options: ReplayOptions) -> None:
+    session.check_options(options)
     if options.clock not in CLOCKS:
         raise ReplayError(f"clock must be one of {', '.join(CLOCKS)}, got {options.clock!r}")
-    if not isinstance(options.batch_size, int) or options.batch_size < 1:
-        raise ReplayError(f"batch size must be an integer >= 1, got {options.batch_size!r}")
-    if options.side_every is not None and (not isinstance(options.side_every, int) or options.side_every < 0):
-        raise ReplayError(f"side-every must be an integer >= 0 (0 = off, 1 = every tick), got {options.side_every!r}")
-    if options.methods is not None:
-        unknown = [m for m in options.methods if m not in ALL_METHODS]
-        if unknown:
-            raise ReplayError(f"methods {unknown} unknown; expected some of {', '.join(ALL_METHODS)}")
-    if not isinstance(options.faithfulness_samples, int) or options.faithfulness_samples < 0:
-        raise ReplayError(f"faithfulness samples must be an integer >= 0, got {options.faithfulness_samples!r}")
-    if options.table_format not in out.TABLE_FORMATS:
-        raise ReplayError(f"table format must be one of {', '.join(out.TABLE_FORMATS)}, got {options.table_format!r}")
     if options.rate_hz is not None and not (math.isfinite(options.rate_hz) and options.rate_hz > 0):
         raise ReplayError(f"rate must be a finite number of Hz > 0, got {options.rate_hz!r}")
     for name in ("start_s", "end_s"):
@@ -228,8 +160,10 @@ class _Replay:
         self.settings = settings
         self.options = options
         self.rate_hz = float(options.rate_hz or settings.control_rate_hz)
-        self.methods = list(settings.side_methods if options.methods is None else options.methods)
-        self.side_every = _side_every(options, settings, self.rate_hz, self.methods or ["env_state_sensitivity"])
+        self.methods = session.methods_for(options, settings)
+        # env-state policies also measure their coordinate sensitivity on side ticks
+        self.side_every = session.side_every_for(options, settings, self.rate_hz, self.methods,
+                                                 env_state=bool(settings.env_state_topic))
         if self.side_every == 0:
             self.methods = []
         self.warnings: list[str] = []
@@ -306,86 +240,56 @@ class _Replay:
         cam_keys = [c.key for c in self.cameras]
         cam_names = [c.name for c in self.cameras]
         self.contract = output_contract(s, has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0)
-        self.table = out.TickTable(cam_keys, cam_names, self.joint_topic, [c.topic for c in self.cameras],
-                                   list(s.joint_names), has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
-                                   methods=self.methods)
-        self.faith_every = self._faithfulness_stride(len(plan.ticks))
-        deletion = (DeletionTest(w.policy, n_random=4, batch_size=64) if self.faith_every else None)
-        sensitivity = (EnvStateSensitivity(w.policy, w.preprocessor, SensitivityConfig(
-            tuple(s.env_sensitivity_deltas) or (0.01,) * w.env_state_dim), w.postprocessor)
-            if w.env_state_dim and self.side_every else None)
-        self.interp = OfflineInterpreter(w, s, methods=self.methods, batch_size=opts.batch_size, pipeline=self.pipeline,
-                                         render=opts.write_bag or opts.write_video, deletion=deletion,
-                                         env_sensitivity=sensitivity)
-        stage = out.OutputStage(out_dir)
+        table = out.TickTable(cam_keys, cam_names, self.joint_topic, [c.topic for c in self.cameras],
+                              list(s.joint_names), has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
+                              methods=self.methods)
+        self.schedule = session.TickSchedule(len(plan.ticks), self.side_every, opts.faithfulness_samples)
+        self.interp = session.make_interpreter(
+            w, s, opts, self.methods, faithfulness=bool(self.schedule.faith_every), pipeline=self.pipeline,
+            render=opts.write_bag or opts.write_video or opts.rerun_path is not None)
         self.bag_out = None
-        self.videos = None
-        self.counts = Counter()
-        self.kinds: Counter[str] = Counter()
-        self.groups: Counter[str] = Counter()
-        self.examples: dict[str, str] = {}
         staged: list[str] = []
         try:
-            if opts.write_bag:
-                from act_interp_ros.bag.bag_output import OutputBagWriter
+            with session.StagedRun(out_dir, opts, s.joint_names, s, Path(self.reader.path).name) as run:
+                if opts.write_bag:
+                    from act_interp_ros.bag.bag_output import OutputBagWriter
 
-                self.bag_out = OutputBagWriter(
-                    stage.path(out.BAG_NAME), self.reader, list(self.reader.topics), self.contract,
-                    node=opts.node_name, settings=s, methods=self.methods)
-            if opts.write_video:
-                from act_interp_ros.offline.videos import ReplayVideos
-
-                self.videos = ReplayVideos(stage.dir, cam_keys, cam_names, {c.key: c.size_hw for c in self.cameras},
-                                           self.rate_hz, methods=self.methods)
-            w.policy.eval()
-            w.reset()
-            t_loop = time.perf_counter()
-            self._stream()
-            loop_s = time.perf_counter() - t_loop
-            if self.bag_out is not None:
-                self.bag_out.close()
-                staged.append(out.BAG_NAME)
-            if self.videos is not None:
-                staged += self.videos.close()
-            if opts.write_table:
-                name = out.table_name(opts.table_format)
-                self.table.write(stage.path(name), opts.table_format)
-                staged.append(name)
-            if opts.write_plot:
-                out.write_attention_plot(self.table, stage.path(out.PLOT_NAME),
-                                         title=f"ACT attention over {Path(self.reader.path).name}")
-                staged.append(out.PLOT_NAME)
-            t_done = time.perf_counter()
-            previous = out.previous_outputs(stage.out_dir)
-            committed = stage.commit(staged)
-            out.remove_stale_outputs(stage.out_dir, previous, set(committed) | {out.SUMMARY_NAME})
-        except BaseException:
-            if self.bag_out is not None:
-                self.bag_out.abort()
-            if self.videos is not None:
-                self.videos.abort()
-            stage.discard()
-            raise
+                    self.bag_out = OutputBagWriter(
+                        run.stage.path(out.BAG_NAME), self.reader, list(self.reader.topics), self.contract,
+                        node=opts.node_name, settings=s, methods=self.methods)
+                    run.on_abort(self.bag_out.abort)
+                self.outputs = session.SequenceOutputs(  # the bag is Rerun episode 0, on the bag's time axis
+                    run.stage.dir, table, opts, frame_sizes={c.key: c.size_hw for c in self.cameras}, fps=self.rate_hz,
+                    methods=self.methods, title=Path(self.reader.path).name,
+                    rerun=session.RerunTicks(run.rerun, 0) if run.rerun is not None else None)
+                run.on_abort(self.outputs.abort)
+                w.policy.eval()
+                w.reset()
+                t_loop = time.perf_counter()
+                self._stream()
+                loop_s = time.perf_counter() - t_loop
+                if self.bag_out is not None:
+                    self.bag_out.close()
+                    staged.append(out.BAG_NAME)
+                staged += self.outputs.finish()
+                t_done = time.perf_counter()
+                committed = run.commit(staged)
         finally:
             self.interp.close()
-        loop_s = max(loop_s, 1e-9)
         return ReplaySummary(
             bag=str(self.reader.path), policy="", out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
             batch_size=opts.batch_size, side_every=self.side_every,
-            start_ns=plan.ticks[0], end_ns=plan.ticks[-1], ticks=len(plan.ticks),
-            processed=self.counts["processed"], skipped=self.counts["skipped"],
-            skipped_by_kind=dict(sorted(self.kinds.items())), skipped_by_reason=dict(sorted(self.groups.items())), reason_examples=dict(sorted(self.examples.items())),
-            plan_resets=self.interp.stepper.resets, methods=self.methods, side_ticks=self.counts["side"],
+            start_ns=plan.ticks[0], end_ns=plan.ticks[-1], **self.outputs.stats.fields(),
+            plan_resets=self.interp.stepper.resets, methods=self.methods,
             faithfulness=self.interp.faithfulness_summary(),
             input_topics={c.key: c.topic for c in self.cameras} | {"joint_state": self.joint_topic},
             output_topics=dict(self.bag_out.topics) if self.bag_out is not None else {},
             output_counts=({t: n for t, n in self.bag_out.counts.items() if t in self.bag_out.topics}
                            if self.bag_out is not None else {}),
             outputs={name: str(path) for name, path in committed.items()},
-            timings={"index_s": round(self.index_s, 4), "ticks_s": round(loop_s, 4), "model_s": round(self.interp.model_s, 4),
-                     "outputs_s": round(t_done - t_indexed - loop_s, 4),
-                     "total_s": round(time.perf_counter() - self.t_start, 4),
-                     "ticks_per_s": round(len(plan.ticks) / loop_s, 3)},
+            timings=session.timings(index_s=self.index_s, total_s=time.perf_counter() - self.t_start, loop_s=loop_s,
+                                    model_s=self.interp.model_s, outputs_s=t_done - t_indexed - loop_s,
+                                    ticks=len(plan.ticks)),
             warnings=self.warnings,
         )
 
@@ -482,40 +386,15 @@ class _Replay:
             else:
                 tick.batch = self.wrapped.preprocess(prepared.observation)
                 tick.current_ros = prepared.current_ros
-                tick.side = self.side_every > 0 and k % self.side_every == 0
-                tick.faithfulness = self._faithfulness_tick(k)
+                tick.side = self.schedule.side(k)
+                tick.faithfulness = self.schedule.faithfulness(k)
         for done in self.interp.add(tick):
             self._emit(done)
 
-    def _faithfulness_stride(self, n_ticks: int) -> int:
-        """Every how many candidate ticks the deletion test runs (0 = never)."""
-        n = self.options.faithfulness_samples
-        if n <= 0:
-            return 0
-        candidates = -(-n_ticks // self.side_every) if self.side_every else n_ticks
-        return max(1, -(-candidates // n))
-
-    def _faithfulness_tick(self, k: int) -> bool:
-        if not self.faith_every:
-            return False
-        if self.side_every:
-            return k % self.side_every == 0 and (k // self.side_every) % self.faith_every == 0
-        return k % self.faith_every == 0
-
     def _emit(self, rec: TickRecord) -> None:
-        if rec.skipped:
-            self.counts["skipped"] += 1
-            self.kinds[rec.skip.kind] += 1
-            self.groups[rec.skip.group] += 1
-            self.examples.setdefault(rec.skip.group, str(rec.skip))
-        else:
-            self.counts["processed"] += 1
-            self.counts["side"] += bool(rec.side_maps)
-        self.table.add(rec)
         if self.bag_out is not None:
             self.bag_out.on_tick(rec)
-        if self.videos is not None:
-            self.videos.on_tick(rec)
+        self.outputs.on_tick(rec)
         self._bar.update(1)
 
 
@@ -555,34 +434,25 @@ def replay_bag(
     options = options or ReplayOptions()
     _check_options(options)
     out_path = Path(out_dir)
-    if out_path.exists() and not out_path.is_dir():
-        raise ReplayError(f"output path '{out_path}' exists and is not a directory")
+    session.check_out_dir(out_path)
+
+    def load(path: str) -> InterpretableACT:
+        try:
+            return load_policy(settings.replace(policy_path=path), device=options.device or settings.device)
+        except SettingsError as exc:
+            raise ReplayError(str(exc)) from None
+
     with open_bag(bag) as reader:
         replay = _Replay(reader, settings, options)  # inputs are checked before the (slow) policy load
         replay.t_start = time.perf_counter()
         replay.index()
         replay.plan()
         replay.index_s = time.perf_counter() - replay.t_start
-        loaded_here = not isinstance(policy, InterpretableACT)
-        if loaded_here:
-            load_settings = settings.replace(policy_path=os.fspath(policy))
-            try:
-                wrapped = load_policy(load_settings, device=options.device or settings.device)
-            except SettingsError as exc:
-                raise ReplayError(str(exc)) from None
-            policy_name = os.fspath(policy)
-        else:
-            wrapped = policy
-            policy_name = getattr(policy.config, "pretrained_path", None) or type(policy).__name__
-        try:
+        with session.opened_policy(policy, load) as (wrapped, policy_name):
             replay.attach_policy(wrapped)
             summary = replay.run(out_path)
-        finally:
-            if loaded_here:
-                wrapped.close()
     summary.policy = str(policy_name)
-    summary.outputs[out.SUMMARY_NAME] = str(out_path / out.SUMMARY_NAME)
-    out.write_json_atomic(out_path / out.SUMMARY_NAME, summary.to_dict())
+    session.write_summary(summary, out_path)
     logger.info("replayed %d ticks (%d skipped) at %.1f ticks/s into %s", summary.ticks, summary.skipped,
                 summary.timings["ticks_per_s"], out_path)
     return summary

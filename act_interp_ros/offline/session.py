@@ -1,0 +1,458 @@
+"""What the bag replay and the dataset replay share: options and their checks, the side/faithfulness
+schedule, the policy, per-sequence outputs (videos, table, plots, Rerun) and the summary fields.
+
+A *sequence* is what one set of per-tick outputs covers: the replayed range of a bag, or one dataset
+episode. Each runner turns its input into :class:`~act_interp_ros.offline.records.TickRecord` objects
+(through :class:`~act_interp_ros.offline.interpreter.OfflineInterpreter`) and hands them, in tick order,
+to a :class:`SequenceOutputs`; everything below that line is common.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from act_interp_ros.core import DeletionTest, EnvStateSensitivity, SensitivityConfig, InterpretableACT
+from act_interp_ros.offline import outputs as out
+from act_interp_ros.offline.interpreter import OfflineInterpreter
+from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.pipeline import TickPipeline
+from act_interp_ros.pipeline.side_methods import ALL_METHODS
+from act_interp_ros.settings import NodeSettings, camera_name
+
+__all__ = [
+    "OfflineOptions",
+    "ReplayError",
+    "RerunTicks",
+    "SequenceOutputs",
+    "StagedRun",
+    "TickSchedule",
+    "TickStats",
+    "TickSummary",
+    "check_options",
+    "make_interpreter",
+    "open_rerun",
+    "opened_policy",
+    "side_every_for",
+    "write_summary",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class ReplayError(RuntimeError):
+    """The replay cannot run on this input (input, policy and configuration disagree); one clear line."""
+
+
+# ------------------------------------------------------------------------------------------- options
+@dataclass(kw_only=True)
+class OfflineOptions:
+    """Options every offline replay takes (bag: :class:`~act_interp_ros.bag.replay.ReplayOptions`, dataset:
+    :class:`~act_interp_ros.dataset.replay.DatasetReplayOptions`).
+
+    Attributes:
+        batch_size: runnable ticks per batched forward pass (1 = sequential; the actions are the same).
+        methods: side methods to compute (any of gradcam, gradient_x_input, integrated_gradients, occlusion);
+            ``None`` = the config's ``side_methods``.
+        side_every: side methods every N ticks (tick index % N == 0; 0 = off, 1 = every tick);
+            ``None`` = from the config's ``side_rate_hz`` (round(rate / side_rate_hz)).
+        faithfulness_samples: side ticks per sequence (about evenly spread) on which every map's deletion
+            test runs (0 = none); each costs ``n_cameras * 4 * (1 + 4)`` forwards per method.
+        write_video, write_table, write_plot: which per-sequence outputs to write.
+        table_format: ``"csv"`` or ``"parquet"``.
+        device: torch device; ``None`` = the config's ``device``.
+        progress: show a tqdm progress bar on stderr.
+        rerun_path: also write a Rerun recording (``.rrd``) here (``None`` = none).
+    """
+
+    batch_size: int = 1
+    methods: Sequence[str] | None = None
+    side_every: int | None = None
+    faithfulness_samples: int = 8
+    write_video: bool = True
+    write_table: bool = True
+    write_plot: bool = True
+    table_format: str = "csv"
+    device: str | None = None
+    progress: bool = False
+    rerun_path: str | os.PathLike[str] | None = None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_options(options: OfflineOptions) -> None:
+    """Raise :class:`ReplayError` (one line) for a bad common option."""
+    if not _is_int(options.batch_size) or options.batch_size < 1:
+        raise ReplayError(f"batch size must be an integer >= 1, got {options.batch_size!r}")
+    if options.side_every is not None and (not _is_int(options.side_every) or options.side_every < 0):
+        raise ReplayError(f"side-every must be an integer >= 0 (0 = off, 1 = every tick), got {options.side_every!r}")
+    if options.methods is not None:
+        unknown = [m for m in options.methods if m not in ALL_METHODS]
+        if unknown:
+            raise ReplayError(f"methods {unknown} unknown; expected some of {', '.join(ALL_METHODS)}")
+    if not _is_int(options.faithfulness_samples) or options.faithfulness_samples < 0:
+        raise ReplayError(f"faithfulness samples must be an integer >= 0, got {options.faithfulness_samples!r}")
+    if options.table_format not in out.TABLE_FORMATS:
+        raise ReplayError(f"table format must be one of {', '.join(out.TABLE_FORMATS)}, got {options.table_format!r}")
+    if options.rerun_path is not None:
+        path = Path(options.rerun_path)
+        if path.suffix != ".rrd":
+            raise ReplayError(f"--rerun must name a Rerun recording file ending in .rrd, got '{path}'")
+        if path.is_dir():
+            raise ReplayError(f"--rerun '{path}' is a directory; expected a .rrd file path")
+        if importlib.util.find_spec("rerun") is None:
+            raise ReplayError("--rerun needs the rerun-sdk package (pip install rerun-sdk)")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ReplayError(f"output path '{out_dir}' exists and is not a directory")
+
+
+def side_every_for(options: OfflineOptions, settings: NodeSettings, rate_hz: float, methods: Sequence[str],
+                   env_state: bool = False) -> int:
+    """Side methods (and, for ``env_state`` policies, the env-state sensitivity) every N ticks: the option, else
+    ``round(rate / side_rate_hz)`` (0 = never)."""
+    if not methods and not env_state:
+        return 0
+    if options.side_every is not None:
+        return int(options.side_every)
+    if settings.side_rate_hz <= 0:
+        return 0
+    return max(1, round(rate_hz / settings.side_rate_hz))
+
+
+def methods_for(options: OfflineOptions, settings: NodeSettings) -> list[str]:
+    return list(settings.side_methods if options.methods is None else options.methods)
+
+
+class TickSchedule:
+    """Which ticks of a sequence of ``n_ticks`` get the side methods and the deletion (faithfulness) test.
+
+    Side ticks: ``k % side_every == 0``. Faithfulness: about ``samples`` of the side ticks, evenly spread
+    (every ``faith_every``-th one); without side methods, about ``samples`` of all ticks (attention only).
+    """
+
+    def __init__(self, n_ticks: int, side_every: int, samples: int) -> None:
+        self.side_every = int(side_every)
+        if samples <= 0:
+            self.faith_every = 0
+        else:
+            candidates = -(-n_ticks // self.side_every) if self.side_every else n_ticks
+            self.faith_every = max(1, -(-candidates // samples))
+
+    def side(self, k: int) -> bool:
+        return self.side_every > 0 and k % self.side_every == 0
+
+    def faithfulness(self, k: int) -> bool:
+        if not self.faith_every:
+            return False
+        if self.side_every:
+            return k % self.side_every == 0 and (k // self.side_every) % self.faith_every == 0
+        return k % self.faith_every == 0
+
+
+def make_interpreter(wrapped: InterpretableACT, settings: NodeSettings, options: OfflineOptions,
+                     methods: Sequence[str], *, faithfulness: bool, pipeline: TickPipeline | None = None,
+                     render: bool = True) -> OfflineInterpreter:
+    """The offline interpreter for a run (the deletion test only when some tick samples faithfulness; the
+    env-state sensitivity for policies with an env state)."""
+    deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if faithfulness else None
+    sensitivity = None
+    if wrapped.env_state_dim:
+        deltas = tuple(settings.env_sensitivity_deltas) or (0.01,) * wrapped.env_state_dim
+        sensitivity = EnvStateSensitivity(wrapped.policy, wrapped.preprocessor, SensitivityConfig(deltas),
+                                          wrapped.postprocessor)
+    return OfflineInterpreter(wrapped, settings, methods=methods, batch_size=options.batch_size, pipeline=pipeline,
+                              render=render, deletion=deletion, env_sensitivity=sensitivity)
+
+
+@contextmanager
+def opened_policy(policy: str | os.PathLike[str] | InterpretableACT,
+                  load: Callable[[str], InterpretableACT]) -> Iterator[tuple[InterpretableACT, str]]:
+    """``(wrapped policy, its name)``: ``policy`` itself when already loaded, else ``load(path)``, closed on exit."""
+    if isinstance(policy, InterpretableACT):
+        yield policy, str(getattr(policy.config, "pretrained_path", None) or type(policy).__name__)
+        return
+    wrapped = load(os.fspath(policy))
+    try:
+        yield wrapped, os.fspath(policy)
+    finally:
+        wrapped.close()
+
+
+# ------------------------------------------------------------------------------------------- staging
+class StagedRun:
+    """The outputs of one run: an :class:`~act_interp_ros.offline.outputs.OutputStage` in ``out_dir`` and, with
+    ``options.rerun_path``, a Rerun recording (``self.rerun``). :meth:`commit` puts everything in place
+    together; leaving the ``with`` block by an exception runs the registered cleanups (:meth:`on_abort`),
+    deletes the partial Rerun file and discards the stage, so a failed run leaves no output.
+    """
+
+    def __init__(self, out_dir: Path, options: OfflineOptions, joint_names: Sequence[str], settings: NodeSettings,
+                 name: str) -> None:
+        self.stage = out.OutputStage(out_dir)
+        self.rerun = None
+        self._cleanups: list[Callable[[], None]] = []
+        if options.rerun_path is not None:
+            try:
+                self.rerun = open_rerun(options.rerun_path, joint_names, settings, name)
+            except BaseException:
+                self.stage.discard()
+                raise
+
+    def __enter__(self) -> StagedRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+    def on_abort(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` (e.g. closing a partial writer) if the run fails."""
+        self._cleanups.append(cleanup)
+
+    def commit(self, staged: Sequence[str]) -> dict[str, Path]:
+        """Close the Rerun file, commit the staged outputs (removing an earlier run's stale ones); name -> path."""
+        rrd = self.rerun.close() if self.rerun is not None else None
+        committed = out.commit_outputs(self.stage, staged, {rrd.name} if rrd is not None else set())
+        if rrd is not None:
+            committed[rrd.name] = rrd
+        self._cleanups.clear()
+        return committed
+
+    def abort(self) -> None:
+        for cleanup in reversed(self._cleanups):
+            cleanup()
+        if self.rerun is not None:
+            self.rerun.abort()
+        self.stage.discard()
+
+
+# ---------------------------------------------------------------------------------------------- rerun
+def open_rerun(path: str | os.PathLike[str], joint_names: Sequence[str], settings: NodeSettings, name: str):
+    """A :class:`~act_interp_ros.rerun_recording.RerunRecordingWriter` for a replay (staged until closed)."""
+    from act_interp_ros.rerun_recording import RerunRecordingWriter
+
+    return RerunRecordingWriter(path, recording_name=name, joint_names=list(joint_names),
+                                overlay_alpha=float(settings.overlay_alpha))
+
+
+class RerunTicks:
+    """Logs one sequence's tick records into a Rerun recording as episode ``episode_index``.
+
+    Per tick (timelines ``frame_index`` = ``rec.index``, ``time`` = ``rec.rel_s``): every camera frame, its
+    overlays (``attention``; ``attention_plan`` when the tick started a new chunk; each side method on side
+    ticks), the predicted and recorded actions, and the scalars ``attention/<group>``, ``lift/<group>``
+    (proprio, env_state, latent, each camera) and ``faithfulness/<method>`` on sampled ticks.
+    """
+
+    def __init__(self, writer, episode_index: int, task: str | None = None) -> None:
+        self.writer = writer
+        self.episode = int(episode_index)
+        writer.begin_episode(self.episode, task=task)
+
+    def on_tick(self, rec: TickRecord) -> None:
+        overlays: dict[str, dict[str, np.ndarray]] = {}
+        for key in rec.frames:
+            named: dict[str, np.ndarray] = {}
+            if key in rec.overlays:
+                named["attention"] = rec.overlays[key]
+            if key in rec.plan_overlays:
+                named["attention_plan"] = rec.plan_overlays[key]
+            for method, per_cam in rec.side_overlays.items():
+                if key in per_cam:
+                    named[method] = per_cam[key]
+            if named:
+                overlays[key] = named
+        self.writer.log_frame(self.episode, rec.index, rec.rel_s,
+                              images={key: frame.rgb for key, frame in rec.frames.items()}, overlays=overlays,
+                              predicted_action=rec.action, recorded_action=rec.recorded_action,
+                              scalars=tick_scalars(rec))
+
+
+def group_name(group: str) -> str:
+    """Attention group -> the name tables and plots use: state -> proprio, a camera key -> its short name."""
+    return "proprio" if group == "state" else camera_name(group) if group.startswith("observation.") else group
+
+
+def tick_scalars(rec: TickRecord) -> dict[str, float]:
+    """``attention/<group>``, ``lift/<group>`` and ``faithfulness/<method>`` of one tick (empty when skipped)."""
+    interp = rec.interpretation
+    if rec.skipped or interp is None:
+        return {}
+    scalars = {f"attention/{group_name(g)}": float(v) for g, v in interp.fractions.items()}
+    scalars |= {f"lift/{group_name(g)}": float(v) for g, v in interp.lifts.items()}
+    scalars |= {f"faithfulness/{m}": float(v) for m, v in rec.faithfulness.items()}
+    return scalars
+
+
+# ------------------------------------------------------------------------------------------ summaries
+class TickStats:
+    """Counts over tick records: processed / skipped (by kind, by kind and input, first reason of each),
+    side ticks, and the mean attention share per group over the processed ticks."""
+
+    def __init__(self) -> None:
+        self.ticks = self.processed = self.skipped = self.side_ticks = 0
+        self.kinds: Counter[str] = Counter()
+        self.groups: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+        self._shares: dict[str, list[float]] = {}
+
+    def add(self, rec: TickRecord) -> None:
+        self.ticks += 1
+        if rec.skipped:
+            self.skipped += 1
+            self.kinds[rec.skip.kind] += 1
+            self.groups[rec.skip.group] += 1
+            self.examples.setdefault(rec.skip.group, str(rec.skip))
+            return
+        self.processed += 1
+        self.side_ticks += bool(rec.side_maps)
+        if rec.interpretation is not None:
+            for g, v in rec.interpretation.fractions.items():
+                self._shares.setdefault(group_name(g), []).append(float(v))
+
+    def fields(self) -> dict[str, Any]:
+        """The :class:`TickSummary` fields these counts fill."""
+        return {
+            "ticks": self.ticks, "processed": self.processed, "skipped": self.skipped,
+            "skipped_by_kind": dict(sorted(self.kinds.items())), "skipped_by_reason": dict(sorted(self.groups.items())),
+            "reason_examples": dict(sorted(self.examples.items())), "side_ticks": self.side_ticks,
+            "attention_mean": {g: round(float(np.mean(v)), 6) for g, v in self._shares.items()},
+        }
+
+
+@dataclass(kw_only=True)
+class TickSummary:
+    """The summary fields of every replay (``summary.json``).
+
+    ``skipped_by_kind`` counts skipped ticks per kind of :data:`act_interp_ros.pipeline.SKIP_KINDS` (what
+    the node's diagnostics count as ``skipped.<kind>``); ``skipped_by_reason`` per kind and input, with the
+    first full reason of each in ``reason_examples``. ``attention_mean``: mean share of the decoder's
+    attention per group (proprio, env_state, latent, each camera) over the processed ticks.
+    ``faithfulness``: method -> camera -> deletion-test result. ``outputs`` maps each output's name to its
+    final path; ``timings`` has wall times (s) and ticks/s.
+    """
+
+    ticks: int
+    processed: int
+    skipped: int
+    skipped_by_kind: dict[str, int]
+    skipped_by_reason: dict[str, int]
+    reason_examples: dict[str, str]
+    plan_resets: int
+    side_ticks: int
+    attention_mean: dict[str, float]
+    faithfulness: dict[str, Any]
+    outputs: dict[str, str]
+    timings: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def no_action_message(self) -> str | None:
+        """One line when no tick computed an action (what happened), else None."""
+        if self.processed:
+            return None
+        ranked = sorted(self.skipped_by_reason.items(), key=lambda kv: -kv[1])
+        reasons = ", ".join(f"{k}: {v}" for k, v in ranked)
+        text = f"no tick computed an action ({self.ticks} ticks skipped: {reasons})"
+        if ranked:
+            text += f"; first: {self.reason_examples.get(ranked[0][0], ranked[0][0])}"
+        return text
+
+
+def timings(*, total_s: float, loop_s: float, model_s: float, outputs_s: float, ticks: int, **extra: float) -> dict[str, float]:
+    """The ``timings`` of a summary (s, rounded) with ``ticks_per_s`` = ticks / loop time."""
+    loop_s = max(loop_s, 1e-9)
+    values = {**extra, "ticks_s": loop_s, "model_s": model_s, "outputs_s": outputs_s, "total_s": total_s}
+    return {**{k: round(v, 4) for k, v in values.items()}, "ticks_per_s": round(ticks / loop_s, 3)}
+
+
+# -------------------------------------------------------------------------------------------- outputs
+class SequenceOutputs:
+    """The per-tick outputs of one sequence, built inside ``directory`` (in the staging area): the attention
+    video per camera and the grid video, the tick table, the attention/faithfulness plot and, when the table
+    holds recorded actions, the predicted-vs-recorded action plot; optionally the sequence's episode in a
+    Rerun recording.
+
+    Args:
+        directory: where the files are built (created).
+        table: the sequence's (empty) tick table; its columns say what is recorded.
+        options: which outputs to write and the table format.
+        frame_sizes: camera key -> (H, W) of the source frames (video sizes).
+        fps: video frame rate (the tick rate).
+        methods: side methods (a grid column each).
+        title: names the sequence in the plots' titles.
+        rerun: the sequence's :class:`RerunTicks` (``None`` = no Rerun).
+    """
+
+    def __init__(self, directory: Path, table: out.TickTable, options: OfflineOptions, *,
+                 frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str], title: str,
+                 rerun: RerunTicks | None = None) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.table = table
+        self.options = options
+        self.title = title
+        self.rerun = rerun
+        self.stats = TickStats()
+        self.videos = None
+        if options.write_video:
+            from act_interp_ros.offline.videos import ReplayVideos
+
+            self.videos = ReplayVideos(self.dir, table.camera_keys, table.camera_names, frame_sizes, fps,
+                                       methods=methods)
+
+    def on_tick(self, rec: TickRecord) -> None:
+        self.stats.add(rec)
+        self.table.add(rec)
+        if self.videos is not None:
+            self.videos.on_tick(rec)
+        if self.rerun is not None:
+            self.rerun.on_tick(rec)
+
+    def finish(self) -> list[str]:
+        """Close the videos, write the table and plots; returns the file names written (in ``directory``)."""
+        names: list[str] = []
+        if self.videos is not None:
+            names += self.videos.close()
+            self.videos = None
+        opts = self.options
+        if opts.write_table:
+            name = out.table_name(opts.table_format)
+            self.table.write(self.dir / name, opts.table_format)
+            names.append(name)
+        if opts.write_plot:
+            out.write_attention_plot(self.table, self.dir / out.PLOT_NAME, title=f"ACT attention over {self.title}")
+            names.append(out.PLOT_NAME)
+            if self.table.recorded:
+                out.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
+                                      title=f"Predicted vs recorded action, {self.title} (| = new chunk)")
+                names.append(out.ACTION_PLOT_NAME)
+        return names
+
+    def abort(self) -> None:
+        if self.videos is not None:
+            self.videos.abort()
+            self.videos = None
+
+
+def write_summary(summary: TickSummary, out_dir: Path) -> None:
+    """List ``summary.json`` among the outputs and write it into ``out_dir`` (atomically)."""
+    path = Path(out_dir) / out.SUMMARY_NAME
+    summary.outputs[out.SUMMARY_NAME] = str(path)
+    out.write_json_atomic(path, summary.to_dict())
