@@ -170,11 +170,12 @@ class _DatasetRun:
         self.joint_names = joint_names
         self.fps = float(source.fps)
         self.methods = session.methods_for(options, settings)
-        self.side_every = session.side_every_for(options, settings, self.fps, self.methods)
+        self.side_every = session.side_every_for(options, settings, self.fps, self.methods,
+                                                 env_state=wrapped.env_state_dim > 0)
         if self.side_every == 0:
             self.methods = []
         self.cam_keys = list(match.camera_map)  # policy order
-        self.builder = ObservationBuilder(wrapped.config, resize=bool(settings.image_resize))
+        self.builder = ObservationBuilder(wrapped.config, resize=bool(settings.image_resize), device=wrapped.device)
         self.builder.resized_cameras.update(match.resize)  # check_policy_features warned about them already
         self.warnings = [f"camera {k}: dataset frames are {a[0]}x{a[1]}, resized to the policy's {b[0]}x{b[1]}"
                          for k, (a, b) in match.resize.items()]
