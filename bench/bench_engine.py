@@ -1,13 +1,15 @@
-"""Benchmarks 1-3: model-level cost of attention capture, of the peer wrapper's approach, and of GradCAM."""
+"""Benchmarks 1-3 and 9: model-level cost of attention capture, of the peer wrapper's approach, of the side
+methods, and of the offline methods (occlusion, the deletion test)."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import torch
 
-from bench.common import interleaved, row, target
+from bench.common import interleaved, row, summarize, target
 from bench.peer_reproduction import PeerACTPolicyWithAttentionReproduction
 
 log = logging.getLogger("bench")
@@ -106,38 +108,107 @@ def peer_comparison(ctx) -> dict[str, Any]:
 
 
 def gradcam_cost(ctx) -> dict[str, Any]:
-    """3. ``GradCAM.attribute`` (forward + backward to layer4) vs a plain no-grad forward."""
-    from act_interp_ros.core import GradCAM, GradCAMTarget
+    """3. The live side methods vs a plain no-grad forward: GradCAM (forward + backward to layer4) and
+    gradient x input (forward + backward to the pixels), interleaved."""
+    from act_interp_ros.core import DEFAULT_GRADIENT_TARGET, GradCAM, GradCAMTarget, PixelGradientXInput
 
     c = ctx.counts["s3"]
     _, plain, wrapped = ctx.models()
     batch = ctx.batch()
     gradcam = GradCAM(wrapped.policy)
+    gxi = PixelGradientXInput(wrapped.policy)
     tgt = GradCAMTarget()
     try:
         res = interleaved(
             {
                 "forward": lambda: plain.predict_action_chunk(batch),
                 "gradcam": lambda: gradcam.attribute(batch, tgt),
+                "gradient_x_input": lambda: gxi.attribute(batch, DEFAULT_GRADIENT_TARGET),
             },
             rounds=c["rounds"], warmup=c["warmup"], min_rounds=c["min_rounds"], budget_s=c["budget_s"], label="s3",
         )
     finally:
         gradcam.close()
+        gxi.close()
     ratio = res.paired_ratio("gradcam", "forward")
-    fwd, gc_ms = res.stats_ms("forward"), res.stats_ms("gradcam")
-    share_2hz = 2.0 * gc_ms["median"] / 1e3
+    gxi_ratio = res.paired_ratio("gradient_x_input", "forward")
+    fwd, gc_ms, gxi_ms = res.stats_ms("forward"), res.stats_ms("gradcam"), res.stats_ms("gradient_x_input")
+    share_2hz = 2.0 * (gc_ms["median"] + gxi_ms["median"]) / 1e3
+    t_gxi = target("gradient x input / forward (median of per-round ratios)", gxi_ratio.get("median"), "<=", 2.5)
     return {
-        "title": "GradCAM (forward + backward) vs a plain forward",
+        "title": "Live side methods (forward + backward) vs a plain forward",
         "model": ctx.model_name,
         "run": _run_info(res),
-        "metrics": {"forward_ms": fwd, "gradcam_ms": gc_ms, "ratio_gradcam_over_forward": ratio,
-                    "gradcam_2hz_compute_s_per_s": round(share_2hz, 3)},
-        "targets": [],
+        "metrics": {"forward_ms": fwd, "gradcam_ms": gc_ms, "gradient_x_input_ms": gxi_ms,
+                    "ratio_gradcam_over_forward": ratio, "ratio_gradient_x_input_over_forward": gxi_ratio,
+                    "side_methods_2hz_compute_s_per_s": round(share_2hz, 3)},
+        "targets": [t_gxi],
         "rows": [
             row("plain forward (no grad)", fwd),
-            row("GradCAM.attribute (forward + backward)", gc_ms),
+            row("GradCAM.attribute (forward + backward to layer4)", gc_ms),
+            row("PixelGradientXInput.attribute (forward + backward to the pixels)", gxi_ms),
             row("ratio GradCAM / forward", ratio, "x"),
-            row("GradCAM at 2 Hz: compute seconds per second", None, "s/s", value=round(share_2hz, 3)),
+            row("ratio gradient x input / forward", gxi_ratio, "x", target_=t_gxi),
+            row("both at 2 Hz (the shipped side timer): compute seconds per second", None, "s/s",
+                value=round(share_2hz, 3)),
+        ],
+    }
+
+
+def offline_attribution_cost(ctx) -> dict[str, Any]:
+    """9. Offline methods at the model's own resolution: one occlusion map with the default grid (the
+    node's ``occlusion_*`` defaults), and one deletion (faithfulness) test of a gradient x input map."""
+    from act_interp_ros.core import DEFAULT_GRADIENT_TARGET, DeletionTest, PixelGradientXInput
+    from act_interp_ros.pipeline.side_methods import SideMethods
+    from act_interp_ros.settings import NodeSettings
+
+    c = ctx.counts["s9"]
+    _, plain, wrapped = ctx.models()
+    batch = ctx.batch()
+    settings = NodeSettings.from_mapping({"policy_path": "user/bench"})  # the shipped defaults
+    occ = SideMethods(wrapped.policy, settings, ["occlusion"])
+    gxi = PixelGradientXInput(wrapped.policy)
+    deletion = DeletionTest(wrapped.policy)
+    try:
+        with torch.no_grad():
+            plain.predict_action_chunk(batch)  # warm-up
+            t = time.perf_counter()
+            plain.predict_action_chunk(batch)
+            fwd_s = time.perf_counter() - t
+        impl = occ.impl["occlusion"]
+        per_cam = impl.n_perturbations()
+        windows = {k.rsplit(".", 1)[-1]: list(w) for k, w in impl.windows.items()}
+        occ_s = []
+        for _ in range(int(c["occlusion_reps"])):
+            t = time.perf_counter()
+            occ.attribute("occlusion", batch)
+            occ_s.append(time.perf_counter() - t)
+        maps = gxi.attribute(batch, DEFAULT_GRADIENT_TARGET)
+        del_s = []
+        for _ in range(int(c["deletion_reps"])):
+            t = time.perf_counter()
+            deletion.run(batch, maps)
+            del_s.append(time.perf_counter() - t)
+    finally:
+        occ.close()
+        gxi.close()
+        deletion.close()
+    n_occ = sum(per_cam.values())
+    n_del = deletion.n_forwards(1)
+    occ_stats, del_stats = summarize(occ_s), summarize(del_s)
+    return {
+        "title": "Offline methods: occlusion map and deletion (faithfulness) test, one observation",
+        "model": ctx.model_name,
+        "run": {"occlusion_reps": len(occ_s), "deletion_reps": len(del_s), "occlusion_batch_size": impl.batch_size,
+                "deletion_batch_size": deletion.batch_size},
+        "metrics": {"forward_s": round(fwd_s, 4), "occlusion_s": occ_stats, "occlusion_windows_px": windows,
+                    "occlusion_perturbations": per_cam, "deletion_s": del_stats, "deletion_perturbations": n_del},
+        "targets": [],
+        "rows": [
+            row("plain forward (no grad, batch 1), one call", None, "s", value=round(fwd_s, 3)),
+            row(f"occlusion map, both cameras (patch/stride {windows}, {n_occ} perturbed forwards)", occ_stats, "s"),
+            row("occlusion: seconds per perturbed forward", None, "s", value=round(occ_stats["median"] / n_occ, 4)),
+            row(f"deletion test of one map pair ({n_del} perturbed forwards: fractions x (1 + random draws) x "
+                "cameras)", del_stats, "s"),
         ],
     }

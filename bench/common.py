@@ -46,6 +46,8 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s6": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
         "s7": {"warmup_ticks": 150, "ticks": 2000, "sample_every": 50},
         "s8": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
+        "s9": {"occlusion_reps": 1, "deletion_reps": 2},
+        "s10": {"runs": 3, "seconds": 12.0},
     },
     "quick": {
         "s1": {"warmup": 1, "rounds": 3, "min_rounds": 2, "budget_s": 30},
@@ -56,6 +58,8 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s6": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
         "s7": {"warmup_ticks": 30, "ticks": 200, "sample_every": 20},
         "s8": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
+        "s9": {"occlusion_reps": 1, "deletion_reps": 1},
+        "s10": {"runs": 1, "seconds": 3.0},
     },
 }
 
@@ -302,7 +306,6 @@ def machine_info() -> dict[str, Any]:
         affinity = os.cpu_count()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     try:
-        import rclpy  # noqa: F401
         from rclpy.utilities import get_rmw_implementation_identifier
 
         rmw = get_rmw_implementation_identifier()

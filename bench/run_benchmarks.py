@@ -6,12 +6,14 @@
 Sections (BENCHMARKS.md has the method and the analysis):
   1  attention capture overhead: plain ACTPolicy.predict_action_chunk vs select_action(force_model_run=True)
   2  the peer wrapper's approach (extra backbone pass per camera; bench/peer_reproduction.py) vs ours
-  3  GradCAM (forward + backward) vs a plain forward
-  4  per-tick work outside the model in the node: decode, preprocess, overlays, encode + publish
-  5  control-loop timing of the real node (small model), GradCAM timer off and at 2 Hz
+  3  the live side methods (GradCAM, gradient x input: forward + backward) vs a plain forward
+  4  the control thread's per-tick work outside the forward (two 480x640 cameras), stage by stage
+  5  control-loop timing of the real node at 30 Hz (small model): side methods off and at 2 Hz
   6  offline replay throughput: model-only, sequential pipeline, batched pipeline
   7  memory: node RSS over 2000 ticks after warm-up
   8  offline LeRobotDataset replay throughput: model-only, sequential pipeline, batched pipeline
+  9  offline methods: one occlusion map (default grid) and one deletion (faithfulness) test
+  10 the README demo at rate 1: actions and maps per 30 Hz tick, node inference vs the forward alone
 
 Writes the results JSON (after every section, so a crash keeps what was measured) and, for full runs,
 regenerates the table in BENCHMARKS.md from it. CPU only unless a GPU is visible (then torch still runs
@@ -51,8 +53,10 @@ SECTIONS: dict[int, tuple[str, str]] = {  # id -> (module, function)
     6: ("bench.bench_replay", "replay_throughput"),
     7: ("bench.bench_control_loop", "memory"),
     8: ("bench.bench_replay", "dataset_replay_throughput"),
+    9: ("bench.bench_engine", "offline_attribution_cost"),
+    10: ("bench.bench_demo", "demo_realtime"),
 }
-FULL_MODEL_SECTIONS = (1, 2, 3, 6, 8)
+FULL_MODEL_SECTIONS = (1, 2, 3, 4, 6, 8, 9)
 
 
 class Context:
@@ -104,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="results JSON (default bench/results.json; bench/results-quick.json with --quick)")
     p.add_argument("--only", default="", help="comma-separated section ids, e.g. 1,3 (default: all)")
     p.add_argument("--model", choices=("full", "tiny"), default="full",
-                   help="model for sections 1-3, 6 and 8: full-size ACT (default) or the tiny test model (smoke tests)")
+                   help="model for sections 1-4, 6, 8 and 9: full-size ACT (default) or the tiny test model (smoke tests)")
     p.add_argument("--md", type=Path, default=REPO_ROOT / "BENCHMARKS.md", help="markdown file whose table is regenerated")
     md = p.add_mutually_exclusive_group()
     md.add_argument("--update-md", action="store_true", help="regenerate the BENCHMARKS.md table even with --quick")
@@ -139,15 +143,11 @@ def _configs(ctx: Context, ids: list[int]) -> dict[str, Any]:
         spec = spec_for(ctx.model_name)
         configs["full-size" if ctx.model_name == "full" else "tiny"] = {
             **describe_spec(spec), **ctx.shared.get("model_extra", {}), "used_in": ", ".join(map(str, big))}
-    small = [i for i in ids if i in (4, 5, 7)]
+    small = [i for i in ids if i in (5, 7)]
     if small:
-        used = ", ".join(map(str, [i for i in small if i != 4]))
         from bench.bench_control_loop import loop_spec
 
-        cfg = describe_spec(loop_spec())
-        if 4 in small:
-            used = (used + "; 4 uses the first model's preprocessor/layout" if used else "4 (layout only)")
-        configs["small (node)"] = {**cfg, "used_in": used}
+        configs["small (node)"] = {**describe_spec(loop_spec()), "used_in": ", ".join(map(str, small))}
     return configs
 
 

@@ -46,3 +46,24 @@ def test_drop_when_busy_refuses_and_errors_keep_the_thread_alive():
         assert dropped == ["late"] and done == ["next"] and [str(e) for e in errors] == ["boom"]
     finally:
         worker.stop()
+
+
+def test_nice_lowers_only_the_worker_threads_priority():
+    """Background workers (maps, side methods) yield the CPU: their thread runs at a higher nice value than the
+    thread that started them, which keeps its own."""
+    import os
+
+    if not hasattr(os, "getpriority"):
+        import pytest
+
+        pytest.skip("no per-thread priorities on this platform")
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen = []
+    worker = LatestJobWorker("bg", lambda job: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())),
+                             drop_when_busy=False, nice=5)
+    try:
+        assert worker.submit(1) and worker.wait_idle(5)
+    finally:
+        worker.stop()
+    assert seen == [min(19, here + 5)] and worker.nice_applied == seen[0]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 DIAG_COUNTERS = ("ticks", "ticks_with_action_computed", "late_ticks", "skipped_ticks", "plan_resets",
-                 "maps_published", "maps_superseded_by_newer_tick", "side.gradcam.runs", "side.gradient_x_input.runs",
+                 "maps_published", "maps_superseded", "maps_yielded_to_control", "side.gradcam.runs", "side.gradient_x_input.runs",
                  "side.skipped_busy", "side.skipped_no_new_tick", "side.gradcam.failures", "tick_errors")
 DIAG_LATENCIES = ("tick_rate_hz", "inference_p50_ms", "inference_p99_ms", "map_inference_p50_ms",
                   "map_inference_p99_ms", "tick_work_p50_ms", "tick_work_p99_ms", "side.gradcam.latency_p50_ms",
@@ -23,6 +23,15 @@ def _number(v: str) -> float | int | None:
     return int(f) if f.is_integer() else f
 
 
+def last_diagnostic_values(rec) -> dict[str, str]:
+    """key -> value of the node's last /diagnostics message (all its statuses merged; {} when none came)."""
+    values: dict[str, str] = {}
+    if rec.diagnostics:
+        for v in rec.diagnostics[-1][1].values():
+            values.update(v)
+    return values
+
+
 def diagnostics_summary(rec, timeline) -> dict[str, Any]:
     """The node's last /diagnostics status: tick counters, skipped ticks by reason, GradCAM, latencies.
 
@@ -31,16 +40,16 @@ def diagnostics_summary(rec, timeline) -> dict[str, Any]:
     """
     if not rec.diagnostics:
         return {}
-    t_ns, statuses = rec.diagnostics[-1]
-    values: dict[str, str] = {}
-    for v in statuses.values():
-        values.update(v)
+    t_ns = rec.diagnostics[-1][0]
+    values = last_diagnostic_values(rec)
+    statuses = rec.diagnostics[-1][1]
     out: dict[str, Any] = {"messages": len(rec.diagnostics), "as_of_bag_time_s": round(timeline.rel_s(t_ns), 3),
                            "level": _number(values.get("_level", "")), "message": values.get("_message", "")}
     out["counters"] = {k: _number(values[k]) for k in DIAG_COUNTERS if k in values}
     out["skipped_by_reason"] = {k.split(".", 1)[1]: _number(v) for k, v in values.items() if k.startswith("skipped.")}
     out["bad_input"] = {k.split(".", 1)[1]: _number(v) for k, v in values.items() if k.startswith("bad_input.")}
     out["latency"] = {k: _number(values[k]) for k in DIAG_LATENCIES if k in values}
+    out["torch_threads"] = _number(values.get("torch_threads", ""))
     out["last_status"] = statuses
     return out
 

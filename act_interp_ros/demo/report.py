@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.offline.outputs import PLOT_NAME  # noqa: F401 - re-exported for run_demo
 from act_interp_ros.offline.outputs import TickTable, write_attention_plot
 from act_interp_ros.offline.videos import Mp4Writer, fit, placeholder
 from act_interp_ros.core.render import draw_label
@@ -390,6 +389,24 @@ def summary_markdown(s: dict[str, Any]) -> str:
                      f"**{_pct(t['computed_fraction'])}** computed an action (observe-only: the action it would have "
                      f"published), maps for **{_pct(t['maps_fraction'])}**; skipped: "
                      + (", ".join(f"{k} {v}" for k, v in t["skipped_by_kind"].items()) or "none"))
+    rt = s.get("realtime") or {}
+    if rt.get("targets"):
+        fwd = rt.get("isolated_forward") or {}
+        lines += ["", "## Real time (targets for rate 1 on a 2-core CPU)", "",
+                  f"The node's inference (its queue-refill forwards, with attention capture) p50 "
+                  f"{_num(rt.get('node_inference_p50_ms'), ' ms')}; the same model's forward alone, timed after the "
+                  f"node stopped with its {fwd.get('torch_threads', '?')} torch thread(s): p50 "
+                  f"{_num(fwd.get('p50_ms'), ' ms')} (p10-p90 {_num(fwd.get('p10_ms'), '')}-{_num(fwd.get('p90_ms'), '')}, "
+                  f"n={fwd.get('n', 0)}).", "",
+                  "| target | measured | limit | met |", "|---|---|---|---|"]
+        names = {"computed_fraction": "ticks with an action computed", "maps_fraction": "ticks with maps published",
+                 "inference_vs_isolated": "node inference p50 / forward alone p50"}
+        for name, t in rt["targets"].items():
+            v = t["value"]
+            shown = _pct(v) if name.endswith("fraction") else _num(v, "x")
+            limit = f"{t['op']} {t['limit']:.0%}" if name.endswith("fraction") else f"{t['op']} {t['limit']:g}x"
+            met = "n/a" if t["met"] is None else ("yes" if t["met"] else "**no**")
+            lines.append(f"| {names.get(name, name)} | {shown} | {limit} | {met} |")
     maps = (s.get("maps") or {}).get("methods") or {}
     if maps:
         lines += ["", f"## What each map finds (known-answer model, {s['maps']['frames']} held-out approach frames)", "",

@@ -216,11 +216,14 @@ def _run(opts: DemoOptions, domain: int) -> dict[str, Any]:
                             f"{session.node.log_tail()}")
         logger.info("[5/5] writing videos, plot, stills and summary")
         t = time.monotonic()
+        forward = _isolated_forward(model, session)
+        timings["isolated_forward"] = time.monotonic() - t
+        t = time.monotonic()
         report_items = _write_outputs(stage, session, opts, bag, settings)
         timings["outputs"] = time.monotonic() - t
         timings["total"] = time.monotonic() - t_start
         summary = _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code, side_rate, playback,
-                           session, report_items, timings)
+                           session, report_items, timings, forward)
         from act_interp_ros.demo import report
 
         stage.path("summary.md").write_text(report.summary_markdown(summary))
@@ -321,6 +324,7 @@ def _write_outputs(stage, session: _Session, opts: DemoOptions, bag, settings) -
     """Videos, plot, stills and the node log into the staging directory; returns what the summary needs."""
     from act_interp_ros.demo import report
     from act_interp_ros.demo.analysis import ProprioLookup
+    from act_interp_ros.offline.outputs import PLOT_NAME
 
     rec = session.recorder.rec
     cameras = settings.camera_names
@@ -344,10 +348,10 @@ def _write_outputs(stage, session: _Session, opts: DemoOptions, bag, settings) -
     with _tqdm(opts.progress, total=len(timeline), desc="encoding videos", unit="frame") as bar:
         files += report.write_videos(stage.dir, rec, timeline, cameras, frame_sizes, methods, proprio_at,
                                      progress=bar.update)
-    report.write_plot(stage.path(report.PLOT_NAME), rec, timeline, cameras, settings,
+    report.write_plot(stage.path(PLOT_NAME), rec, timeline, cameras, settings,
                       title=f"Live act_interp_node on the demo bag ({bag.n_episodes} pick episode(s), "
                       f"known-answer ACT): attention share per input over bag time")
-    files.append(report.PLOT_NAME)
+    files.append(PLOT_NAME)
     moments = report.choose_moments(rec, timeline, cameras, methods)
     for i, m in enumerate(moments):
         name = report.still_name(i, m.phase)
@@ -363,14 +367,33 @@ def _write_outputs(stage, session: _Session, opts: DemoOptions, bag, settings) -
     return {"files": files, "timeline": timeline, "stills": stills}
 
 
+def _isolated_forward(model: dict[str, Any], session: _Session):
+    """The same model's forward alone, timed after the node stopped, with the node's torch threads."""
+    from act_interp_ros.demo.analysis import last_diagnostic_values
+    from act_interp_ros.demo.realtime import isolated_forward
+
+    threads = last_diagnostic_values(session.recorder.rec).get("torch_threads", "0")
+    try:
+        timing = isolated_forward(model["path"], int(threads) if threads.isdigit() else 0)
+    except Exception as exc:  # noqa: BLE001 - a missing comparison must not lose the demo's outputs
+        logger.warning("could not time the model's forward alone (%s: %s): no inference ratio in the summary",
+                       type(exc).__name__, exc)
+        return None
+    logger.info("the model's forward alone: p50 %.1f ms (%d torch threads)", timing.p50_ms, timing.torch_threads)
+    return timing
+
+
 def _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code, side_rate, playback, session,
-             items, timings) -> dict[str, Any]:
+             items, timings, forward=None) -> dict[str, Any]:
     from act_interp_ros.demo.analysis import diagnostics_summary, proprio_summary, tick_summary
+    from act_interp_ros.demo.realtime import realtime_summary
 
     rec = session.recorder.rec
     timeline = items["timeline"]
     counts = rec.overlay_counts()
     played = {tp: int(n) for tp, n in playback.published.items()}
+    ticks = tick_summary(rec, timeline, settings.control_rate_hz)
+    diagnostics = diagnostics_summary(rec, timeline)
     return {
         "ok": True,
         "output_dir": str(out_dir),
@@ -386,11 +409,12 @@ def _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code
                                                   for c, tp in zip(settings.camera_names, settings.camera_topics)},
                      "dropped": sum(playback.dropped.values()), "clock_messages": playback.clock_messages,
                      "wall_s": round(playback.wall_time_s, 3), "max_lag_ms": round(playback.max_lag_s * 1000, 1)},
-        "ticks": tick_summary(rec, timeline, settings.control_rate_hz),
+        "ticks": ticks,
+        "realtime": realtime_summary(ticks, diagnostics.get("latency") or {}, forward),
         "overlays_received": counts,
         "maps": _map_scores(model),
         "proprio_attention": proprio_summary(rec, timeline),
-        "diagnostics": diagnostics_summary(rec, timeline),
+        "diagnostics": diagnostics,
         "overlay_decode_errors": rec.decode_errors,
         "stills": items["stills"],
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -526,6 +550,11 @@ def _print_result(s: dict[str, Any]) -> None:
     if ticks.get("computed_fraction") is not None:
         lines.append(f"the node computed an action for {ticks['computed_fraction']:.0%} of its "
                      f"{ticks['control_rate_hz']:g} Hz ticks and published maps for {ticks['maps_fraction']:.0%}")
+    rt = s.get("realtime") or {}
+    ratio = ((rt.get("targets") or {}).get("inference_vs_isolated") or {}).get("value")
+    if ratio is not None:
+        lines.append(f"its inference p50 {rt['node_inference_p50_ms']:.1f} ms is {ratio:.2f}x the model's forward alone "
+                     f"({rt['isolated_forward']['p50_ms']:.1f} ms, timed after the node stopped)")
     print("\n".join(line for line in lines if line.strip() or line == ""), flush=True)
 
 

@@ -10,11 +10,14 @@ and torch never waits for the executor. Two policies for a job that arrives whil
   sustains.
 
 Every dropped job (refused or replaced) is passed to ``on_drop``; an exception in a job is passed to
-``on_error`` and never ends the thread.
+``on_error`` and never ends the thread. ``nice`` > 0 lowers the thread's CPU priority (Linux: per-thread
+nice value, inherited by threads it starts), so background work yields the CPU to the control thread, the
+executor and the robot's other processes instead of competing with them as an equal.
 """
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -31,8 +34,10 @@ class LatestJobWorker:
 
     def __init__(self, name: str, handle: Callable[[Any], None], *, drop_when_busy: bool,
                  on_error: Callable[[BaseException], None] | None = None,
-                 on_drop: Callable[[Any], None] | None = None) -> None:
+                 on_drop: Callable[[Any], None] | None = None, nice: int = 0) -> None:
         self.name = name
+        self.nice = int(nice)
+        self.nice_applied: int | None = None  # the thread's nice value once lowered; None = unchanged
         self._handle = handle
         self._on_error = on_error
         self._on_drop = on_drop
@@ -90,7 +95,18 @@ class LatestJobWorker:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
+    def _lower_priority(self) -> None:
+        try:
+            tid = threading.get_native_id()
+            value = min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+            os.setpriority(os.PRIO_PROCESS, tid, value)  # Linux: a thread id sets that thread only
+            self.nice_applied = value
+        except (AttributeError, OSError) as exc:  # not Linux / not permitted: run at normal priority
+            logger.debug("%s: could not lower the thread priority: %s", self.name, exc)
+
     def _run(self) -> None:
+        if self.nice > 0:
+            self._lower_priority()
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._has_pending or self._stopping)

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -80,28 +80,57 @@ GRADCAM_FAIL_ENV = "ACT_INTERP_TEST_GRADCAM_FAIL"
 TICK_FAULT_FILE_ENV = "ACT_INTERP_TEST_TICK_FAULT_FILE"
 
 
-@dataclass
 class MapJob:
     """A computed tick's observation for the map and side workers.
 
-    batch: the normalised (B=1) batch the policy saw. frames: camera key -> (H, W, 3) uint8 source frame.
-    headers: camera key -> the source image header. pending: the control forward's attention, still on the
-    device, when this tick ran one (the map worker then resolves it instead of running a forward of its own).
+    observation: the raw (B=1) observation of the tick (images (1, 3, H, W) float in [0, 1], state (1, S)).
+    frames: camera key -> (H, W, 3) uint8 source frame. headers: camera key -> the source image header.
+    pending: the control forward's attention, still on the device, when this tick ran one (the map worker then
+    resolves it instead of running a forward of its own). :attr:`batch` is the normalised batch the policy
+    sees: computed by the control tick only when it ran a forward, else by the first worker that needs it, so
+    the control thread never normalises images it does not feed to the model.
     """
 
-    tick: int
-    batch: dict[str, Any]
-    frames: dict[str, np.ndarray]
-    headers: dict[str, Any]
-    pending: PendingInterpretations | None = None
-    new_plan: bool = False  # this tick's forward made the plan the robot now executes
+    def __init__(self, tick: int, observation: dict[str, Any], preprocess, frames: dict[str, np.ndarray],
+                 headers: dict[str, Any], pending: PendingInterpretations | None = None,
+                 new_plan: bool = False, batch: dict[str, Any] | None = None) -> None:
+        self.tick = tick
+        self.frames = frames
+        self.headers = headers
+        self.pending = pending
+        self.new_plan = new_plan  # this tick's forward made the plan the robot now executes
+        self._observation = observation
+        self._preprocess = preprocess
+        self._batch = batch
+        self._lock = threading.Lock()
+
+    @property
+    def batch(self) -> dict[str, Any]:
+        """The preprocessed (normalised, on the policy's device) batch; computed once, on first use."""
+        with self._lock:
+            if self._batch is None:
+                with torch.inference_mode(False):  # the side methods take gradients through it
+                    self._batch = self._preprocess(self._observation)
+            return self._batch
 
 
 def configure_torch_threads(requested: int) -> int:
-    """Set torch's intra-op threads to ``requested``; 0 keeps torch's default (``OMP_NUM_THREADS`` when set,
-    else the machine's physical cores). Returns the count in use."""
+    """Set torch's intra-op threads; returns the count in use.
+
+    ``requested`` > 0 is used as is. 0 (automatic) keeps ``OMP_NUM_THREADS`` when the user set it, else uses
+    half the CPUs this process may run on (at least 1): the control forward shares the machine with the map
+    and side workers' forwards (each runs its own intra-op team), the executor and the rest of the robot's
+    processes, and oversubscribed OpenMP threads spin against each other. Measured in the demo on 2 cores:
+    node inference p50 21-23 ms with 1 thread vs 23-24 ms with 2 (BENCHMARKS.md).
+    """
     if requested > 0:
         torch.set_num_threads(requested)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cpus // 2))
     return torch.get_num_threads()
 
 
@@ -134,6 +163,7 @@ class ActInterpNode(Node):
             SensitivityConfig(tuple(s.env_sensitivity_deltas) or (0.01,) * self.policy.env_state_dim),
             self.policy.postprocessor) if self.policy.env_state_dim else None)
         self.occlusion = SideMethods(self.policy.policy, s, ["occlusion"])
+        warm_up_s = self._warm_up()
         self.commands_enabled = True  # the pause service
         self._latest: dict[str, Any] = {t: None for t in self.pipeline.input_topics}
         self._cam_topics = dict(zip(s.camera_keys, s.camera_topics))
@@ -148,22 +178,51 @@ class ActInterpNode(Node):
         self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=False,
                                        on_error=lambda exc: self._worker_error("control", exc),
                                        on_drop=self._overrun)
+        nice = s.worker_nice  # interpretation yields the CPU to control, the executor and the robot's processes
         self.maps = LatestJobWorker("act_interp_maps", self._compute_maps, drop_when_busy=False,
-                                    on_error=lambda exc: self._worker_error("maps", exc))
+                                    on_error=lambda exc: self._worker_error("maps", exc), nice=nice)
         self.side = LatestJobWorker("act_interp_side", lambda job: self._compute_side(job, self.side_methods),
-                                    drop_when_busy=True, on_error=lambda exc: self._worker_error("side", exc))
+                                    drop_when_busy=True, on_error=lambda exc: self._worker_error("side", exc),
+                                    nice=nice)
         self.occluder = LatestJobWorker("act_interp_occlusion", lambda job: self._compute_side(job, self.occlusion),
-                                        drop_when_busy=True, on_error=lambda exc: self._worker_error("occlusion", exc))
+                                        drop_when_busy=True, on_error=lambda exc: self._worker_error("occlusion", exc),
+                                        nice=nice)
         self._dynamic = DynamicParameters(self, lambda: self.settings, self._apply_settings)
         self.get_logger().info(
             f"ACT policy from {s.policy_path} on {s.device} ({self.torch_threads} torch threads); cameras "
             f"{dict(zip(s.camera_keys, s.camera_topics))}; control {s.control_rate_hz:g} Hz; side methods "
             f"{s.side_methods} at {s.side_rate_hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: "
-            f"{backend_name()}; actions: "
+            f"{backend_name()}; warm-up {warm_up_s:.2f} s; actions: "
             f"{s.action_type + ' on ' + self.contract.get('action').topic(self.get_fully_qualified_name()) if s.publish_actions else 'observe-only'}"
         )
 
     # ------------------------------------------------------------------------------------ set-up
+    def _warm_up(self) -> float:
+        """Run the policy (and each live side method) once on a blank observation of the policy's own shape,
+        before any timer exists, so the first real ticks do not pay torch's first-call costs (tens to hundreds
+        of ms: allocator growth, kernel selection) and a policy that cannot run at all fails at start.
+        The action queue is reset afterwards. Returns the seconds it took."""
+        t = time.perf_counter()
+        builder = self.pipeline.builder
+        frames = {k: np.zeros((h, w, 3), np.uint8) for k, (h, w) in builder.image_shapes.items()}
+        state = np.zeros(builder.state_dim, np.float32) if builder.state_dim else None
+        env = np.zeros(builder.env_dim, np.float32) if builder.env_dim else None
+        try:
+            batch = self.policy.preprocess(builder.build(frames, state, env))
+            with torch.inference_mode():
+                self.policy.predict_chunk(batch)
+        except Exception as exc:  # noqa: BLE001 - cannot run: say so at start, once
+            raise StartupError(f"the policy from '{self.settings.policy_path}' failed on a blank observation of "
+                               f"its own input shapes: {type(exc).__name__}: {exc}") from None
+        finally:
+            self.policy.reset()
+        for method in self.side_methods.names:
+            try:
+                self.side_methods.attribute(method, batch)
+            except Exception as exc:  # noqa: BLE001 - a side method never stops control; its ticks will say why
+                self.get_logger().warning(f"warm-up of side method {method} failed: {type(exc).__name__}: {exc}")
+        return time.perf_counter() - t
+
     def _topic(self, key: str) -> str:
         return self.contract.get(key).name
 
@@ -272,11 +331,13 @@ class ActInterpNode(Node):
             return
         if self.stepper.begin_tick():
             self.stats.plan_resets += 1
-        batch = self.policy.preprocess(prepared.observation)
         pending = None
         forward_s = 0.0
+        # Only a tick that feeds the model normalises its images; the map worker does it otherwise. Outside
+        # inference mode: the side methods take gradients through this batch.
+        batch = self.policy.preprocess(prepared.observation) if self.stepper.needs_forward() else None
         with torch.inference_mode():
-            if self.stepper.needs_forward():
+            if batch is not None:
                 t0 = time.perf_counter()
                 chunk, pending = self.policy.predict_chunk_deferred(batch)
                 action_t = self.stepper.select(chunk)
@@ -295,7 +356,8 @@ class ActInterpNode(Node):
         self._fault_logged = False
         self._command(command, clamped, now_ns)
         headers = {k: snap.cameras[k].header for k in self._cam_topics}
-        job = MapJob(index, batch, prepared.frames, headers, pending, new_plan)
+        job = MapJob(index, prepared.observation, self.policy.preprocess, prepared.frames, headers, pending, new_plan,
+                     batch)
         self._latest_job = job
         if not self.maps.submit(job):
             self.stats.count("maps_superseded")

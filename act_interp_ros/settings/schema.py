@@ -62,8 +62,11 @@ class NodeSettings:
         "", "LeRobot ACT pretrained_model directory or Hugging Face hub repo id (required).", "STRING")
     device: str = _param("cpu", "Torch device for the policy: cpu, cuda, cuda:N or mps.", "STRING")
     torch_threads: int = _param(
-        0, "Torch intra-op threads for the policy (0 = torch's default: OMP_NUM_THREADS, else the physical cores).",
-        "INTEGER")
+        0, "Torch intra-op threads for the policy (0 = automatic: OMP_NUM_THREADS if set, else half the usable CPUs, "
+           "at least 1).", "INTEGER")
+    worker_nice: int = _param(
+        10, "Nice value added to the map and side-method worker threads (0-19; 0 = same priority as control), so "
+            "interpretation yields the CPU to control and to the robot's other processes.", "INTEGER")
     control_rate_hz: float = _param(30.0, "Control loop rate in Hz (> 0); one policy step per tick.", "DOUBLE")
     camera_keys: list[str] = _param(
         ["observation.images.front", "observation.images.wrist"],

@@ -57,6 +57,10 @@ def validate(s: NodeSettings) -> None:
     threads = _require_int("torch_threads", s.torch_threads)
     if threads < 0:
         raise SettingsError("torch_threads", "be >= 0 (0 = automatic)", threads)
+    nice = _require_int("worker_nice", s.worker_nice)
+    if not 0 <= nice <= 19:
+        raise SettingsError("worker_nice", "be within 0..19 (0 = the workers run at the control thread's priority)",
+                            nice)
     _require_float("control_rate_hz", s.control_rate_hz, minimum=0.0, inclusive=False)
 
     keys = _require_str_list("camera_keys", s.camera_keys, allow_empty=False)
