@@ -35,10 +35,10 @@ TABLES = {"topics": topics_markdown, "parameters": parameters_markdown, "skip-re
 def render_tables(text: str) -> str:
     """``text`` with every marked table regenerated (a missing marker pair is an error)."""
     for name, make in TABLES.items():
-        pattern = re.compile(rf"(<!-- {name}:begin -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        pattern = re.compile(rf"(<!-- {name}:begin -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
-        text = pattern.sub(lambda m, t=make(): m.group(1) + t + m.group(2), text)
+        text = pattern.sub(lambda m, t=make(): m.group(1) + t + "\n" + m.group(2), text)
     return text
 
 

@@ -127,6 +127,36 @@ class _Feeder:
                     next_t = time.monotonic()
 
 
+def dds_baseline(seconds: float, image_hw: tuple[int, int]) -> dict[str, Any]:
+    """The feeder's camera streams into a plain rclpy subscriber process (``bench.ros_sink --delay``): no node,
+    no model. Returns the sink's counts and delay percentiles (receive - header stamp, ms)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    from act_interp_ros.settings import camera_name
+
+    rclpy.init()
+    node = rclpy.create_node("bench_dds_baseline")
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, name="bench-spin", daemon=True)
+    spin.start()
+    feeder = _Feeder(node, image_hw)
+    sink = start_sink([f"/camera/{camera_name(k)}/image_raw" for k in CAMERA_KEYS], delay=True)
+    try:
+        feeder.thread.start()
+        time.sleep(seconds)
+    finally:
+        feeder.stop.set()
+        feeder.thread.join(timeout=5)
+        result = stop_sink(sink)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
+        spin.join(timeout=5)
+    return {**result, "published_per_camera": feeder.count, "seconds": seconds}
+
+
 def _node_command(ckpt: Path, side_hz: float) -> list[str]:
     from act_interp_ros.ros.node_process import node_command
 
@@ -286,7 +316,8 @@ def _timing(run: NodeRun, warmup_ticks: int) -> dict[str, Any]:
             "maps_pct": round(100.0 * node["maps_published"] / ticks, 2) if ticks > 0 else None,
             **{k: _diag_float(last, k) for k in (
                 "tick_period_p50_ms", "tick_period_p99_ms", "inference_p50_ms", "inference_p99_ms",
-                "map_inference_p50_ms", "map_inference_p99_ms", "tick_work_p50_ms", "tick_work_p99_ms")},
+                "map_inference_p50_ms", "map_inference_p99_ms", "tick_work_p50_ms", "tick_work_p99_ms",
+                "input_delay_p50_ms", "input_delay_p99_ms")},
             "side": {k: v for k, v in last.items() if k.startswith("side.")},
             "last_diagnostics": last,
         })
@@ -304,6 +335,13 @@ def control_loop(ctx) -> dict[str, Any]:
     out: dict[str, Any] = {}
     rows = []
     targets = []
+    base = dds_baseline(float(c["baseline_s"]), image_hw)
+    out["dds_baseline"] = base
+    d = base.get("delay_ms") or {}
+    received = sum((base.get("counts") or {}).values())
+    rows.append(row("no node (DDS baseline): the same 2 camera streams into a plain rclpy subscriber, delay p50", None,
+                    "ms", value=d.get("p50"), spread=f"p90 {d.get('p90')} ms, p99 {d.get('p99')} ms, max {d.get('max')} "
+                    f"ms; {received} of {2 * base['published_per_camera']} frames received"))
     for hz in (0.0, 2.0):
         warm, ticks = int(c["warmup_ticks"]), int(c["ticks"])
         sample_every = None
@@ -336,6 +374,8 @@ def control_loop(ctx) -> dict[str, Any]:
                 target_=t_late if hz > 0 else None),
             row(f"{label}: ticks with an action computed, %", None, "%", value=node.get("computed_pct"),
                 spread=f"{node.get('skipped_ticks')} skipped; whole run by reason: {skips or 'none'}"),
+            row(f"{label}: input delay at the node (receive - header stamp) p50", None, "ms",
+                value=node.get("input_delay_p50_ms"), spread=f"p99 {node.get('input_delay_p99_ms')} ms (last 300 msgs)"),
             row(f"{label}: command period as received here, p50 (p99 {p['p99']:.3g} ms, max {p['max']:.3g} ms)", p),
             row(f"{label}: ticks with maps published, %", None, "%", value=node.get("maps_pct"),
                 spread=f"{node.get('maps_superseded')} superseded, {node.get('maps_yielded_to_control')} yielded "

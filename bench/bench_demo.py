@@ -53,7 +53,7 @@ def demo_realtime(ctx) -> dict[str, Any]:
     t_inf = target("demo rate 1: node inference p50 / forward alone (worst run)", worst("inference_vs_isolated", False),
                    "<=", 1.3)
     return {
-        "title": f"The demo at rate 1 ({c['seconds']:g} s bag, 2x 480x640 at 30 fps, side methods 2 Hz)",
+        "title": f"The demo at rate 1 ({c['seconds']:g} s bag, 480x640 frames at 30 fps, side methods 2 Hz)",
         "model": "known-answer",
         "run": {"runs": len(runs), "seconds": c["seconds"]},
         "metrics": {"runs": runs},

@@ -42,7 +42,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s2": {"warmup": 2, "rounds": 25, "min_rounds": 8, "budget_s": 90},
         "s3": {"warmup": 2, "rounds": 25, "min_rounds": 8, "budget_s": 75},
         "s4": {"warmup": 20, "rounds": 300, "min_rounds": 50, "budget_s": 60},
-        "s5": {"warmup_ticks": 90, "ticks": 1200, "min_ticks": 1000},
+        "s5": {"warmup_ticks": 90, "ticks": 1200, "min_ticks": 1000, "baseline_s": 40},
         "s6": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
         "s7": {"warmup_ticks": 150, "ticks": 2000, "sample_every": 50},
         "s8": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
@@ -54,7 +54,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s2": {"warmup": 1, "rounds": 2, "min_rounds": 1, "budget_s": 30},
         "s3": {"warmup": 1, "rounds": 2, "min_rounds": 1, "budget_s": 30},
         "s4": {"warmup": 3, "rounds": 20, "min_rounds": 5, "budget_s": 10},
-        "s5": {"warmup_ticks": 30, "ticks": 150, "min_ticks": 150},
+        "s5": {"warmup_ticks": 30, "ticks": 150, "min_ticks": 150, "baseline_s": 8},
         "s6": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
         "s7": {"warmup_ticks": 30, "ticks": 200, "sample_every": 20},
         "s8": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
@@ -338,11 +338,14 @@ def machine_info() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------------------------------
 # A subscriber process standing in for RViz (bench/ros_sink.py)
-def start_sink(topics: Sequence[str], types: Sequence[str] | None = None, timeout_s: float = 60.0) -> subprocess.Popen:
-    """Start ``python -m bench.ros_sink`` on ``topics`` and wait until it has subscribed."""
+def start_sink(topics: Sequence[str], types: Sequence[str] | None = None, timeout_s: float = 60.0,
+               delay: bool = False) -> subprocess.Popen:
+    """Start ``python -m bench.ros_sink`` on ``topics`` and wait until it has subscribed (``delay``: see there)."""
     cmd = [sys.executable, "-m", "bench.ros_sink", "--topics", *topics]
     if types:
         cmd += ["--types", *types]
+    if delay:
+        cmd.append("--delay")
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     t0 = time.monotonic()

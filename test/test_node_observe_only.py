@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import SetBool
 
 from node_harness import Peer, latest_diagnostics, start_node, write_params
 
@@ -29,6 +30,13 @@ def test_observe_only_publishes_no_actions(tmp_path, node_checkpoint):
         assert peer.received[ACTION] == []
         assert peer.node.count_publishers(ACTION) == 0, "observe-only must not even advertise the action topic"
         assert int(latest_diagnostics(peer)["actions_not_commanded"]) > 3
+        # An operator enabling commands on an observe-only node is told no, with the reason (never "accepted and
+        # ignored"); pausing is accepted.
+        replies = [peer.call(SetBool, f"{NODE}/enable_commands", SetBool.Request(data=v)) for v in (True, False)]
+        assert not replies[0].success and "publish_actions is false" in replies[0].message
+        assert replies[1].success and "paused" in replies[1].message
+        peer.stream(0.5, joints=CURRENT)
+        assert peer.received[ACTION] == []
     finally:
         peer.close()
         node.cleanup()

@@ -87,6 +87,7 @@ class LoopStats:
         self.map_inference = LatencyWindow()  # forward passes of the map worker
         self.tick_work = LatencyWindow()  # control-thread work per computed tick, forward excluded
         self.periods = LatencyWindow()
+        self.input_delay = LatencyWindow()  # receive time - header stamp of stamped inputs (ROS time)
         self.side_latency: dict[str, LatencyWindow] = {}
         self._last_tick_wall: float | None = None
         self._rate_marks: deque[float] = deque(maxlen=600)

@@ -18,6 +18,7 @@ def diagnostic_status(stats: LoopStats, name: str, hardware_id: str, now_ns: int
     maps = stats.map_inference.percentiles_ms()
     work = stats.tick_work.percentiles_ms()
     per = stats.periods.percentiles_ms()
+    delay = stats.input_delay.percentiles_ms()
     health = stats.health(now_ns, commands_enabled)
     with stats.lock:
         values = {
@@ -35,6 +36,8 @@ def diagnostic_status(stats: LoopStats, name: str, hardware_id: str, now_ns: int
             "map_inference_p99_ms": f"{maps[99]:.2f}",
             "tick_work_p50_ms": f"{work[50]:.2f}",
             "tick_work_p99_ms": f"{work[99]:.2f}",
+            "input_delay_p50_ms": f"{delay[50]:.2f}",
+            "input_delay_p99_ms": f"{delay[99]:.2f}",
             "skipped_ticks": str(sum(stats.skipped.values())),
             "tick_errors": str(stats.tick_errors),
             "consecutive_tick_errors": str(stats.consecutive_errors),

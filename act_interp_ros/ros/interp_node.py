@@ -269,6 +269,9 @@ class ActInterpNode(Node):
         def on_message(msg, topic=topic) -> None:
             if not env_state:
                 self._latest[topic] = msg
+                stamp = header_stamp_ns(msg)
+                if stamp:  # how late inputs reach the node (DDS delivery + executor): input_delay_* in diagnostics
+                    self.stats.input_delay.add((self._now_ns() - stamp) / 1e9)
             else:  # with its stamp: the header's, or the arrival time for an unstamped type
                 self._latest[topic] = EnvStateInput(msg, header_stamp_ns(msg) if stamped else self._now_ns())
 
@@ -486,6 +489,13 @@ class ActInterpNode(Node):
 
     # ----------------------------------------------------------------- service, parameters, diag
     def _on_enable_commands(self, request, response):
+        if request.data and not self.settings.publish_actions:  # never "accepted" while nothing would be sent
+            response.success = False
+            response.message = ("refused: publish_actions is false (observe-only), so no action would be sent; "
+                                "set it first: ros2 param set <node> publish_actions true (pause state unchanged: "
+                                f"{'enabled' if self.commands_enabled else 'paused'})")
+            self.get_logger().warning(response.message)
+            return response
         if request.data and not self.commands_enabled:
             self.stepper.no_action()  # the queued plan was made before the pause: never execute it
         self.commands_enabled = bool(request.data)
