@@ -59,9 +59,14 @@ def config_table(results: dict[str, Any]) -> str:
             f"| {name} | {cfg.get('used_in', '')} | {cams} | {cfg['dim_model']} | {cfg['n_heads']} | "
             f"{cfg['dim_feedforward']} | {cfg['n_encoder_layers']}/{cfg['n_decoder_layers']} | "
             f"{cfg['chunk_size']} / {cfg['n_action_steps']} | {cfg['backbone']} (random init) | "
-            f"{cfg['encoder_tokens']} | {cfg.get('parameters_M', '?')} M |"
+            f"{cfg['encoder_tokens']} | {_params(cfg)} |"
         )
     return "\n".join(lines)
+
+
+def _params(cfg: dict[str, Any]) -> str:
+    """Parameter count, where this process built the model (the node's model is built in the node process)."""
+    return f"{cfg['parameters_M']} M" if "parameters_M" in cfg else "(built in the node process)"
 
 
 def results_table(results: dict[str, Any]) -> str:

@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
-exec .venv/bin/python -m pytest test/ "$@"
+# One xdist worker: a test stuck inside C code is ended by test/conftest.py's watchdog and rerun once
+# (--reruns 1 with --rerun-except '.*': only crashed tests are rerun, an ordinary failure is final).
+exec .venv/bin/python -m pytest test/ -n 1 --reruns 1 --rerun-except '.*' -r fER "$@"

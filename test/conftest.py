@@ -11,6 +11,7 @@ real loading code.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 from pathlib import Path
 
@@ -23,6 +24,64 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 cores: test process + node subprocess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# pytest-timeout (pytest.ini, signal method) fails a test that runs too long, but only when the main thread
+# gets back to Python: a thread stuck inside C code (e.g. a DDS deadlock in the middleware) never does, and
+# the whole run stalls. This watchdog is C-level: past HARD_TIMEOUT_S it prints every thread's stack and ends
+# the process. scripts/test.sh runs the tests in one pytest-xdist worker, so the run goes on: the stuck test
+# is reported as a crash and run once more (--reruns 1; ordinary failures are never rerun).
+HARD_TIMEOUT_S = float(os.environ.get("ACT_INTERP_TEST_HARD_TIMEOUT_S", "660"))
+
+
+_stderr_fd: int | None = None
+# Every process this test run starts inherits the token, so a replacement worker can find the node processes
+# a watchdog-ended worker left behind (they would keep publishing on this run's ROS domain).
+SESSION_TOKEN = "ACT_INTERP_TEST_SESSION"
+os.environ.setdefault(SESSION_TOKEN, f"{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def pytest_configure(config):
+    global _stderr_fd
+    _stderr_fd = os.dup(2)  # the real stderr (pytest's capture is suspended here): the dump must reach the log
+    if os.environ.get("PYTEST_XDIST_WORKER_COUNT") == "1":  # scripts/test.sh: one worker at a time
+        _kill_leftovers_of_this_run()
+
+
+def _ancestors(pid: int) -> set[int]:
+    out = set()
+    while pid > 1 and pid not in out:
+        out.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return out
+
+
+def _kill_leftovers_of_this_run() -> None:
+    """In a new xdist worker (Linux): SIGKILL every other process of this run that is not this worker or one
+    of its ancestors - with one worker at a time, those are left from a worker the watchdog ended."""
+    import signal
+
+    needle = f"{SESSION_TOKEN}={os.environ[SESSION_TOKEN]}".encode()
+    keep = _ancestors(os.getpid())
+    for entry in Path("/proc").glob("[0-9]*"):
+        pid = int(entry.name)
+        try:
+            if pid in keep or needle not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    faulthandler.dump_traceback_later(HARD_TIMEOUT_S, exit=True, file=_stderr_fd if _stderr_fd is not None else 2)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -17,6 +17,7 @@ that attention share and sensitivity measure different things. Numbers are print
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -63,8 +64,8 @@ def built():
 
 
 def _report(capsys, title: str, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n\n=== {title} ===\n{text}\n")
+    with capsys.disabled():  # stderr: also shown from a pytest-xdist worker (scripts/test.sh)
+        print(f"\n\n=== {title} ===\n{text}\n", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------ fast unit tests

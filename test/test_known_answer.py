@@ -11,6 +11,7 @@ The measured numbers are printed in the test output (run ``pytest -s`` or look a
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -75,8 +76,8 @@ def _scores(request, method: str) -> ka.MapScores:
 
 
 def _report(capsys, title: str, text: str) -> None:
-    with capsys.disabled():
-        print(f"\n\n=== {title} ===\n{text}\n")
+    with capsys.disabled():  # stderr: also shown from a pytest-xdist worker (scripts/test.sh)
+        print(f"\n\n=== {title} ===\n{text}\n", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------ fast unit tests
