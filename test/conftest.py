@@ -84,6 +84,18 @@ def pytest_runtest_protocol(item, nextitem):
         faulthandler.cancel_dump_traceback_later()
 
 
+@pytest.fixture(autouse=True)
+def no_real_time_policy_left():
+    """Every node a test starts inherits this process's scheduling policy: a real-time one left by a test (or a
+    library it called, see act_interp_ros.scheduling) fails that test and is undone."""
+    yield
+    from act_interp_ros.scheduling import is_real_time, leave_real_time
+
+    if is_real_time():
+        leave_real_time()
+        pytest.fail("this test left the test process under a real-time scheduling policy (SCHED_FIFO/RR)")
+
+
 @pytest.fixture(autouse=True, scope="session")
 def one_torch_thread():
     """Two cores shared by the test process and the node processes: one intra-op thread in this process avoids

@@ -369,3 +369,14 @@ def test_video_damage_found_by_probe(video_ds, tmp_path):
         src.open_episode(0)
     assert "cannot decode video" in _assert_one_line(exc)
     source_module.clear_backend_cache()
+
+
+def test_writing_video_leaves_the_thread_scheduling_unchanged(tmp_path):
+    """FFmpeg's SVT-AV1 encoder makes the encoding thread SCHED_FIFO 99 when run as root; the builder gives the
+    thread its policy back, so a test or benchmark process does not start nodes under a real-time policy."""
+    import os
+
+    before = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    build_synthetic_dataset(tmp_path / "v", n_episodes=1, episode_steps=4, image_size=SIZE, cameras=("front",),
+                            use_videos=True)
+    assert (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority) == before

@@ -67,3 +67,38 @@ def test_nice_lowers_only_the_worker_threads_priority():
         worker.stop()
     assert seen == [min(19, here + 5)] and worker.nice_applied == seen[0]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here
+
+
+def _set_real_time_or_skip(priority: int = 1):
+    import os
+
+    import pytest
+
+    if not hasattr(os, "sched_setscheduler"):
+        pytest.skip("no per-thread scheduling policies on this platform")
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        pytest.skip("setting a real-time policy needs root or CAP_SYS_NICE")
+
+
+def test_background_workers_never_run_real_time_control_keeps_it():
+    """A node started under a real-time policy (chrt, or inherited from its parent): the control worker keeps it,
+    the CPU-bound background workers (maps, side methods) run as normal threads, so they cannot starve the
+    machine."""
+    import os
+
+    _set_real_time_or_skip()
+    policies: dict[str, int] = {}
+    workers = [LatestJobWorker(name, lambda job, name=name: policies.__setitem__(name, os.sched_getscheduler(0)),
+                               drop_when_busy=False, background=background)
+               for name, background in (("control", False), ("maps", True))]
+    try:
+        for w in workers:
+            assert w.submit(1) and w.wait_idle(5)
+    finally:
+        for w in workers:
+            w.stop()
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    assert policies == {"control": os.SCHED_FIFO, "maps": os.SCHED_OTHER}
+    assert workers[1].left_real_time and not workers[0].left_real_time

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from act_interp_ros.dataset.source import ACTION, CAMERA_PREFIX, OBS_ENV_STATE, OBS_STATE
+from act_interp_ros.scheduling import scheduling_preserved
 from act_interp_ros.synthetic import (
     CAMERA_NAMES,
     FPS,
@@ -162,14 +163,16 @@ def build_synthetic_dataset(
                 frame[ACTION] = ep.action[t].astype(np.float32)
                 frame["task"] = task
                 ds.add_frame(frame)
-            ds.save_episode(parallel_encoding=False)  # in-process encoding; no worker processes
+            with scheduling_preserved():  # SVT-AV1 run as root leaves this thread SCHED_FIFO 99 otherwise
+                ds.save_episode(parallel_encoding=False)  # in-process encoding; no worker processes
             if keep_images:
                 ep.images = {c: ep.images[c] for c in cameras}
             else:
                 ep.images = None
             episodes.append(ep)
             logger.debug("synthetic dataset: episode %d (%d frames, seed %d) written", e, n, seed + e)
-        ds.finalize()
+        with scheduling_preserved():
+            ds.finalize()
         del ds
         if root.exists():
             shutil.rmtree(root)

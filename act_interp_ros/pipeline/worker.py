@@ -10,9 +10,11 @@ and torch never waits for the executor. Two policies for a job that arrives whil
   sustains.
 
 Every dropped job (refused or replaced) is passed to ``on_drop``; an exception in a job is passed to
-``on_error`` and never ends the thread. ``nice`` > 0 lowers the thread's CPU priority (Linux: per-thread
-nice value, inherited by threads it starts), so background work yields the CPU to the control thread, the
-executor and the robot's other processes instead of competing with them as an equal.
+``on_error`` and never ends the thread. A ``background`` worker (maps, side methods, occlusion) never runs
+under a real-time scheduling policy, even one its process inherited (:mod:`act_interp_ros.scheduling`), and
+``nice`` > 0 lowers its CPU priority (Linux: per-thread nice value, inherited by threads it starts), so
+background work yields the CPU to the control thread, the executor and the robot's other processes instead
+of competing with them as an equal.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import os
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from act_interp_ros.scheduling import leave_real_time
 
 __all__ = ["LatestJobWorker"]
 
@@ -34,9 +38,11 @@ class LatestJobWorker:
 
     def __init__(self, name: str, handle: Callable[[Any], None], *, drop_when_busy: bool,
                  on_error: Callable[[BaseException], None] | None = None,
-                 on_drop: Callable[[Any], None] | None = None, nice: int = 0) -> None:
+                 on_drop: Callable[[Any], None] | None = None, background: bool = False, nice: int = 0) -> None:
         self.name = name
+        self.background = bool(background)
         self.nice = int(nice)
+        self.left_real_time = False  # True when this background thread was moved off a real-time policy
         self.nice_applied: int | None = None  # the thread's nice value once lowered; None = unchanged
         self._handle = handle
         self._on_error = on_error
@@ -105,6 +111,8 @@ class LatestJobWorker:
             logger.debug("%s: could not lower the thread priority: %s", self.name, exc)
 
     def _run(self) -> None:
+        if self.background:
+            self.left_real_time = leave_real_time()
         if self.nice > 0:
             self._lower_priority()
         while True:

@@ -180,13 +180,13 @@ class ActInterpNode(Node):
                                        on_drop=self._overrun)
         nice = s.worker_nice  # interpretation yields the CPU to control, the executor and the robot's processes
         self.maps = LatestJobWorker("act_interp_maps", self._compute_maps, drop_when_busy=False,
-                                    on_error=lambda exc: self._worker_error("maps", exc), nice=nice)
+                                    on_error=lambda exc: self._worker_error("maps", exc), background=True, nice=nice)
         self.side = LatestJobWorker("act_interp_side", lambda job: self._compute_side(job, self.side_methods),
                                     drop_when_busy=True, on_error=lambda exc: self._worker_error("side", exc),
-                                    nice=nice)
+                                    background=True, nice=nice)
         self.occluder = LatestJobWorker("act_interp_occlusion", lambda job: self._compute_side(job, self.occlusion),
                                         drop_when_busy=True, on_error=lambda exc: self._worker_error("occlusion", exc),
-                                        nice=nice)
+                                        background=True, nice=nice)
         self._dynamic = DynamicParameters(self, lambda: self.settings, self._apply_settings)
         self.get_logger().info(
             f"ACT policy from {s.policy_path} on {s.device} ({self.torch_threads} torch threads); cameras "
