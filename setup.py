@@ -54,8 +54,8 @@ setup(
     extras_require={
         "ros": ROS_WHEELS,
         "test": ["pytest>=8", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3",
-                 # scripts/test.sh: one xdist worker, so a test stuck inside C code (a DDS deadlock) can be
-                 # ended by the conftest watchdog and rerun once, instead of stalling the whole run
+                 # scripts/test.sh: one xdist worker, so a test whose process is stuck (inside C code, or
+                 # starved of CPU) is ended by the conftest watchdog and rerun once instead of stalling the run
                  "pytest-xdist>=3.5", "pytest-rerunfailures>=14"],
     },
     zip_safe=True,

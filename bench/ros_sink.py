@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 
+    from act_interp_ros.pipeline.tick import header_stamp_ns
+
     def get_message(name: str):
         pkg, _msg, cls = name.split("/")
         return getattr(importlib.import_module(f"{pkg}.msg"), cls)
@@ -53,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
         def cb_delay(msg) -> None:
             counts[topic] += 1
-            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-            delays.append((node.get_clock().now().nanoseconds - stamp) / 1e6)
+            stamp = header_stamp_ns(msg)
+            if stamp:
+                delays.append((node.get_clock().now().nanoseconds - stamp) / 1e6)
 
         return cb_delay if args.delay else cb
 

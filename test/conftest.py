@@ -26,14 +26,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # 2 cores: test process + node su
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # pytest-timeout (pytest.ini, signal method) fails a test that runs too long, but only when the main thread
-# gets back to Python: a thread stuck inside C code (e.g. a DDS deadlock in the middleware) never does, and
-# the whole run stalls. This watchdog is C-level: past HARD_TIMEOUT_S it prints every thread's stack and ends
-# the process. scripts/test.sh runs the tests in one pytest-xdist worker, so the run goes on: the stuck test
-# is reported as a crash and run once more (--reruns 1; ordinary failures are never rerun).
+# gets back to Python: one stuck inside C code, or starved of CPU (as by a real-time thread, see
+# act_interp_ros/scheduling.py), never does, and the whole run stalls. This watchdog is C-level: past
+# HARD_TIMEOUT_S it prints every thread's stack and ends the process. scripts/test.sh runs the tests in one
+# pytest-xdist worker, so the run goes on: the stuck test is reported as a crash and run once more
+# (--reruns 1; ordinary failures are never rerun).
 HARD_TIMEOUT_S = float(os.environ.get("ACT_INTERP_TEST_HARD_TIMEOUT_S", "660"))
+_stderr_fd: int | None = None  # a duplicate of the real stderr, for the watchdog's stack dump
 
-
-_stderr_fd: int | None = None
 # Every process this test run starts inherits the token, so a replacement worker can find the node processes
 # a watchdog-ended worker left behind (they would keep publishing on this run's ROS domain).
 SESSION_TOKEN = "ACT_INTERP_TEST_SESSION"
