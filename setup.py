@@ -35,10 +35,12 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
         (f"share/{PACKAGE}/rviz", glob("rviz/*.rviz")),
     ],
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.10,<3.14",  # LeRobot 0.4.x: 3.10/3.11; 0.5/0.6: >=3.12
     install_requires=[
         "setuptools",
-        "lerobot==0.4.4",  # brings torch 2.10 / torchvision 0.25 and opencv-python-headless
+        # Tested: 0.4.4 (Python 3.10/3.11) and 0.6.1 (Python 3.12); capped below the first untested minor.
+        # LeRobot brings torch/torchvision (the range it allows) and opencv-python-headless.
+        "lerobot[dataset]>=0.4.4,<0.7",  # 0.5+ moved the dataset code's needs into the extra "dataset"
         "numpy>=1.24",
         "opencv-python-headless>=4.8",  # the wheel lerobot already requires; never add opencv-python
         "pyyaml>=6",
@@ -49,6 +51,7 @@ setup(
         "pandas>=2.0",
         "pyarrow>=14",  # Parquet tick tables
         "av>=12",  # H.264 mp4 writing (also a lerobot dependency)
+        "rerun-sdk>=0.24,<0.34",  # --rerun recordings (LeRobot 0.4 required it; 0.5+ moved it to an extra)
         "captum==0.9.0",  # pixel attribution: InputXGradient, NoiseTunnel, IntegratedGradients, Occlusion
     ],
     extras_require={

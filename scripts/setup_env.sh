@@ -1,26 +1,64 @@
 #!/usr/bin/env bash
-# Create (or reuse) the project virtualenv at .venv/ and install the package with its dependencies.
-#   EXTRAS   pip extras to install (default "ros,test": ROS 2 wheels from PyPI + test tools).
-#            On a machine with ROS 2 from apt, use EXTRAS=test and PYTHON with --system-site-packages
-#            (see README) so your apt rclpy is used and no second rclpy is installed.
-#   PYTHON   interpreter to create the venv with (default: python3; needs 3.10-3.12).
+# Create (or reuse) a project virtualenv and install the package with its dependencies.
+#
+# Which Python and LeRobot (issue 19): Python 3.12 (the Python of ROS 2 Jazzy and Kilted) or else 3.13, with
+# the newest LeRobot 0.6.x; where neither is found, Python 3.11 or 3.10 with LeRobot 0.4.x (the newest LeRobot
+# for them). It prints what it installed.
+#   PYTHON     interpreter to use (skips the search); LeRobot is then whatever pip resolves for it.
+#   VENV       virtualenv folder (default .venv).
+#   EXTRAS     pip extras (default "ros,test": ROS 2 wheels from PyPI + test tools). On a machine with ROS 2
+#              from apt, use EXTRAS=test VENV_ARGS=--system-site-packages (see README) so your apt rclpy is
+#              used and no second rclpy is installed.
+#   LEROBOT    an extra requirement for LeRobot, e.g. "lerobot==0.5.1" (default: none, the newest allowed).
+#   OLDEST=1   search Python 3.11/3.10 only (scripts/test.sh's LeRobot 0.4.4 end).
+# A venv is reused while its Python, setup.py, EXTRAS and LEROBOT are unchanged; otherwise it is rebuilt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
 EXTRAS="${EXTRAS:-ros,test}"
 VENV_ARGS="${VENV_ARGS:-}"
-stamp=".venv/.act_interp_installed"
-want="$(cat setup.py | sha256sum | cut -c1-16)-${EXTRAS}"
-if [ ! -x .venv/bin/python ]; then
-  echo "[setup] creating virtualenv .venv with $($PYTHON --version 2>&1)"
-  "$PYTHON" -m venv $VENV_ARGS .venv
+LEROBOT="${LEROBOT:-}"
+
+# A working interpreter for version X.Y: on PATH, else a pyenv install (whose shim may not expose it).
+find_python() {
+  local v="$1" c
+  for c in "python$v" "$(pyenv root 2>/dev/null)/versions/$v"*/bin/"python$v"; do
+    if "$c" -c 'import sys, venv' >/dev/null 2>&1; then command -v "$c"; return 0; fi
+  done
+  return 1
+}
+
+if [ -z "${PYTHON:-}" ]; then
+  if [ "${OLDEST:-0}" = 1 ]; then wanted="3.11 3.10"; else wanted="3.12 3.13 3.11 3.10"; fi
+  for v in $wanted; do PYTHON="$(find_python "$v")" && break || PYTHON=""; done
+  [ -n "$PYTHON" ] || { echo "[setup] no Python 3.10-3.13 found (tried: $wanted); set PYTHON=/path/to/python3.x" >&2; exit 1; }
+fi
+pyver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+case "$pyver" in 3.10|3.11|3.12|3.13) ;; *) echo "[setup] $PYTHON is Python $pyver; this package needs 3.10-3.13" >&2; exit 1;; esac
+
+stamp="$VENV/.act_interp_installed"
+want="$(sha256sum setup.py | cut -c1-16)-${EXTRAS}-py${pyver}-${LEROBOT}-${VENV_ARGS}"
+if [ -x "$VENV/bin/python" ] && [ "$("$VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" != "$pyver" ]; then
+  echo "[setup] $VENV was made with another Python; recreating it with Python $pyver"
+  rm -rf "$VENV"
+fi
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating virtualenv $VENV with $("$PYTHON" --version 2>&1) ($PYTHON)"
+  "$PYTHON" -m venv $VENV_ARGS "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[setup] installing act_interp_ros[$EXTRAS] and dependencies (first time: a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -m pip install -q -e ".[$EXTRAS]" 2>&1 | grep -v '^WARNING: Location' || true
-  .venv/bin/python -c "import act_interp_ros.core, lerobot, torch" || { echo "[setup] install failed" >&2; exit 1; }
+  echo "[setup] installing act_interp_ros[$EXTRAS] ${LEROBOT} and dependencies into $VENV (first time: a few minutes;"
+  echo "[setup]   on Python >= 3.12 PyTorch comes from PyPI as a CUDA build of several GB)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
+  # shellcheck disable=SC2086 # LEROBOT is empty or one requirement
+  "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" $LEROBOT 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/python" -c "import act_interp_ros.core, lerobot, torch" || { echo "[setup] install failed" >&2; exit 1; }
   echo "$want" > "$stamp"
 else
-  echo "[setup] .venv is up to date"
+  echo "[setup] $VENV is up to date"
 fi
+"$VENV/bin/python" - <<'EOF'
+import importlib.metadata as m, sys
+print(f"[setup] Python {sys.version.split()[0]}, LeRobot {m.version('lerobot')}, torch {m.version('torch')} "
+      f"in {sys.prefix}")
+EOF

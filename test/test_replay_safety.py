@@ -109,8 +109,8 @@ def test_after_an_input_gap_the_replay_starts_a_fresh_plan(tmp_path, repo_root, 
     actions = [c for c in table.columns if c.startswith("action_")]
     np.testing.assert_allclose(table.loc[first_after:first_after + 2, actions].to_numpy(),
                                fresh_table.loc[0:2, actions].to_numpy(), atol=1e-5)
-    before = table.loc[gap.min() - 1, actions].to_numpy()
-    assert not np.allclose(before, table.loc[first_after, actions].to_numpy())
+    before = table.loc[gap.min() - 1, actions].to_numpy(dtype=float)  # a row: object dtype under pandas 2
+    assert not np.allclose(before, table.loc[first_after, actions].to_numpy(dtype=float))
 
 
 def test_policy_without_joint_state_token(tmp_path, repo_root):

@@ -1,4 +1,7 @@
-"""Load a LeRobot ACT checkpoint (policy + pre/post-processors) with LeRobot 0.4.4's own API.
+"""Load a LeRobot ACT checkpoint (policy + pre/post-processors) with the installed LeRobot's own API.
+
+Checkpoints written by any supported LeRobot (0.4.4 to 0.6.x) load under any supported LeRobot; the
+differences between releases live in :mod:`act_interp_ros.core.lerobot_compat`.
 
 A checkpoint is the ``pretrained_model/`` directory that ``lerobot-train`` writes::
 
@@ -18,6 +21,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from act_interp_ros.core import lerobot_compat
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +120,9 @@ def load_act_policy(path_or_repo_id: str | os.PathLike[str], device: str | None 
         _check_local_dir(local)
         source = str(local)
     try:
-        config = PreTrainedConfig.from_pretrained(source)
+        config = lerobot_compat.read_act_config(source) if is_local else PreTrainedConfig.from_pretrained(source)
+    except lerobot_compat.LeRobotCompatError as exc:
+        raise PolicyLoadError(f"'{source}': {exc}") from None
     except Exception as exc:  # noqa: BLE001 - hub/network/parse errors all become one clear message
         if is_local:
             raise PolicyLoadError(f"cannot parse the policy config in '{source}': {exc}") from exc

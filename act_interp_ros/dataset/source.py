@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from act_interp_ros.core import lerobot_compat
 from act_interp_ros.dataset.errors import DatasetError, first_line
 
 logger = logging.getLogger(__name__)
@@ -333,7 +334,8 @@ class LeRobotDatasetSource:
         if not sorted((self.root / "meta" / "episodes").glob("*/*.parquet")):
             raise DatasetError(f"'{self.root}' is not a complete LeRobotDataset: meta/episodes/ has no parquet file")
         from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-        from lerobot.datasets.utils import load_episodes, load_tasks
+
+        load_tasks, load_episodes = lerobot_compat.dataset_metadata_readers()
 
         try:  # read the files LeRobot will read, so that a broken one fails here, not in a hub fallback
             load_tasks(self.root)

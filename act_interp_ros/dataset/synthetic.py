@@ -128,7 +128,7 @@ def build_synthetic_dataset(
     Returns:
         :class:`SyntheticDataset` describing the written dataset and its source episodes.
     """
-    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from act_interp_ros.core.lerobot_compat import create_dataset
 
     root = Path(root)
     if n_episodes < 1:
@@ -149,10 +149,8 @@ def build_synthetic_dataset(
     scene = SyntheticScene(SceneConfig(image_size=tuple(image_size)))
     episodes: list[Episode] = []
     try:
-        ds = LeRobotDataset.create(
-            repo_id, int(FPS), features, root=staging, robot_type="so101_follower", use_videos=use_videos,
-            vcodec=vcodec,
-        )
+        ds = create_dataset(repo_id, int(FPS), features, root=staging, robot_type="so101_follower",
+                            use_videos=use_videos, vcodec=vcodec)
         for e, n in enumerate(steps):
             ep = render_episode(simulate_episode(seed + e, n, scene_config=scene.config), scene)
             for t in range(n):

@@ -296,7 +296,8 @@ def read_table(path: str | Path):
     header = pd.read_csv(path, nrows=0).columns
     dtypes = {c: "Int64" for c in header if c.startswith("stamp_")}
     text = {"skip_reason": str, "skip_kind": str, "maps": str}
-    return pd.read_csv(path, keep_default_na=False, na_values=[""],
+    # round_trip: the exact float64 that was written (pandas < 3 parses to the nearest few ulps by default)
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip",
                        dtype={**text, **dtypes}).fillna({k: "" for k in text})
 
 
