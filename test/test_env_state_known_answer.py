@@ -124,6 +124,8 @@ def test_held_out_action_error_beats_the_baselines(built, variant, capsys):
     err = model.metrics["held_out_action_error"]
     lines = [f"cache: {model.path}  (built now: {model.built})",
              f"build seconds: {json.dumps(model.metrics['seconds'])}",
+             f"weights sha256: {model.metrics.get('weights_sha256')} (compare across machines); trained with "
+             f"{json.dumps(model.metrics.get('trained_with'))}",
              f"held-out frames: {err['n_frames']}, chunk {err['chunk_size']} (policy units: deg, gripper 0..100)"]
     for view in ("first_action", "chunk"):
         v = err[view]

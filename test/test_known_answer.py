@@ -128,6 +128,8 @@ def test_held_out_action_error_clearly_below_mean_action_baseline(model, capsys)
     secs = model.metrics["seconds"]
     lines = [f"cache: {model.path}  (built now: {model.built})",
              f"build seconds: {json.dumps(secs)}",
+             f"weights sha256: {model.metrics.get('weights_sha256')} (compare across machines); trained with "
+             f"{json.dumps(model.metrics.get('trained_with'))}",
              f"held-out frames: {err['n_frames']}, chunk size {err['chunk_size']} (policy units: deg, gripper 0..100)"]
     for view in ("first_action", "chunk"):
         v = err[view]

@@ -329,7 +329,8 @@ class PixelOcclusion:
 
     Every ``patch x patch`` square (all three channels), shifted by ``stride`` until the image is covered
     (Captum cuts the last patch at the border), is filled with ``fill`` (normalised units; 0 = the
-    dataset's mean colour) and the policy is run; the patch's score is the target's change
+    dataset's mean colour; ``"blur"`` = the same image Gaussian-blurred with sigma = patch / 2, which
+    removes the patch's shape but keeps its colour) and the policy is run; the patch's score is the target's change
     ``||outputs(x') - outputs(x)||_2`` (default :data:`DEFAULT_PERTURBATION_TARGET`: the L2 change of
     the executed chunk). A pixel's value is the mean score of the patches covering it. One camera is
     occluded at a time, the others keep their image. Perturbations are batched: ``batch_size`` rows per
@@ -349,7 +350,7 @@ class PixelOcclusion:
         patch: square side in pixels; ``None`` = ``round(min(H, W) / 8)`` per camera (16 at 128x160,
             60 at 480x640) so the grid is the same at any resolution.
         stride: shift in pixels, ``1 <= stride <= patch``; ``None`` = ``patch // 2``.
-        fill: one number or one per RGB channel, normalised units.
+        fill: one number or one per RGB channel, normalised units, or ``"blur"``.
         batch_size: rows per forward pass.
     """
 
@@ -358,13 +359,16 @@ class PixelOcclusion:
         policy,
         patch: int | None = None,
         stride: int | None = None,
-        fill: float | Sequence[float] = 0.0,
+        fill: float | Sequence[float] | str = 0.0,
         batch_size: int = 64,
     ) -> None:
         self._io = ACTInputs(policy, "PixelOcclusion")
         self.policy = policy
         self.camera_keys = self._io.camera_keys
-        self.fill = fill_value(fill, "PixelOcclusion")
+        self.blur = isinstance(fill, str)
+        if self.blur and fill != "blur":
+            raise ValueError(f"PixelOcclusion: fill must be numbers or 'blur', got {fill!r}")
+        self.fill = None if self.blur else fill_value(fill, "PixelOcclusion")
         if batch_size < 1:
             raise ValueError(f"PixelOcclusion: batch_size must be >= 1, got {batch_size}")
         self.batch_size = int(batch_size)
@@ -408,13 +412,23 @@ class PixelOcclusion:
             images,
             sliding_window_shapes=tuple((3, self.windows[k][0], self.windows[k][0]) for k in self.camera_keys),
             strides=tuple((3, self.windows[k][1], self.windows[k][1]) for k in self.camera_keys),
-            baselines=tuple(self.fill.to(x).expand_as(x[0]).unsqueeze(0) for x in images),
+            baselines=tuple(self._baseline(k, x) for k, x in zip(self.camera_keys, images)),
             additional_forward_args=(*extras, reference),
             perturbations_per_eval=max(1, self.batch_size // b),
         )
         # Captum's attribution is f(x) - f(x') = 0 - change (f(x) is 0 up to float noise): negate.
         maps = [(-a.detach()).mean(dim=1).clamp_min(0.0) for a in attrs]
         return normalise_maps(self.camera_keys, maps)
+
+    def _baseline(self, key: str, x: Tensor) -> Tensor:
+        """What fills a patch of camera ``key``: (1, 3, 1, 1)-broadcast colour, or (B, 3, H, W) blurred ``x``."""
+        if not self.blur:
+            return self.fill.to(x).expand_as(x[0]).unsqueeze(0)
+        from torchvision.transforms.functional import gaussian_blur
+
+        sigma = self.windows[key][0] / 2.0
+        kernel = 2 * int(round(2 * sigma)) + 1
+        return gaussian_blur(x, [kernel, kernel], [sigma, sigma])
 
     def close(self) -> None:
         """Nothing to release (no hooks); kept for the GradCAM-shaped interface."""

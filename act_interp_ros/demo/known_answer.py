@@ -192,6 +192,24 @@ def build_known_answer_model(
     return save_build(out, result, spec, key, errors, len(frames), (data_s, eval_s, t0), what="known-answer model")
 
 
+def training_environment() -> dict[str, Any]:
+    """What decides the trained weights besides the code and spec: library versions, CPU, torch threads."""
+    import importlib.metadata
+    import platform
+
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"lerobot": importlib.metadata.version("lerobot"), "torch": torch.__version__,
+            "python": platform.python_version(), "cpu": cpu or platform.processor(), "torch_threads": 2,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def save_build(
     out: Path, result: training.TrainResult, spec: KnownAnswerSpec, key: str | None, errors: dict[str, Any],
     n_training_frames: int, timings: tuple[float, float, float], what: str = "model", **extra: Any,
@@ -211,6 +229,9 @@ def save_build(
     metrics = {
         "key": key,
         "spec": spec.to_json(),
+        # CPU training is deterministic on one machine but not across machines: compare this hash to tell
+        "weights_sha256": hashlib.sha256((out / "pretrained_model" / "model.safetensors").read_bytes()).hexdigest(),
+        "trained_with": training_environment(),
         **extra,
         "units": "policy units (degrees; gripper 0..100)",
         "held_out_action_error": errors,
@@ -461,7 +482,7 @@ def evaluate_policy_maps(
     policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345,
     gradcam_layer: str = "layer4", methods: tuple[str, ...] = DEFAULT_METHODS, attribution_target: Any = None,
     occlusion_patch: int | None = None, occlusion_stride: int | None = None, faithfulness: bool = True,
-    deletion_random_draws: int = 8,
+    deletion_random_draws: int = 8, occlusion_fill: float | str = 0.0,
 ) -> MapEvaluation:
     """:func:`evaluate_maps` on an in-memory policy and preprocessor.
 
@@ -472,6 +493,7 @@ def evaluate_policy_maps(
             method's default (gradient methods ``DEFAULT_GRADIENT_TARGET``, occlusion
             ``DEFAULT_PERTURBATION_TARGET``).
         occlusion_patch, occlusion_stride: occlusion grid (``None`` = ``PixelOcclusion``'s defaults).
+        occlusion_fill: ``PixelOcclusion``'s fill (0 = the mean colour, ``"blur"``).
         faithfulness: run the deletion test on every method's trained-model maps.
         deletion_random_draws: random draws per frame of the deletion test.
     """
@@ -488,7 +510,8 @@ def evaluate_policy_maps(
     spec = _spec_of(policy)
     cams = list(spec.cameras)
     frames = _approach_frames(spec, n_frames, seed)
-    makers = _map_makers(methods, target, gradcam_layer, attribution_target, occlusion_patch, occlusion_stride)
+    makers = _map_makers(methods, target, gradcam_layer, attribution_target, occlusion_patch, occlusion_stride,
+                         occlusion_fill)
 
     torch.manual_seed(random_seed)
     random_policy = ACTPolicy(policy.config)
@@ -723,7 +746,8 @@ class _Maker:
     window: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target, occlusion_patch, occlusion_stride):
+def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target, occlusion_patch, occlusion_stride,
+                occlusion_fill=0.0):
     from act_interp_ros.core import (
         DEFAULT_GRADIENT_TARGET,
         DEFAULT_PERTURBATION_TARGET,
@@ -746,7 +770,8 @@ def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target,
         elif m == "integrated_gradients":
             makers[m] = _Maker(PixelIntegratedGradients, attribution_target or DEFAULT_GRADIENT_TARGET)
         elif m == "occlusion":
-            maker = _Maker(lambda p: PixelOcclusion(p, patch=occlusion_patch, stride=occlusion_stride),
+            maker = _Maker(lambda p: PixelOcclusion(p, patch=occlusion_patch, stride=occlusion_stride,
+                                                    fill=occlusion_fill),
                            attribution_target or DEFAULT_PERTURBATION_TARGET)
             maker.window = {}
             makers[m] = maker
