@@ -26,6 +26,7 @@ def write_minimal_bag(
     joints: bool = True,
     messages: bool = True,
     stamp_offset_ns: int = 0,
+    zero_stamp_topics: Sequence[str] = (),
     env_state: str | None = None,
     env_values=None,
 ) -> Path:
@@ -33,7 +34,8 @@ def write_minimal_bag(
 
     ``encoding`` is written as is (the pixel bytes are 3 per pixel whatever it says); ``messages=False``
     writes the topics but no message (an empty bag); ``stamp_offset_ns`` puts every header stamp that far from
-    its log time (a clock other than the recorder's). ``env_state`` adds ``/target`` as ``point_stamped``
+    its log time (a clock other than the recorder's); the messages of ``zero_stamp_topics`` are stamped 0 (a
+    publisher that does not stamp). ``env_state`` adds ``/target`` as ``point_stamped``
     (geometry_msgs/PointStamped) or ``float64_multi_array`` (std_msgs/Float64MultiArray, no header), with
     ``env_values(k) -> sequence`` per frame (default (0.2, -0.05)).
     """
@@ -50,24 +52,30 @@ def write_minimal_bag(
         env_type = {"point_stamped": "geometry_msgs/msg/PointStamped",
                     "float64_multi_array": "std_msgs/msg/Float64MultiArray"}.get(env_state or "")
         env = writer.add_connection("/target", env_type, typestore=ts) if env_type else None
+
+        def header(topic: str, st: int):
+            st = 0 if topic in zero_stamp_topics else st
+            return T["std_msgs/msg/Header"](
+                stamp=T["builtin_interfaces/msg/Time"](sec=st // 10**9, nanosec=st % 10**9), frame_id="cam")
+
         for k in range(n if messages else 0):
             t = T0_NS + round(k * 1e9 / 30)
             st = t + stamp_offset_ns
-            header = T["std_msgs/msg/Header"](
-                stamp=T["builtin_interfaces/msg/Time"](sec=st // 10**9, nanosec=st % 10**9), frame_id="cam")
             for cam, conn in conns.items():
-                img = T["sensor_msgs/msg/Image"](header=header, height=h, width=w, encoding=encoding, is_bigendian=0,
-                                                 step=w * 3, data=np.full(h * w * 3, 7 * k % 256, dtype=np.uint8))
+                img = T["sensor_msgs/msg/Image"](header=header(conn.topic, st), height=h, width=w, encoding=encoding,
+                                                 is_bigendian=0, step=w * 3,
+                                                 data=np.full(h * w * 3, 7 * k % 256, dtype=np.uint8))
                 writer.write(conn, t, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))
             if js is not None:
-                msg = T["sensor_msgs/msg/JointState"](header=header, name=SO101_JOINTS, position=np.zeros(6),
-                                                      velocity=np.zeros(0), effort=np.zeros(0))
+                msg = T["sensor_msgs/msg/JointState"](header=header(js.topic, st), name=SO101_JOINTS,
+                                                      position=np.zeros(6), velocity=np.zeros(0), effort=np.zeros(0))
                 writer.write(js, t, ts.serialize_cdr(msg, "sensor_msgs/msg/JointState"))
             if env is not None:
                 values = [float(v) for v in (env_values(k) if env_values else (0.2, -0.05))]
                 if env_type.endswith("PointStamped"):
                     xyz = (values + [0.0, 0.0, 0.0])[:3]
-                    msg = T[env_type](header=header, point=T["geometry_msgs/msg/Point"](x=xyz[0], y=xyz[1], z=xyz[2]))
+                    msg = T[env_type](header=header(env.topic, st),
+                                      point=T["geometry_msgs/msg/Point"](x=xyz[0], y=xyz[1], z=xyz[2]))
                 else:
                     msg = T[env_type](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
                                       data=np.asarray(values, dtype=np.float64))

@@ -90,13 +90,13 @@ def test_missing_topic_lists_the_bags_topics(capsys, tmp_path, so101_checkpoint)
 
 
 def test_unsupported_encoding(capsys, tmp_path, so101_checkpoint):
-    """Like the node: undecodable images are bad input (skipped ticks), and a run without any action says so."""
+    """Like the node: undecodable images are bad input (skipped ticks); a run without any action says so and
+    writes nothing (a failed run's summary.json would look like a success to a script)."""
     bag = write_minimal_bag(tmp_path / "bayer", encoding="bayer_rggb8")
     rc, _, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", tmp_path / "o")
     assert_clean_error(rc, err, "no tick computed an action", "unsupported image encoding 'bayer_rggb8'",
-                       "bad_input.image:/camera/front/image_raw")
-    table = read_table(tmp_path / "o" / "ticks.csv")  # the outputs say why each tick did nothing
-    assert (table["skip_kind"] == "bad_input.image").sum() >= len(table) - 1
+                       "bad_input.image:/camera/front/image_raw", "no outputs were written")
+    assert not (tmp_path / "o").exists()
 
 
 def test_size_mismatch_with_strict_size(capsys, tmp_path, so101_checkpoint):
@@ -106,7 +106,8 @@ def test_size_mismatch_with_strict_size(capsys, tmp_path, so101_checkpoint):
                               seed=8)
     rc, _, err = run_cli(capsys, bag, "--policy", so101_checkpoint, "--out", tmp_path / "o", "--strict-size")
     assert_clean_error(rc, err, "no tick computed an action", "bad_input.observation:/camera/front/image_raw",
-                       "image is 160x120 but the policy expects 128x96")
+                       "image is 160x120 but the policy expects 128x96", "no outputs were written")
+    assert_no_outputs(tmp_path / "o")
 
 
 @pytest.mark.parametrize(
@@ -179,7 +180,7 @@ def test_failed_run_leaves_no_complete_looking_output(capsys, tmp_path, so101_ch
         assert rc == replay_cli.EXIT_INTERRUPTED and "interrupted" in err
     else:
         assert rc == replay_cli.EXIT_INTERNAL and "disk on fire" in err and "Traceback" not in err
-    assert out.is_dir() and not any(out.iterdir()), list(out.iterdir())
+    assert not out.exists(), list(out.iterdir())  # the run created it, and removed it again when it failed
 
 
 def test_failed_run_keeps_previous_outputs(capsys, tmp_path, so101_checkpoint, small_bag, monkeypatch):

@@ -48,3 +48,15 @@ def test_an_end_past_the_bag_copies_to_the_end_and_bad_ranges_are_refused():
         build_plan(idx, rate_hz=10.0, start_s=5.0)
     explicit = build_plan(idx, rate_hz=10.0, tick_times_ns=[T0 + 150_000_000, T0 + 10 * NS])
     assert explicit.ticks == [T0 + 150_000_000]  # outside the data: dropped
+
+
+def test_header_clock_ignores_messages_stamped_0():
+    """A stray unstamped message (stamp 0) put the header axis' start at 1970: ~5e10 ticks at 30 Hz."""
+    a = index("/a", [0.0, 0.1, 0.2, 0.3])
+    a.stamp_ns[1] = 0
+    plan = build_plan({"/a": a}, rate_hz=10.0, clock="header")
+    assert plan.ticks == [T0 + k * NS // 10 for k in range(4)] and plan.log_offset_ns == 0
+    unstamped = index("/b", [0.0, 0.1])
+    unstamped.stamp_ns[:] = 0
+    with pytest.raises(PlanError, match="every header stamp of /b is 0"):
+        build_plan({"/a": a, "/b": unstamped}, rate_hz=10.0, clock="header")

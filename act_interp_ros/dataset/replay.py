@@ -21,7 +21,8 @@ episode (:mod:`act_interp_ros.offline.session`).
 Inputs: the dataset's cameras feed the policy's by key (``camera_map`` for other names), and feature names
 and shapes are checked against the policy before anything runs (one line listing every difference);
 frames of another size are resized like the node does (``image_resize``), or refused when it is false.
-All outputs (every episode, the Rerun file) appear only when the whole run succeeded.
+All outputs (every episode, the Rerun file) appear only when the whole run succeeded; a run in which no frame
+computed an action raises :class:`~act_interp_ros.offline.session.NoActionError` and writes nothing.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ class _DatasetRun:
                 self.wrapped.policy.eval()
                 for ep in episodes:
                     summaries.append(self._episode(ep, run, out_dir, interp, bar))
-                committed = run.commit([episode_entity(ep) for ep in episodes])
+                committed = run.commit([episode_entity(ep) for ep in episodes], self.overall)
         finally:
             bar.close()
             interp.close()
@@ -324,14 +325,14 @@ def replay_dataset(
             the config's device, with the config's attention options), or a loaded :class:`InterpretableACT`.
         settings: the node's settings (attention options, side methods and their schedule, overlay options,
             ``image_resize``); camera, topic, unit and limit parameters do not apply to a dataset.
-        out_dir: output directory (created if needed); outputs appear only when the whole run succeeds, and
-            outputs of an earlier run that this run does not write are removed.
+        out_dir: output directory (created if needed); outputs appear only when the whole run succeeds (some
+            frame computed an action), and outputs of an earlier run that this run does not write are removed.
         options: :class:`DatasetReplayOptions`.
     Returns:
         :class:`DatasetReplaySummary` (also written to ``out_dir/summary.json``).
     Raises:
-        DatasetError, ReplayError: bad input (one line each); act_interp_ros.core.PolicyLoadError: the policy
-        cannot be loaded.
+        DatasetError, ReplayError: bad input (one line each); NoActionError (a ReplayError): no frame computed
+        an action, nothing was written; act_interp_ros.core.PolicyLoadError: the policy cannot be loaded.
     """
     t_start = time.perf_counter()
     options = options or DatasetReplayOptions()

@@ -56,6 +56,7 @@ class OutputStage:
 
     def __init__(self, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
+        self.created = not self.out_dir.exists()
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -98,17 +99,34 @@ class OutputStage:
         """Delete the staging directory and everything still in it."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def abandon(self) -> None:
+        """A failed run: :meth:`discard`, and remove ``out_dir`` too when this stage created it (still empty)."""
+        self.discard()
+        if self.created:
+            try:
+                self.out_dir.rmdir()
+            except OSError:  # not empty: something else wrote there meanwhile
+                pass
+
 
 def previous_outputs(out_dir: Path) -> set[str]:
-    """Names of the outputs an earlier run listed in ``out_dir/summary.json`` (plain names inside out_dir)."""
+    """Names of the outputs an earlier run listed in ``out_dir/summary.json`` as written into its output directory.
+
+    An entry counts when its folder is the ``out_dir`` that run recorded, compared as written (so a relative
+    ``--out`` given from another working directory, or a folder moved since, still matches), or is this
+    ``out_dir``; a file that run wrote elsewhere (e.g. ``--rerun /other/x.rrd``) does not.
+    """
     try:
-        listed = json.loads((Path(out_dir) / SUMMARY_NAME).read_text()).get("outputs", {})
+        data = json.loads((Path(out_dir) / SUMMARY_NAME).read_text())
+        listed, recorded = data.get("outputs", {}), data.get("out_dir")
     except (OSError, ValueError, AttributeError):
         return set()
+    here = Path(out_dir).resolve()
     names = set()
     for path in (listed.values() if isinstance(listed, dict) else []):
         p = Path(str(path))
-        if p.parent.resolve() == Path(out_dir).resolve() and not p.name.startswith("."):
+        inside = (isinstance(recorded, str) and p.parent == Path(recorded)) or p.parent.resolve() == here
+        if inside and p.name not in ("", ".", "..") and not p.name.startswith("."):
             names.add(p.name)
     return names
 

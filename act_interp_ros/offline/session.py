@@ -30,6 +30,8 @@ from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings, camera_name
 
 __all__ = [
+    "NO_OUTPUTS",
+    "NoActionError",
     "OfflineOptions",
     "ReplayError",
     "RerunTicks",
@@ -40,6 +42,7 @@ __all__ = [
     "TickSummary",
     "check_options",
     "make_interpreter",
+    "no_action_message",
     "open_rerun",
     "opened_policy",
     "side_every_for",
@@ -51,6 +54,14 @@ logger = logging.getLogger(__name__)
 
 class ReplayError(RuntimeError):
     """The replay cannot run on this input (input, policy and configuration disagree); one clear line."""
+
+
+class NoActionError(ReplayError):
+    """No tick of the run computed an action, so the run wrote no output (the command line exits 2)."""
+
+
+#: How every line about a run without any action ends (such a run commits nothing into the output directory).
+NO_OUTPUTS = "no outputs were written"
 
 
 # ------------------------------------------------------------------------------------------- options
@@ -197,7 +208,9 @@ class StagedRun:
     """The outputs of one run: an :class:`~act_interp_ros.offline.outputs.OutputStage` in ``out_dir`` and, with
     ``options.rerun_path``, a Rerun recording (``self.rerun``). :meth:`commit` puts everything in place
     together; leaving the ``with`` block by an exception runs the registered cleanups (:meth:`on_abort`),
-    deletes the partial Rerun file and discards the stage, so a failed run leaves no output.
+    deletes the partial Rerun file and discards the stage, so a failed run leaves no output. A run in which no
+    tick computed an action is a failed run: :meth:`commit` raises :class:`NoActionError` instead of
+    committing, so the output directory keeps what it held (an earlier run's outputs included).
     """
 
     def __init__(self, out_dir: Path, options: OfflineOptions, joint_names: Sequence[str], settings: NodeSettings,
@@ -209,7 +222,7 @@ class StagedRun:
             try:
                 self.rerun = open_rerun(options.rerun_path, joint_names, settings, name)
             except BaseException:
-                self.stage.discard()
+                self.stage.abandon()
                 raise
 
     def __enter__(self) -> StagedRun:
@@ -223,8 +236,15 @@ class StagedRun:
         """Run ``cleanup`` (e.g. closing a partial writer) if the run fails."""
         self._cleanups.append(cleanup)
 
-    def commit(self, staged: Sequence[str]) -> dict[str, Path]:
-        """Close the Rerun file, commit the staged outputs (removing an earlier run's stale ones); name -> path."""
+    def commit(self, staged: Sequence[str], stats: TickStats, hint: str = "") -> dict[str, Path]:
+        """Close the Rerun file, commit the staged outputs (removing an earlier run's stale ones); name -> path.
+
+        ``stats`` counts the run's ticks: when none computed an action nothing is committed and
+        :class:`NoActionError` says why (``hint``, e.g. what to try, follows the reasons).
+        """
+        problem = stats.no_action_message()
+        if problem is not None:
+            raise NoActionError(f"{problem}{hint}; {NO_OUTPUTS}")
         rrd = self.rerun.close() if self.rerun is not None else None
         committed = out.commit_outputs(self.stage, staged, {rrd.name} if rrd is not None else set())
         if rrd is not None:
@@ -237,7 +257,7 @@ class StagedRun:
             cleanup()
         if self.rerun is not None:
             self.rerun.abort()
-        self.stage.discard()
+        self.stage.abandon()
 
 
 # ---------------------------------------------------------------------------------------------- rerun
@@ -324,6 +344,10 @@ class TickStats:
             for g, v in rec.interpretation.fractions.items():
                 self._shares.setdefault(group_name(g), []).append(float(v))
 
+    def no_action_message(self) -> str | None:
+        """One line when no tick computed an action (what happened), else None."""
+        return no_action_message(self.ticks, self.processed, dict(sorted(self.groups.items())), self.examples)
+
     def fields(self) -> dict[str, Any]:
         """The :class:`TickSummary` fields these counts fill."""
         return {
@@ -365,14 +389,20 @@ class TickSummary:
 
     def no_action_message(self) -> str | None:
         """One line when no tick computed an action (what happened), else None."""
-        if self.processed:
-            return None
-        ranked = sorted(self.skipped_by_reason.items(), key=lambda kv: -kv[1])
-        reasons = ", ".join(f"{k}: {v}" for k, v in ranked)
-        text = f"no tick computed an action ({self.ticks} ticks skipped: {reasons})"
-        if ranked:
-            text += f"; first: {self.reason_examples.get(ranked[0][0], ranked[0][0])}"
-        return text
+        return no_action_message(self.ticks, self.processed, self.skipped_by_reason, self.reason_examples)
+
+
+def no_action_message(ticks: int, processed: int, skipped_by_reason: dict[str, int],
+                      reason_examples: dict[str, str]) -> str | None:
+    """``no tick computed an action (N ticks skipped: <reason counts>); first: <reason>`` when ``processed`` is 0."""
+    if processed:
+        return None
+    ranked = sorted(skipped_by_reason.items(), key=lambda kv: -kv[1])
+    reasons = ", ".join(f"{k}: {v}" for k, v in ranked)
+    text = f"no tick computed an action ({ticks} ticks skipped: {reasons})"
+    if ranked:
+        text += f"; first: {reason_examples.get(ranked[0][0], ranked[0][0])}"
+    return text
 
 
 def timings(*, total_s: float, loop_s: float, model_s: float, outputs_s: float, ticks: int, **extra: float) -> dict[str, float]:

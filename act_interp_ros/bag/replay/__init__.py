@@ -4,7 +4,7 @@
 * :mod:`.run`  - the run: the pipeline per tick, batched forwards, outputs.
 """
 from act_interp_ros.bag.replay.plan import CLOCKS, TickPlan, build_plan, tick_times
-from act_interp_ros.bag.replay.run import ReplayError, ReplayOptions, ReplaySummary, replay_bag
+from act_interp_ros.bag.replay.run import NoActionError, ReplayError, ReplayOptions, ReplaySummary, replay_bag
 
-__all__ = ["CLOCKS", "ReplayError", "ReplayOptions", "ReplaySummary", "TickPlan", "build_plan", "replay_bag",
-           "tick_times"]
+__all__ = ["CLOCKS", "NoActionError", "ReplayError", "ReplayOptions", "ReplaySummary", "TickPlan", "build_plan",
+           "replay_bag", "tick_times"]

@@ -10,7 +10,8 @@ Time rule (``clock="log"``, the default)
     offline replay resolves as "arrived").
     ``clock="header"`` places ticks on the header-stamp axis and uses, per topic, the message with the
     latest header stamp <= t: for bags whose log times are unrelated to the stamps (recorded on another
-    machine, simulated stamps); outputs are recorded at ``t + median(log time - header stamp)``.
+    machine, simulated stamps); outputs are recorded at ``t + median(log time - header stamp)``. Messages
+    stamped 0 (unstamped) place no tick on that axis.
     Explicit ``tick_times_ns`` (e.g. the live node's own tick times from ``~/tick_status``) replace the
     regular grid; selection follows ``clock`` as above.
 """
@@ -86,7 +87,11 @@ def build_plan(
 ) -> TickPlan:
     """Plan the ticks over ``idx`` (see the module docstring); raises PlanError for an empty range."""
     header = clock == "header"
-    axis = {t: (ix.stamp_ns if header else ix.log_ns) for t, ix in idx.items()}
+    # a message stamped 0 (unstamped) is not a time on the header axis (it would start the range at 1970)
+    axis = {t: (ix.stamp_ns[ix.stamp_ns != 0] if header else ix.log_ns) for t, ix in idx.items()}
+    if header and not all(len(a) for a in axis.values()):
+        raise PlanError(f"every header stamp of {', '.join(t for t, a in axis.items() if not len(a))} is 0: "
+                        "--clock header needs stamped messages")
     begin = int(min(int(a.min()) for a in axis.values()))
     last = int(max(int(a.max()) for a in axis.values()))
     start = begin + round((start_s or 0.0) * NS)
@@ -115,7 +120,8 @@ def build_plan(
         for k, j in enumerate(sel.tolist()):
             if j >= 0:
                 last_use[(t, j)] = k
-    offset = int(np.median(np.concatenate([ix.log_ns - ix.stamp_ns for ix in idx.values()]))) if header else 0
+    offset = (int(np.median(np.concatenate([(ix.log_ns - ix.stamp_ns)[ix.stamp_ns != 0] for ix in idx.values()])))
+              if header else 0)
     needed = [int(idx[t].log_ns[j]) for (t, j) in last_use]
     read_range = (min(needed), max(needed)) if needed else (ticks[0], ticks[-1])
     if start_s is None and end_s is None:

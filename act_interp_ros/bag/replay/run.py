@@ -14,7 +14,9 @@ stacks the preprocessed observations of up to N consecutive runnable ticks into 
 feeds the chunk rows to the stepper in tick order, so the actions equal sequential execution (up to float
 rounding of the batched forward pass).
 
-Every tick in the range yields outputs or a recorded skip reason.
+Every tick in the range yields outputs or a recorded skip reason. A run in which no tick computed an action
+(or none can: a topic whose header stamps are all 0) raises :class:`NoActionError`
+and writes nothing into the output directory.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,11 +51,11 @@ from act_interp_ros.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
-from act_interp_ros.offline.session import OfflineOptions, ReplayError, TickSummary
+from act_interp_ros.offline.session import NoActionError, OfflineOptions, ReplayError, TickSummary
 from act_interp_ros.pipeline import SkipReason, TickPipeline, TickSnapshot, check_policy, load_policy, output_contract
 from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings, SettingsError, camera_name
 
-__all__ = ["ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
+__all__ = ["NoActionError", "ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,13 +103,33 @@ class ReplaySummary(TickSummary):
     output_topics: dict[str, str]
     output_counts: dict[str, int]
 
-    def no_action_message(self) -> str | None:
-        """One line when no tick computed an action (what happened, what to try), else None."""
-        text = super().no_action_message()
-        if text is not None and set(self.skipped_by_kind) == {"future"}:
-            text += ("; every input was stamped in the future of the bag's log time: the stamps come from another "
-                     "clock, replay with --clock header")
-        return text
+
+def _no_action_hint(kinds: Collection[str]) -> str:
+    """What to try, after the reasons, when no tick computed an action (``kinds``: the skip kinds seen)."""
+    if set(kinds) == {"future"}:
+        return ("; every input was stamped in the future of the bag's log time: the stamps come from another "
+                "clock, replay with --clock header")
+    return ""
+
+
+def zero_stamp_problem(zero: Sequence[str], stamped: Sequence[str], clock: str) -> str | None:
+    """One line when some topics' header stamps are all 0 (``zero``, of the ``stamped`` topics), else None.
+
+    The freshness gate skips an input stamped 0 (``unstamped``), live and offline, so no tick of such a bag
+    can compute an action on either clock; ``--clock header`` has no time axis when every stamp is 0.
+    """
+    if not zero:
+        return None
+    if set(zero) == set(stamped):
+        text = f"every header stamp in the bag is 0 ({', '.join(zero)}): the publisher does not stamp its messages"
+        if clock == "header":
+            text += "; --clock header has no time to tick on, use --clock log (ticks on the recorder's log times)"
+    else:
+        text = (f"the header stamps of {', '.join(zero)} are all 0: the publisher of "
+                f"{'this topic' if len(zero) == 1 else 'these topics'} does not stamp its messages")
+    return (f"{text}; the freshness gate skips inputs stamped 0 (unstamped) on either clock, like the node, so no "
+            f"tick can compute an action until the publisher stamps them (header.stamp = when the data was taken); "
+            f"{session.NO_OUTPUTS}")
 
 
 @dataclass
@@ -190,7 +212,9 @@ class _Replay:
 
     # ---------------------------------------------------------------------------------- index
     def index(self) -> None:
-        """Pass 1: header stamps and log times of every camera / joint-state message; source image sizes."""
+        """Pass 1: header stamps and log times of every camera / joint-state message; source image sizes.
+
+        Raises NoActionError when a topic's header stamps are all 0 (:func:`zero_stamp_problem`)."""
         logs: dict[str, list[int]] = {t: [] for t in self.topics}
         stamps: dict[str, list[int]] = {t: [] for t in self.topics}
         first: dict[str, RawMessage] = {}
@@ -205,6 +229,11 @@ class _Replay:
         for t, ix in self.idx.items():
             if len(ix.log_ns) == 0:
                 raise BagError(f"topic '{t}' has no messages; {self.reader.describe_topics()}")
+        stamped = [t for t in self.topics if t != self.env_topic or self.env_stamped]
+        zero = [t for t in stamped if not self.idx[t].stamp_ns.any()]
+        problem = zero_stamp_problem(zero, stamped, self.options.clock)
+        if problem is not None:  # before the policy is loaded: no tick could act
+            raise NoActionError(problem)
         for cam in self.cameras:  # the video size; an undecodable first frame is a skipped tick later
             try:
                 cam.size_hw = decode_image(self.reader.deserialize(first[cam.topic])).shape[:2]
@@ -273,7 +302,8 @@ class _Replay:
                     staged.append(out.BAG_NAME)
                 staged += self.outputs.finish()
                 t_done = time.perf_counter()
-                committed = run.commit(staged)
+                stats = self.outputs.stats
+                committed = run.commit(staged, stats, hint=_no_action_hint(stats.kinds))
         finally:
             self.interp.close()
         return ReplaySummary(
@@ -422,13 +452,14 @@ def replay_bag(
             device, with the config's attention options, checked like the node checks it), or an already
             loaded :class:`InterpretableACT`.
         settings: the live node's settings (``load_settings_yaml("config/so101.yaml", overrides=...)``).
-        out_dir: output directory (created if needed); outputs appear there only when the run succeeds, and
-            outputs of an earlier run that this run does not write are removed.
+        out_dir: output directory (created if needed); outputs appear there only when the run succeeds (some
+            tick computed an action), and outputs of an earlier run that this run does not write are removed.
         options: :class:`ReplayOptions`.
     Returns:
         :class:`ReplaySummary` (also written to ``out_dir/summary.json``).
     Raises:
-        BagError, ReplayError: bad input (clear one-line messages);
+        BagError, ReplayError: bad input (clear one-line messages); NoActionError (a ReplayError): no tick
+        computed an action, nothing was written;
         act_interp_ros.core.PolicyLoadError: the policy cannot be loaded.
     """
     options = options or ReplayOptions()
