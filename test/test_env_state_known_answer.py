@@ -31,8 +31,8 @@ MIN_SENSITIVITY_TO_EXPERT = 0.25  # trained model's sensitivity / the scripted e
 MIN_NAMED_CUBE_ACCURACY = 0.8  # given a cube's coordinates, the chunk goes to that cube (0.5 = ignored)
 MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE
 
-#: "normalised": coordinates MEAN_STD-normalised (em.DEFAULT_ENV_SPEC); "lerobot_default": LeRobot 0.4.4's ACT
-#: default config, which does not normalise observation.environment_state. Same data, seed and steps.
+#: "normalised": coordinates MEAN_STD-normalised (em.DEFAULT_ENV_SPEC); "lerobot_default": LeRobot's ACT
+#: default config (0.4.4 to 0.6.1), which does not normalise observation.environment_state. Same data, seed and steps.
 VARIANTS = {"normalised": em.DEFAULT_ENV_SPEC, "lerobot_default": em.LEROBOT_DEFAULT_ENV_SPEC}
 
 # Measured on the lerobot_default model (600 steps, seed 0): sensitivity 0.45 deg/m vs the expert's 68.1

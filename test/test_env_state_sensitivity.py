@@ -112,7 +112,7 @@ def test_measure_observation_equals_measure_of_the_preprocessed_batch(model):
 @pytest.mark.parametrize("mode, expected", [
     ("MEAN_STD", 1.0 / np.asarray(ENV_STD)),
     ("MIN_MAX", 2.0 / (np.asarray(ENV_MAX) - np.asarray(ENV_MIN))),
-    (None, np.ones(2)),  # LeRobot 0.4.4's ACT default: ENV is not in normalization_mapping -> not normalised
+    (None, np.ones(2)),  # LeRobot's ACT default (0.4.4 to 0.6.1): ENV is not in normalization_mapping -> not normalised
 ])
 def test_user_deltas_map_through_the_normaliser(mode, expected):
     policy, pre, post = make_policy(mode)

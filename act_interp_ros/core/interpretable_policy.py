@@ -229,7 +229,7 @@ class InterpretableACT:
         try:
             return self.policy._action_queue
         except AttributeError as exc:  # pragma: no cover - a lerobot API change
-            raise RuntimeError("ACTPolicy has no _action_queue; act_interp_ros supports lerobot==0.4.4") from exc
+            raise RuntimeError("ACTPolicy has no _action_queue; act_interp_ros supports lerobot>=0.4.4,<0.7") from exc
 
     def _with_state_placeholder(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         # lerobot 0.4.4's ACT.forward reads batch["observation.state"].device even when the policy has no
