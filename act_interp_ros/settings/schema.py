@@ -96,6 +96,15 @@ class NodeSettings:
     max_joint_step: list[float] = _param(
         [0.1] * 6, "Per joint max command change from the current position per tick, ROS units (> 0).",
         "DOUBLE_ARRAY")
+    training_range_margin: float = _param(
+        0.1, "Training-range guard: each joint / env-state value (policy units) is compared with the checkpoint's "
+        "training min/max widened by this fraction of the range on each side (>= 0).", "DOUBLE")
+    out_of_range_policy: str = _param(
+        "warn", "A tick whose joint or env state is outside the training range: warn (count, /diagnostics WARN, act) "
+        "or skip (bad input: no action).", "STRING")
+    image_stats_tolerance: float = _param(
+        1.0, "Flag (never skip) a camera whose per-channel frame mean is more than this many training stds from "
+        "the checkpoint's training mean (0 = off).", "DOUBLE")
     env_state_topic: str = _param(
         "", "Environment-state topic (e.g. pickup coordinates) for policies with observation.environment_state "
         "(empty = none).", "STRING")
