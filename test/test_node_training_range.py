@@ -1,4 +1,5 @@
-"""The node as its own process over DDS, fed joint states in the wrong units (degrees published as radians):
+"""The node as its own process over DDS (joint_convention lerobot_radians), fed joint states in the wrong units
+(degrees published as radians):
 ``/diagnostics`` names every joint outside the checkpoint's training range within one second, WARN, and with
 ``out_of_range_policy: skip`` no command is published until the units are right again."""
 
@@ -36,7 +37,7 @@ def _diag_with(peer, counter: str, timeout: float):
 @pytest.fixture(scope="module")
 def skipping(tmp_path_factory, ranged_checkpoint):
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", side_rate_hz=0.0, input_qos="reliable",
-                          out_of_range_policy="skip")
+                          out_of_range_policy="skip", joint_convention="lerobot_radians")
     with node_and_peer(params, ranged_checkpoint, "range_peer", [(JointState, ACTION)]) as running:
         yield running
 
@@ -49,6 +50,9 @@ def test_wrong_units_are_reported_by_joint_within_a_second_and_skip_publishes_no
     diag = latest_diagnostics(peer)
     assert not any(k.startswith("state_outside_training_range.") for k in diag), diag
     assert "training-range guard (margin 10%): state: shoulder_pan [-90, 40]" in node.output
+    # the mapping derived from joint_convention is printed at start (no calibration needed for this one)
+    assert "joint mapping from joint_convention 'lerobot_radians'" in node.output
+    assert [ln for ln in node.output.splitlines() if " gripper " in ln and "31.831" in ln], node.output
 
     time.sleep(0.3)
     peer.clear()

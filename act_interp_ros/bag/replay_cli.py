@@ -200,6 +200,7 @@ def _run(args: argparse.Namespace) -> int:
     from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
     from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
     from act_interp_ros.bag.units_check import UnitsCheckError  # noqa: PLC0415
+    from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
     from act_interp_ros.dataset import DatasetError  # noqa: PLC0415
     from act_interp_ros.settings import (  # noqa: PLC0415
@@ -217,7 +218,9 @@ def _run(args: argparse.Namespace) -> int:
         if args.strict_size:
             overrides["image_resize"] = False
         config = args.config or default_config()
-        settings = load_settings_yaml(config, overrides=overrides)
+        settings, mapping_lines = resolve_joint_mapping(load_settings_yaml(config, overrides=overrides))
+        for line in mapping_lines:
+            logging.getLogger(PROG).info("%s", line)
         if args.check_units:
             return _check_units(args, settings)
         for hint in settings.warnings() if args.dataset is None else ():  # camera/topic hints concern bags
@@ -232,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return _fail("interrupted; no output was written (partial files were removed)", EXIT_INTERRUPTED)
     except (BagError, DatasetError, ReplayError, SettingsError, PolicyLoadError, ObservationError,
-            UnitsCheckError) as exc:
+            UnitsCheckError, CalibrationError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc}")

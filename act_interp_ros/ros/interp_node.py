@@ -41,6 +41,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
 
+from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping
 from act_interp_ros.core import EnvStateSensitivity, Interpretation, PolicyLoadError, SensitivityConfig
 from act_interp_ros.core.interpretable_policy import PendingInterpretations
 from act_interp_ros.env_state_input import EnvStateInput, has_header
@@ -141,7 +142,14 @@ class ActInterpNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self._log_handler = route_package_logging(self.get_logger())
-        self.settings = s = declare_and_read(self)
+        s = declare_and_read(self)
+        try:  # joint_scale/joint_offset from joint_convention + calibration_file (README "Connecting your SO-101")
+            s, mapping_lines = resolve_joint_mapping(s)
+        except (CalibrationError, SettingsError) as exc:
+            raise StartupError(str(exc)) from None
+        for line in mapping_lines:
+            self.get_logger().info(line)
+        self.settings = s
         for warning in s.warnings():
             self.get_logger().warning(warning)
         self.torch_threads = configure_torch_threads(s.torch_threads)

@@ -84,6 +84,16 @@ class NodeSettings:
         [RAD_TO_DEG] * 6, "Per joint: policy = ros * scale + offset (57.2958 = rad -> deg).", "DOUBLE_ARRAY")
     joint_offset: list[float] = _param(
         [0.0] * 6, "Per joint offset in policy units: policy = ros * scale + offset.", "DOUBLE_ARRAY")
+    joint_convention: str = _param(
+        "", "Convention of the ROS driver's joint radians, to derive joint_scale/joint_offset: lerobot_radians (a "
+        "bridge around LeRobot's SO101Follower) or urdf_range (calibrated ticks onto the URDF limits); empty = use "
+        "joint_scale/joint_offset as given.", "STRING")
+    calibration_file: str = _param(
+        "", "LeRobot follower calibration JSON (calibration/robots/so101_follower/<id>.json) for joint_convention "
+        "(empty = none; urdf_range needs it).", "STRING")
+    policy_joint_units: str = _param(
+        "degrees", "Units of the policy's body joints for joint_convention: degrees (LeRobot use_degrees, 0 at the "
+        "middle of the calibrated range) or range_m100_100 (older datasets); the gripper is 0..100.", "STRING")
     joint_lower_limits: list[float] = _param(
         [-1.92, -1.92, -1.92, -1.92, -2.74, 0.0],
         "Per joint lower command limit in ROS units (rad).", "DOUBLE_ARRAY")
