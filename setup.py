@@ -59,7 +59,10 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3",
                  # scripts/test.sh: one xdist worker, so a test whose process is stuck (inside C code, or
                  # starved of CPU) is ended by the conftest watchdog and rerun once instead of stalling the run
-                 "pytest-xdist>=3.5", "pytest-rerunfailures>=14"],
+                 "pytest-xdist>=3.5", "pytest-rerunfailures>=14",
+                 # test/test_calibration.py: LeRobot's own SO101Follower writes and normalises the calibration
+                 # (its FeetechMotorsBus imports the SDK; what lerobot[feetech] pins, no hardware is opened)
+                 "feetech-servo-sdk>=1.0.0,<2.0.0"],
     },
     zip_safe=True,
     maintainer="act_interp_ros maintainers",

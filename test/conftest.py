@@ -136,3 +136,33 @@ def node_checkpoint(tmp_path_factory) -> Path:
 
     cameras = {key: NODE_TEST_IMAGE_SHAPE for key in SmallACTSpec().cameras}
     return build_act_checkpoint(tmp_path_factory.mktemp("node_ckpt") / "pretrained_model", SmallACTSpec(cameras=cameras))
+
+
+#: Training range (policy units: degrees, gripper 0..100) of the `ranged_checkpoint`: wide enough for the synthetic
+#: SO-101 arm's episodes (act_interp_ros.synthetic), so a correct bag or stream is inside and a wrong convention out.
+TRAINING_STATE_MIN = (-90.0, -40.0, -20.0, 30.0, -60.0, 0.0)
+TRAINING_STATE_MAX = (40.0, 90.0, 120.0, 130.0, 30.0, 100.0)
+
+
+def ranged_stats(cameras: dict[str, tuple[int, int]]):
+    """Normaliser stats with a real training range: min/max/mean/std for state and action (LeRobot's
+    dataset stats carry all four), ImageNet mean/std for the cameras."""
+    import torch
+
+    from act_interp_ros.core.checkpoints import SmallACTSpec, default_stats, make_act_config
+
+    stats = default_stats(make_act_config(SmallACTSpec(cameras=cameras)))
+    lo, hi = torch.tensor(TRAINING_STATE_MIN), torch.tensor(TRAINING_STATE_MAX)
+    for key in ("observation.state", "action"):
+        stats[key] = {"min": lo, "max": hi, "mean": (lo + hi) / 2, "std": (hi - lo) / 4}
+    return stats
+
+
+@pytest.fixture(scope="session")
+def ranged_checkpoint(tmp_path_factory) -> Path:
+    """The node-sized SO-101 checkpoint (48x64 cameras) whose normaliser holds a training range (min/max)."""
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint
+
+    cameras = {key: NODE_TEST_IMAGE_SHAPE for key in SmallACTSpec().cameras}
+    return build_act_checkpoint(tmp_path_factory.mktemp("ranged_ckpt") / "pretrained_model",
+                                SmallACTSpec(cameras=cameras, stats=ranged_stats(cameras)))

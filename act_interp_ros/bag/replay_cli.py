@@ -3,6 +3,7 @@ offline (no ROS/DDS needed).
 
     act_interp_replay BAG --policy PATH [--config config/so101.yaml] --out DIR
                       [--start S] [--end S] [--rate HZ] [--clock log|header] [--no-bag] [common options]
+    act_interp_replay BAG --policy PATH [--config config/so101.yaml] --check-units [-p NAME:=VALUE ...]
     act_interp_replay --dataset ROOT_OR_REPO_ID [--episodes N ...] [--camera-map POLICY=DATASET ...]
                       --policy PATH [--config config/so101.yaml] --out DIR [common options]
 
@@ -14,6 +15,9 @@ A bag writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publish
 and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``. A dataset
 writes the same per episode into ``DIR/episode_NNN/`` (no bag; plus ``action_plot.png``, predicted vs
 recorded action) and ``DIR/summary.json`` across episodes. ``--rerun`` also writes a Rerun recording.
+``--check-units`` runs no model and writes nothing: per joint, the bag's range in policy units against the
+checkpoint's training range, a verdict and, when a simple fit explains a mismatch, the ``joint_scale`` /
+``joint_offset`` that fix it; it exits 3 when a joint is outside its training range.
 Outputs appear in DIR only when the run succeeded; outputs of an earlier run into DIR that this run does not
 write are removed. Bad input prints one line on stderr and exits with status 2; so does a run in which no tick
 could compute an action (the line says why): such a run writes nothing into DIR and leaves an earlier run's
@@ -38,6 +42,7 @@ PROG = "act_interp_replay"
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
+EXIT_UNITS_MISMATCH = 3
 
 
 class _UsageError(Exception):
@@ -68,7 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", required=True, help="LeRobot ACT pretrained_model/ directory (or Hub repo id)")
     p.add_argument("--config", type=Path, default=None,
                    help="the node's ROS 2 params file (default: config/so101.yaml)")
-    p.add_argument("--out", required=True, type=Path, help="output directory (created if needed)")
+    p.add_argument("--out", type=Path, default=None, help="output directory (created if needed; required unless "
+                   "--check-units)")
+    p.add_argument("--check-units", action="store_true",
+                   help="bag: only check the joint states' units against the checkpoint's training range (no model, "
+                   "no outputs): per joint the bag's range in policy units, the training range, a verdict and the "
+                   "joint_scale/joint_offset that fix a mismatch; exit 3 when a joint is outside")
     p.add_argument("--rerun", type=Path, default=None, metavar="FILE.rrd",
                    help="also write a Rerun recording (camera frames, every overlay, actions, attention and "
                    "faithfulness series on the episode's timeline); open it with `rerun FILE.rrd`")
@@ -153,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 #: Options that only make sense for one kind of input (flag -> argparse dest).
-BAG_ONLY = {"--start": "start", "--end": "end", "--rate": "rate", "--clock": "clock", "--no-bag": "no_bag"}
+BAG_ONLY = {"--start": "start", "--end": "end", "--rate": "rate", "--clock": "clock", "--no-bag": "no_bag",
+            "--check-units": "check_units"}
 DATASET_ONLY = {"--episodes": "episodes", "--camera-map": "camera_map"}
 
 
@@ -184,10 +195,14 @@ def _run(args: argparse.Namespace) -> int:
     problem = _check_input_choice(args)
     if problem:
         return _fail(problem)
+    if args.out is None and not args.check_units:
+        return _fail("the following arguments are required: --out")
 
     # Heavy imports after argument parsing so --help is fast.
     from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
     from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
+    from act_interp_ros.bag.units_check import UnitsCheckError  # noqa: PLC0415
+    from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
     from act_interp_ros.dataset import DatasetError  # noqa: PLC0415
     from act_interp_ros.settings import (  # noqa: PLC0415
@@ -205,7 +220,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.strict_size:
             overrides["image_resize"] = False
         config = args.config or default_config()
-        settings = load_settings_yaml(config, overrides=overrides)
+        settings, mapping_lines = resolve_joint_mapping(load_settings_yaml(config, overrides=overrides))
+        for line in mapping_lines:
+            logging.getLogger(PROG).info("%s", line)
+        if args.check_units:
+            return _check_units(args, settings)
         for hint in settings.warnings() if args.dataset is None else ():  # camera/topic hints concern bags
             logging.getLogger(PROG).warning("%s", hint)
         common = dict(
@@ -217,7 +236,8 @@ def _run(args: argparse.Namespace) -> int:
         summary = (_replay_dataset if args.dataset is not None else _replay_bag)(args, settings, common)
     except KeyboardInterrupt:
         return _fail("interrupted; no output was written (partial files were removed)", EXIT_INTERRUPTED)
-    except (BagError, DatasetError, ReplayError, SettingsError, PolicyLoadError, ObservationError) as exc:
+    except (BagError, DatasetError, ReplayError, SettingsError, PolicyLoadError, ObservationError,
+            UnitsCheckError, CalibrationError) as exc:
         return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{exc}")
@@ -240,9 +260,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"replayed {summary.ticks} ticks at {summary.rate_hz:g} Hz: {summary.processed} with outputs, "
               f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
               f"{summary.timings['ticks_per_s']:.1f} ticks/s")
+        print(summary.range_line())
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
     return 0  # a run without any action raised NoActionError (a ReplayError) before committing anything
+
+
+def _check_units(args: argparse.Namespace, settings: NodeSettings) -> int:
+    from act_interp_ros.bag.units_check import check_bag_units  # noqa: PLC0415
+
+    report = check_bag_units(args.bag, args.policy, settings)
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else EXIT_UNITS_MISMATCH
 
 
 def _replay_bag(args: argparse.Namespace, settings: NodeSettings, common: dict[str, Any]) -> ReplaySummary:

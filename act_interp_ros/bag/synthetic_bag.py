@@ -161,6 +161,7 @@ def write_synthetic_bag(
     wrist_offset_s: float = 0.0,
     episode_gap_s: float = 0.0,
     progress: Callable[[int], None] | None = None,
+    joint_transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Path:
     """Write a synthetic SO-101 bag and return its path (a rosbag2 directory with metadata.yaml).
 
@@ -178,6 +179,8 @@ def write_synthetic_bag(
         joint_offset_s / wrist_offset_s: stamp offsets of /joint_states and the wrist camera.
         episode_gap_s: extra time between episodes.
         progress: called with the number of frames written so far, after each frame (e.g. tqdm.update).
+        joint_transform: (6,) radians -> (6,) values written as the JointState positions instead (a driver in
+            another convention, e.g. ``np.degrees`` for degrees published as radians).
 
     Raises:
         FileExistsError: ``path`` exists. ValueError: bad storage / sizes / counts.
@@ -239,7 +242,8 @@ def write_synthetic_bag(
             js = JointState(
                 header=header(frame.joint_stamp_ns, ""),
                 name=list(JOINT_NAMES),
-                position=frame.position_rad.astype(np.float64),
+                position=np.asarray(frame.position_rad if joint_transform is None
+                                    else joint_transform(frame.position_rad.copy()), dtype=np.float64),
                 velocity=frame.velocity_rad_s.astype(np.float64),
                 effort=np.zeros(0, np.float64),
             )

@@ -175,18 +175,26 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 # ------------------------------------------------------------------------------------------ table
+def range_column_name(counter: str) -> str:
+    """``state_outside_training_range.elbow_flex`` -> ``elbow_flex``; env state -> ``env_state.<name>``; a
+    camera -> ``image.<camera>``."""
+    kind, _, name = counter.partition(".")
+    return name if kind.startswith("state_") else f"env_state.{name}" if kind.startswith("env_state") else f"image.{name}"
+
+
 class TickTable:
     """Per-tick rows: time, skip reason, attention shares and lifts, map methods, faithfulness, actions, stamps.
 
     Columns (fixed, so a run where every tick was skipped still has them all)::
 
-        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, new_plan, maps,
+        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, outside_training_range, new_plan, maps,
         attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
         lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>...,
         action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
-    ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
+    ``outside_training_range`` lists the inputs outside the checkpoint's training range (joint names,
+    ``env_state.<name>``, ``image.<camera>``; empty when none); ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
     sampled ticks; ``env_sensitivity`` (env-state policies) the executed chunk's change per env-state unit; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
     ``predicted - recorded``.
     """
@@ -233,6 +241,7 @@ class TickTable:
             "skipped": rec.skipped,
             "skip_kind": rec.skip.kind if rec.skip is not None else "",
             "skip_reason": rec.skip_reason or "",
+            "outside_training_range": ",".join(range_column_name(f.counter) for f in rec.range_flags),
             "new_plan": rec.new_plan,
             "maps": ",".join(m for m in self.methods if m in rec.side_maps),
         }
@@ -277,7 +286,8 @@ class TickTable:
         return pd.DataFrame(data, columns=columns)
 
     def _columns(self) -> list[str]:
-        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "new_plan", "maps",
+        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "outside_training_range",
+                "new_plan", "maps",
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
         cols += ["env_sensitivity"] if self.has_env_state else []
         cols += [f"action_{n}" for n in self.action_names]

@@ -49,6 +49,8 @@ class TickRecord:
         faithfulness: method -> deletion-test ratio (top-k vs random deletion) on sampled ticks.
         env_sensitivity: change of the executed chunk per unit of env-state change, on side ticks (env-state
             policies only; action units per env-state unit).
+        range_flags: inputs outside the checkpoint's training range at this tick
+            (:class:`~act_interp_ros.pipeline.RangeFlag`; bag replay).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
             source size (plan: the attention of a tick whose chunk the policy starts executing).
     """
@@ -69,6 +71,7 @@ class TickRecord:
     side_maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     faithfulness: dict[str, float] = field(default_factory=dict)
     env_sensitivity: float | None = None
+    range_flags: list = field(default_factory=list)
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)
     side_overlays: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)

@@ -328,10 +328,15 @@ class TickStats:
         self.kinds: Counter[str] = Counter()
         self.groups: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
+        self.out_of_range: Counter[str] = Counter()  # flag counter name -> ticks
+        self.out_of_range_examples: dict[str, str] = {}
         self._shares: dict[str, list[float]] = {}
 
     def add(self, rec: TickRecord) -> None:
         self.ticks += 1
+        for flag in rec.range_flags:
+            self.out_of_range[flag.counter] += 1
+            self.out_of_range_examples.setdefault(flag.counter, flag.line())
         if rec.skipped:
             self.skipped += 1
             self.kinds[rec.skip.kind] += 1
@@ -355,6 +360,8 @@ class TickStats:
             "skipped_by_kind": dict(sorted(self.kinds.items())), "skipped_by_reason": dict(sorted(self.groups.items())),
             "reason_examples": dict(sorted(self.examples.items())), "side_ticks": self.side_ticks,
             "attention_mean": {g: round(float(np.mean(v)), 6) for g, v in self._shares.items()},
+            "outside_training_range": dict(sorted(self.out_of_range.items())),
+            "outside_training_range_examples": dict(sorted(self.out_of_range_examples.items())),
         }
 
 
@@ -366,7 +373,8 @@ class TickSummary:
     the node's diagnostics count as ``skipped.<kind>``); ``skipped_by_reason`` per kind and input, with the
     first full reason of each in ``reason_examples``. ``attention_mean``: mean share of the decoder's
     attention per group (proprio, env_state, latent, each camera) over the processed ticks.
-    ``faithfulness``: method -> camera -> deletion-test result. ``outputs`` maps each output's name to its
+    ``faithfulness``: method -> camera -> deletion-test result. ``outside_training_range``: flag counter
+    (``state_outside_training_range.<joint>``, ...) -> ticks, with the first line of each in ``..._examples``. ``outputs`` maps each output's name to its
     final path; ``timings`` has wall times (s) and ticks/s.
     """
 
@@ -383,6 +391,16 @@ class TickSummary:
     outputs: dict[str, str]
     timings: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    outside_training_range: dict[str, int] = field(default_factory=dict)
+    outside_training_range_examples: dict[str, str] = field(default_factory=dict)
+
+    def range_line(self) -> str:
+        """One summary line: which inputs were outside the training range on how many ticks (first example)."""
+        if not self.outside_training_range:
+            return "training range: every checked input inside"
+        parts = ", ".join(f"{k} on {v} of {self.ticks} ticks" for k, v in self.outside_training_range.items())
+        first = next(iter(self.outside_training_range_examples.values()), "")
+        return f"training range: {parts}; first: {first}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,6 +2,7 @@
 
 * :mod:`.reasons`      why a tick computed no action (one taxonomy);
 * :mod:`.policy_setup` settings -> engine options, policy loading and checks against the settings;
+* :mod:`.training_range` the observation against the checkpoint's training statistics;
 * :mod:`.tick`         snapshot -> gate -> decode -> observation, and command limiting;
 * :mod:`.stepping`     the policy step: the policy's own queue / ensembler, a fresh plan after any gap;
 * :mod:`.contract`     every output topic, its type and content;
@@ -20,6 +21,7 @@ from act_interp_ros.pipeline.policy_setup import (
 from act_interp_ros.pipeline.reasons import SKIP_KINDS, SkipReason
 from act_interp_ros.pipeline.stepping import PlanStepper
 from act_interp_ros.pipeline.tick import PreparedTick, TickPipeline, TickSnapshot, header_stamp_ns
+from act_interp_ros.pipeline.training_range import RangeFlag, TrainingRangeGuard
 from act_interp_ros.pipeline.worker import LatestJobWorker
 
 __all__ = [
@@ -31,10 +33,12 @@ __all__ = [
     "OutputContract",
     "PlanStepper",
     "PreparedTick",
+    "RangeFlag",
     "SKIP_KINDS",
     "SkipReason",
     "TickPipeline",
     "TickSnapshot",
+    "TrainingRangeGuard",
     "attention_options",
     "check_policy",
     "check_policy_options",

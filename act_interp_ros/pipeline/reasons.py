@@ -32,6 +32,8 @@ SKIP_KINDS: dict[str, str] = {
     "skew": "camera stamps differ by more than max_camera_skew_s",
     "bad_input.image": "a camera message cannot be decoded (encoding, size, corrupt data)",
     "bad_input.joint_state": "the joint state lacks a joint, lists one twice, or holds a non-finite position",
+    "bad_input.training_range": "with out_of_range_policy skip: a joint or env-state value (policy units) is outside "
+                                "the checkpoint's training range widened by training_range_margin",
     "bad_input.joint_limits": "a joint is outside its limits by more than joint_limit_tolerance",
     "bad_input.env_state": "the environment state has the wrong number of values or a non-finite one",
     "bad_input.observation": "the observation does not fit the policy (e.g. image size with image_resize false)",

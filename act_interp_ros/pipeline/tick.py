@@ -1,7 +1,11 @@
 """One control tick, the same for the live node and the offline replay (ROS-free).
 
-    snapshot -> gate -> decode -> joint state (+ limit tolerance) -> env state -> observation -> [policy step]
-    -> limits
+    snapshot -> gate -> decode -> joint state -> training range -> limit tolerance -> env state (+ training
+    range) -> observation -> [policy step] -> limits
+
+The training-range guard (:mod:`.training_range`) runs on the values in policy units before the limit check,
+so a unit or offset mistake is named as such even when it also breaks the limits. Its flags for the latest
+:meth:`TickPipeline.prepare` are in :attr:`TickPipeline.last_flags` (whether or not the tick was skipped).
 
 :class:`TickPipeline` owns every stage except the policy step, which the node (real time, action queue)
 and the replay (batched forwards) drive themselves through :class:`~act_interp_ros.pipeline.stepping.PlanStepper`.
@@ -25,7 +29,8 @@ from act_interp_ros.env_state_input import EnvStateError, EnvStateInput, EnvStat
 from act_interp_ros.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.joint_mapping import JointLimitError, JointMapping, JointMappingError
 from act_interp_ros.pipeline.reasons import SkipReason
-from act_interp_ros.settings import NodeSettings
+from act_interp_ros.pipeline.training_range import RangeFlag, TrainingRangeGuard
+from act_interp_ros.settings import NodeSettings, camera_name
 
 __all__ = ["PreparedTick", "TickPipeline", "TickSnapshot", "header_stamp_ns"]
 
@@ -83,9 +88,11 @@ class TickPipeline:
         config: the policy's ``ACTConfig`` (image sizes, state and env-state sizes).
         device: the policy's device: observations are built there (on a GPU, images go as uint8 and are
             converted there, and the preprocessor's normalisation runs there too).
+        guard: the training-range guard (``None``: no check); with ``out_of_range_policy`` skip, a state or
+            env state outside the training range is a ``bad_input.training_range`` tick.
     """
 
-    def __init__(self, settings: NodeSettings, config, device=None) -> None:
+    def __init__(self, settings: NodeSettings, config, device=None, guard: TrainingRangeGuard | None = None) -> None:
         self.settings = settings
         self.camera_keys = list(settings.camera_keys)
         self.camera_topics = dict(zip(settings.camera_keys, settings.camera_topics))
@@ -100,6 +107,9 @@ class TickPipeline:
         self.env = (EnvStateMapping(settings.env_state_type, env_dim, settings.env_state_scale,
                                     settings.env_state_offset) if env_dim else None)
         self._decoded: dict[str, tuple[Any, np.ndarray]] = {}
+        self.guard = guard
+        self.skip_out_of_range = settings.out_of_range_policy == "skip"
+        self.last_flags: list[RangeFlag] = []
 
     @property
     def input_topics(self) -> list[str]:
@@ -119,6 +129,7 @@ class TickPipeline:
 
     def prepare(self, snap: TickSnapshot) -> PreparedTick | SkipReason:
         """Run gate -> decode -> joint state -> observation; a SkipReason when any stage rejects the tick."""
+        self.last_flags = flags = []
         stamps = self.stamps_ns(snap)
         decision = self.gate.check(snap.now_ns / NS, {t: (None if s is None else s / NS) for t, s in stamps.items()},
                                    [self.camera_topics[k] for k in self.camera_keys])
@@ -136,9 +147,18 @@ class TickPipeline:
                 policy_images[key] = self.builder.prepare_image(key, frames[key])
             except ObservationError as exc:
                 return SkipReason("bad_input.observation", f"{topic} {exc}")
+            if self.guard is not None:
+                flag = self.guard.check_image(key, camera_name(key), frames[key])
+                if flag is not None:
+                    flags.append(flag)
         js = snap.joint_state
         try:
             current = self.mapping.from_joint_state(list(js.name), np.asarray(js.position, dtype=np.float64))
+            if self.guard is not None and self.has_state:
+                state_flags = self.guard.check_state(self.mapping.ros_to_policy(current))
+                flags.extend(state_flags)
+                if state_flags and self.skip_out_of_range:
+                    return self._out_of_range(self.joint_topic, state_flags)
             self.mapping.check_within_limits(current, self.limit_tolerance)
         except JointLimitError as exc:
             return SkipReason("bad_input.joint_limits", f"{self.joint_topic} {exc}")
@@ -150,6 +170,11 @@ class TickPipeline:
                 env = self.env.to_policy(snap.env_state.msg)
             except EnvStateError as exc:
                 return SkipReason("bad_input.env_state", f"{self.env_topic} {exc}")
+            if self.guard is not None:
+                env_flags = self.guard.check_env(env)
+                flags.extend(env_flags)
+                if env_flags and self.skip_out_of_range:
+                    return self._out_of_range(self.env_topic, env_flags)
         try:
             state = self.mapping.ros_to_policy(current) if self.has_state else None
             observation = self.builder.build(policy_images, state, env)
@@ -168,6 +193,11 @@ class TickPipeline:
         return self.mapping.limit(self.mapping.policy_to_ros(action), current_ros)
 
     # --------------------------------------------------------------------------------- helpers
+    @staticmethod
+    def _out_of_range(topic: str, flags: list[RangeFlag]) -> SkipReason:
+        names = ", ".join(f"{f.name}={f.value:.4g} not in [{f.low:.4g}, {f.high:.4g}]" for f in flags)
+        return SkipReason("bad_input.training_range", f"{topic} {names} (out_of_range_policy skip)")
+
     def decode_frame(self, key: str, msg: Any) -> np.ndarray:
         """(H, W, 3) uint8 RGB of camera ``key``'s message, decoded once even when two ticks use it.
 

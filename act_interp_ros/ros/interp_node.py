@@ -41,6 +41,7 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
 
+from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping
 from act_interp_ros.core import EnvStateSensitivity, Interpretation, PolicyLoadError, SensitivityConfig
 from act_interp_ros.core.interpretable_policy import PendingInterpretations
 from act_interp_ros.env_state_input import EnvStateInput, has_header
@@ -52,6 +53,7 @@ from act_interp_ros.pipeline import (
     SkipReason,
     TickPipeline,
     TickSnapshot,
+    TrainingRangeGuard,
     header_stamp_ns,
     load_policy,
     output_contract,
@@ -140,7 +142,14 @@ class ActInterpNode(Node):
     def __init__(self, **node_kwargs) -> None:
         super().__init__(NODE_NAME, **node_kwargs)
         self._log_handler = route_package_logging(self.get_logger())
-        self.settings = s = declare_and_read(self)
+        s = declare_and_read(self)
+        try:  # joint_scale/joint_offset from joint_convention + calibration_file (README "Connecting your SO-101")
+            s, mapping_lines = resolve_joint_mapping(s)
+        except (CalibrationError, SettingsError) as exc:
+            raise StartupError(str(exc)) from None
+        for line in mapping_lines:
+            self.get_logger().info(line)
+        self.settings = s
         for warning in s.warnings():
             self.get_logger().warning(warning)
         self.torch_threads = configure_torch_threads(s.torch_threads)
@@ -151,7 +160,12 @@ class ActInterpNode(Node):
         except SettingsError as exc:
             raise StartupError(str(exc)) from None
         self.policy.policy.eval()
-        self.pipeline = TickPipeline(s, self.policy.config, device=self.policy.device)
+        self.guard = TrainingRangeGuard.from_policy(self.policy, s.joint_names, s.training_range_margin,
+                                                    s.image_stats_tolerance, s.camera_keys)
+        for note in self.guard.notes:
+            self.get_logger().warning(note)
+        self.get_logger().info(f"{self.guard.describe()}; out_of_range_policy {s.out_of_range_policy}")
+        self.pipeline = TickPipeline(s, self.policy.config, device=self.policy.device, guard=self.guard)
         self.stepper = PlanStepper(self.policy)
         self.contract = output_contract(s, has_state=self.policy.state_dim > 0,
                                         has_env_state=self.policy.env_state_dim > 0)
@@ -173,6 +187,8 @@ class ActInterpNode(Node):
         self._warned_at: dict[str, float] = {}
         self._traced: set[str] = set()
         self._fault_logged = False
+        self._flagged_last_tick: set[str] = set()  # training-range flags of the previous tick
+        self._range_diag_at = -1e9
         self.pub_action = None
         self._create_interfaces()
         self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=False,
@@ -329,6 +345,7 @@ class ActInterpNode(Node):
         if fault_file and os.path.exists(fault_file):
             raise RuntimeError(f"tick failure injected by {TICK_FAULT_FILE_ENV} (test hook)")
         prepared = self.pipeline.prepare(snap)
+        self._report_range(self.pipeline.last_flags, now_ns)
         if isinstance(prepared, SkipReason):
             self._skipped(index, now_ns, prepared, self._tick_stamps)
             return
@@ -366,6 +383,19 @@ class ActInterpNode(Node):
             self.stats.count("maps_superseded")
         self._publish_status(index, now_ns, None, self._tick_stamps)
         self.stats.tick_work.add(time.perf_counter() - started - forward_s)
+
+    def _report_range(self, flags, now_ns: int) -> None:
+        """Count each value outside the training range (``state_outside_training_range.<joint>``, ...: WARN in
+        /diagnostics) and log one throttled line per input naming it, its value, the range and the likely cause."""
+        fresh = [f for f in flags if f.counter not in self._flagged_last_tick]
+        self._flagged_last_tick = {f.counter for f in flags}
+        for flag in flags:
+            self.stats.problem(flag.counter, now_ns)
+            self._warn_throttled(flag.counter, flag.line(), period_s=5.0)
+        if fresh and time.monotonic() - self._range_diag_at >= 0.2:
+            # An input just left its training range: say so now, not at the next diagnostics period.
+            self._range_diag_at = time.monotonic()
+            self._publish_diagnostics()
 
     def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None = None) -> None:
         if reason.kind != "overrun":  # an overrun misses no input: the plan just advances one tick later

@@ -84,6 +84,16 @@ class NodeSettings:
         [RAD_TO_DEG] * 6, "Per joint: policy = ros * scale + offset (57.2958 = rad -> deg).", "DOUBLE_ARRAY")
     joint_offset: list[float] = _param(
         [0.0] * 6, "Per joint offset in policy units: policy = ros * scale + offset.", "DOUBLE_ARRAY")
+    joint_convention: str = _param(
+        "", "Convention of the ROS driver's joint radians, to derive joint_scale/joint_offset: lerobot_radians (a "
+        "bridge around LeRobot's SO101Follower) or urdf_range (calibrated ticks onto the URDF limits); empty = use "
+        "joint_scale/joint_offset as given.", "STRING")
+    calibration_file: str = _param(
+        "", "LeRobot follower calibration JSON (calibration/robots/so101_follower/<id>.json) for joint_convention "
+        "(empty = none; urdf_range needs it).", "STRING")
+    policy_joint_units: str = _param(
+        "degrees", "Units of the policy's body joints for joint_convention: degrees (LeRobot use_degrees, 0 at the "
+        "middle of the calibrated range) or range_m100_100 (older datasets); the gripper is 0..100.", "STRING")
     joint_lower_limits: list[float] = _param(
         [-1.92, -1.92, -1.92, -1.92, -2.74, 0.0],
         "Per joint lower command limit in ROS units (rad).", "DOUBLE_ARRAY")
@@ -96,6 +106,15 @@ class NodeSettings:
     max_joint_step: list[float] = _param(
         [0.1] * 6, "Per joint max command change from the current position per tick, ROS units (> 0).",
         "DOUBLE_ARRAY")
+    training_range_margin: float = _param(
+        0.1, "Training-range guard: each joint / env-state value (policy units) is compared with the checkpoint's "
+        "training min/max widened by this fraction of the range on each side (>= 0).", "DOUBLE")
+    out_of_range_policy: str = _param(
+        "warn", "A tick whose joint or env state is outside the training range: warn (count, /diagnostics WARN, act) "
+        "or skip (bad input: no action).", "STRING")
+    image_stats_tolerance: float = _param(
+        1.0, "Flag (never skip) a camera whose per-channel frame mean is more than this many training stds from "
+        "the checkpoint's training mean (0 = off).", "DOUBLE")
     env_state_topic: str = _param(
         "", "Environment-state topic (e.g. pickup coordinates) for policies with observation.environment_state "
         "(empty = none).", "STRING")

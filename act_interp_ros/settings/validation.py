@@ -44,6 +44,8 @@ ATTRIBUTION_TARGET_KINDS = ("executed", "executed_joints", "executed_sum", "exec
 #: Attribution methods the node's side timer can compute (each has its own overlay topic).
 SIDE_METHODS = ("gradcam", "gradient_x_input", "integrated_gradients")
 OVERLAY_SCALES = ("global", "per_camera")
+OUT_OF_RANGE_POLICIES = ("warn", "skip")
+JOINT_CONVENTION_NAMES = ("lerobot_radians", "urdf_range")  # act_interp_ros.calibration.JOINT_CONVENTIONS
 _HUB_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LAYER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 
@@ -105,6 +107,21 @@ def validate(s: NodeSettings) -> None:
             raise SettingsError(
                 "max_joint_step", f"be > 0 for every joint (ROS units per tick; use a large value such as 10.0 to "
                 f"effectively disable it), joint '{joints[j]}'", v)
+
+    for name in ("joint_convention", "calibration_file"):
+        if not isinstance(getattr(s, name), str):
+            raise SettingsError(name, "be a string (empty = none)", getattr(s, name))
+    if s.joint_convention:
+        _require_choice("joint_convention", s.joint_convention, JOINT_CONVENTION_NAMES, what="be empty or one of")
+    if s.calibration_file and not s.joint_convention:
+        raise SettingsError("joint_convention", "name the ROS driver's convention (lerobot_radians or urdf_range) when "
+                            "calibration_file is set", s.joint_convention)
+    _require_choice("policy_joint_units", _require_str("policy_joint_units", s.policy_joint_units),
+                    ("degrees", "range_m100_100"))
+    _require_float("training_range_margin", s.training_range_margin, minimum=0.0)
+    _require_choice("out_of_range_policy", _require_str("out_of_range_policy", s.out_of_range_policy),
+                    OUT_OF_RANGE_POLICIES)
+    _require_float("image_stats_tolerance", s.image_stats_tolerance, minimum=0.0)
 
     if s.env_state_topic:
         _check_topic("env_state_topic", s.env_state_topic)

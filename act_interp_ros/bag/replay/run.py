@@ -52,7 +52,15 @@ from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
 from act_interp_ros.offline.session import NoActionError, OfflineOptions, ReplayError, TickSummary
-from act_interp_ros.pipeline import SkipReason, TickPipeline, TickSnapshot, check_policy, load_policy, output_contract
+from act_interp_ros.pipeline import (
+    SkipReason,
+    TickPipeline,
+    TickSnapshot,
+    TrainingRangeGuard,
+    check_policy,
+    load_policy,
+    output_contract,
+)
 from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings, SettingsError, camera_name
 
 __all__ = ["NoActionError", "ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
@@ -256,7 +264,14 @@ class _Replay:
         except SettingsError as exc:
             raise ReplayError(str(exc)) from None
         self.wrapped = wrapped
-        self.pipeline = TickPipeline(self.pipeline_settings, wrapped.config, device=wrapped.device)
+        s = self.settings
+        guard = TrainingRangeGuard.from_policy(wrapped, s.joint_names, s.training_range_margin,
+                                               s.image_stats_tolerance, s.camera_keys)
+        for note in guard.notes:
+            logger.warning("%s", note)
+            self.warnings.append(note)
+        logger.info("%s; out_of_range_policy %s", guard.describe(), s.out_of_range_policy)
+        self.pipeline = TickPipeline(self.pipeline_settings, wrapped.config, device=wrapped.device, guard=guard)
         for cam in self.cameras:
             if cam.size_hw == (0, 0):
                 cam.size_hw = tuple(wrapped.image_shapes[cam.key])
@@ -411,6 +426,7 @@ class _Replay:
                 env = EnvStateInput(msgs[self.env_topic], rec.input_stamps_ns[self.env_topic])
             snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic], env)
             prepared = self.pipeline.prepare(snap)
+            rec.range_flags = list(self.pipeline.last_flags)
             if isinstance(prepared, SkipReason):
                 rec.skip = prepared
             else:
