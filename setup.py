@@ -61,8 +61,8 @@ setup(
                  # starved of CPU) is ended by the conftest watchdog and rerun once instead of stalling the run
                  "pytest-xdist>=3.5", "pytest-rerunfailures>=14",
                  # test/test_calibration.py: LeRobot's own SO101Follower writes and normalises the calibration
-                 # (its FeetechMotorsBus imports the SDK; what lerobot[feetech] pins, no hardware is opened)
-                 "feetech-servo-sdk>=1.0.0,<2.0.0"],
+                 # (its FeetechMotorsBus imports the SDK, pyserial and deepdiff; no hardware is opened)
+                 "lerobot[feetech]"],
     },
     zip_safe=True,
     maintainer="act_interp_ros maintainers",

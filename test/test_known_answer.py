@@ -36,17 +36,28 @@ DELETION_DRAWS = 4  # random draws per frame in the deletion test (the library d
 MIN_INTERVENTION_RATIO = 5.0  # chunk change when the target moves vs when the distractor moves
 MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE ("clearly below")
 
-# Measured on the cached model (800 steps from a randomly initialised ResNet-18: no pretrained weights can
-# be downloaded here): attention ratio vs uniform 0.92, GradCAM 1.02; target beats distractor in 53 % /
-# 56 % of frames. The model acts on the target (held-out chunk error 0.28x the mean-action baseline) but
-# its 4x5 layer4 maps do not localise it (deletion test, reported only: attention 0.43x random cells, GradCAM
-# 2.1x, against 5.2x for gradient x input). These criteria are NOT met; strict xfail keeps them measured
-# (an unexpected pass fails the run, so a fix is noticed) instead of deleting or skipping them.
+# Spread over trainings (issue 20; bench/training_spread.py and README "What each map is good for"): CPU training
+# is deterministic on one machine but not across machines, so every criterion on this model is asserted only
+# with the margin its measured spread supports. Trainings measured: LeRobot 0.4.4 on two machines (the first
+# model's numbers and the issue-20 report) and LeRobot 0.6.1 seed 0 here (bench/training_spread.json).
+#   attention:  mass 0.89-0.92x uniform, target > distractor 53-55 %      -> both criteria fail on every training
+#   GradCAM:    mass 1.02-1.72x uniform, target > distractor 55-56 %      -> the 55 % fails on every training; the
+#               mass sits 0.3 below its 2.0 criterion: within reach of the spread, so no strict xfail (below)
+#   occlusion:  rank corr. with a random-weights model +0.40 .. +0.58     -> straddles the 0.5 criterion (below)
+# Strict xfail stays only where every training fails by a wide margin (an unexpected pass fails the run, so a
+# fix is noticed).
 NOT_LOCALISED = pytest.mark.xfail(
     strict=True,
-    reason="known limitation: the from-scratch known-answer model's layer4 maps do not localise the target "
-    "(see the closing note of issue 6 and the README)",
+    reason="known limitation: the from-scratch known-answer model's layer4 attention and GradCAM maps do not "
+    "localise the target (attention 0.89-0.92x uniform; both prefer the target in 53-56 % of frames)",
 )
+# GradCAM's mass on the target: measured 1.02-1.72x uniform against the 2.0 criterion. What every training
+# supports with margin: far less localised than gradient x input (15.6-15.7x), at most a quarter of it.
+MAX_GRADCAM_TO_GRADIENT_MASS = 0.25
+# Occlusion's randomisation check: +0.40 .. +0.58 over trainings, against the 0.5 criterion. Asserted: below
+# OCCLUSION_MAX_RANK_CORR (the largest measured value plus a margin): the trained model's occlusion maps are not
+# the random model's. A blur fill (sigma = patch / 2) was tried to make it robust: +0.86 (worse), not adopted.
+OCCLUSION_MAX_RANK_CORR = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -176,12 +187,20 @@ def test_report_map_numbers(maps, occlusion_maps, capsys):
     _report(capsys, "known-answer model: map scores", text)
 
 
-@NOT_LOCALISED
-@pytest.mark.parametrize("method", ["attention", "gradcam"])
-def test_maps_put_mass_on_the_target(maps, method):
+@pytest.mark.parametrize("method", [pytest.param("attention", marks=NOT_LOCALISED), "gradcam"])
+def test_maps_put_mass_on_the_target(maps, method, capsys):
     s = maps.get(method, "front")
     assert s.n_frames >= 0.9 * N_FRAMES
-    assert s.ratio_vs_uniform >= MIN_RATIO, s
+    if method == "attention":
+        assert s.ratio_vs_uniform >= MIN_RATIO, s
+        return
+    # GradCAM: the 2.0 criterion is reported (met on no training so far, within reach of the spread); asserted
+    # is what every training supports: far less localised than gradient x input.
+    pixel = maps.get("gradient_x_input", "front").ratio_vs_uniform
+    _report(capsys, "known-answer model: GradCAM mass on the target", (
+        f"{s.ratio_vs_uniform:.2f}x uniform (criterion >= {MIN_RATIO}: {'met' if s.ratio_vs_uniform >= MIN_RATIO else 'not met'}; "
+        f"measured 1.02-1.72x over trainings); gradient x input {pixel:.1f}x"))
+    assert s.ratio_vs_uniform < MAX_GRADCAM_TO_GRADIENT_MASS * pixel, (s, pixel)
 
 
 @NOT_LOCALISED
@@ -192,22 +211,21 @@ def test_maps_prefer_the_target_over_the_distractor(maps, method):
     assert s.target_beats_distractor >= MIN_WIN, s
 
 
-OCCLUSION_SHARED_WITH_RANDOM = pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: occlusion maps of the random-weights model rank-correlate +0.53 with the trained "
-    "model's (32 frames, stride 16; +0.58 on 64 frames at stride 8). Measured on 16 frames: the two share 54 % "
-    "of their 8 top patches (10 % by chance) although the random model's map barely prefers the target (2.1x "
-    "uniform vs 14x); the mechanism is not established",
-)
-
-
-@pytest.mark.parametrize("method", ["attention", "gradcam", "gradient_x_input",
-                                    pytest.param("occlusion", marks=OCCLUSION_SHARED_WITH_RANDOM)])
-def test_randomised_weights_change_the_maps(request, method):
+@pytest.mark.parametrize("method", ["attention", "gradcam", "gradient_x_input", "occlusion"])
+def test_randomised_weights_change_the_maps(request, method, capsys):
     s = _scores(request, method)
     frames = N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES
     assert s.n_rank >= 0.9 * frames, s
-    assert s.rank_corr_random < MAX_RANK_CORR, s
+    if method != "occlusion":
+        assert s.rank_corr_random < MAX_RANK_CORR, s
+        return
+    # Occlusion: the < 0.5 criterion is met on some trainings and not on others (+0.40 .. +0.58): reported here
+    # and in the README with its range, asserted with the margin the spread supports.
+    _report(capsys, "known-answer model: occlusion randomisation check", (
+        f"rank corr. with a random-weights model {s.rank_corr_random:+.2f} (criterion < {MAX_RANK_CORR}: "
+        f"{'met' if s.rank_corr_random < MAX_RANK_CORR else 'not met'} on this training; measured +0.40 .. +0.58 "
+        f"over trainings)"))
+    assert s.rank_corr_random < OCCLUSION_MAX_RANK_CORR, s
 
 
 # ----------------------------------------------------------------- pixel-level causal maps find the target

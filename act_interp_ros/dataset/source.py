@@ -319,7 +319,8 @@ class LeRobotDatasetSource:
         match = re.match(r"v?(\d+)", version)
         if not match or int(match.group(1)) != SUPPORTED_MAJOR_VERSION:
             raise DatasetError(
-                f"'{self.root}' is a LeRobotDataset {version}; this tool reads v3.0 (lerobot 0.4.x) - convert it with "
+                f"'{self.root}' is a LeRobotDataset {version}; this tool reads v3.0 (lerobot 0.4 to 0.6) - "
+                "convert it with "
                 "python -m lerobot.datasets.v30.convert_dataset_v21_to_v30"
             )
         for key in ("fps", "data_path"):
