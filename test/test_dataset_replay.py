@@ -258,3 +258,41 @@ def test_policy_with_environment_state(tmp_path, repo_root):
     np.testing.assert_allclose(table[["attn_proprio", "attn_env_state", "attn_latent", "attn_front"]].sum(axis=1), 1.0,
                                atol=1e-5)
     assert set(summary.attention_mean) == {"proprio", "env_state", "latent", "front"}
+
+
+@pytest.fixture(scope="module")
+def narrow_range_checkpoint(tmp_path_factory):
+    """A 48x64 SO-101 checkpoint trained (per its normaliser) with shoulder_pan in [1000, 1001] deg only."""
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_act_checkpoint, default_stats, make_act_config
+
+    spec = SmallACTSpec(cameras={k: (48, 64) for k in KEYS})
+    stats = default_stats(make_act_config(spec))
+    lo, hi = torch.full((6,), -1000.0), torch.full((6,), 1000.0)
+    lo[0], hi[0] = 1000.0, 1001.0
+    for key in ("observation.state", "action"):
+        stats[key] = {"min": lo, "max": hi, "mean": torch.zeros(6), "std": torch.full((6,), 100.0)}
+    spec.stats = stats
+    return build_act_checkpoint(tmp_path_factory.mktemp("narrow") / "pretrained_model", spec)
+
+
+def test_training_range_guard_flags_dataset_frames_and_skips_on_request(datasets, narrow_range_checkpoint, repo_root,
+                                                                         tmp_path):
+    """Issue 21 offline on a dataset: every frame's shoulder_pan is outside the checkpoint's training range."""
+    from act_interp_ros.offline.session import NoActionError
+
+    ds, ckpt = datasets["video"], str(narrow_range_checkpoint)
+    opts = DatasetReplayOptions(side_every=0, write_video=False, write_plot=False)
+    warn = load_settings_yaml(repo_root / "config" / "so101.yaml", overrides={"policy_path": ckpt})
+    summary = replay_dataset(ds.root, ckpt, warn, tmp_path / "warn", opts)
+    assert summary.skipped == 0  # warn (the default): flagged, still acted on
+    assert summary.outside_training_range == {"state_outside_training_range.shoulder_pan": sum(STEPS)}
+    assert "shoulder_pan" in summary.range_line()
+    table = read_table(tmp_path / "warn" / "episode_000" / "ticks.csv")
+    assert (table["outside_training_range"] == "shoulder_pan").all()
+
+    skip = load_settings_yaml(repo_root / "config" / "so101.yaml",
+                              overrides={"policy_path": ckpt, "out_of_range_policy": "skip"})
+    with pytest.raises(NoActionError) as err:
+        replay_dataset(ds.root, ckpt, skip, tmp_path / "skip", opts)
+    assert "training_range" in str(err.value) and "shoulder_pan" in str(err.value)
+    assert not (tmp_path / "skip").exists()

@@ -260,7 +260,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"replayed {summary.ticks} ticks at {summary.rate_hz:g} Hz: {summary.processed} with outputs, "
               f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
               f"{summary.timings['ticks_per_s']:.1f} ticks/s")
-        print(summary.range_line())
+    print(summary.range_line())
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
     return 0  # a run without any action raised NoActionError (a ReplayError) before committing anything

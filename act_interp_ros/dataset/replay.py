@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from act_interp_ros.core import InterpretableACT, ObservationBuilder, ObservationError
 from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
 from act_interp_ros.dataset.source import ACTION, CAMERA_PREFIX, LeRobotDatasetSource
@@ -44,7 +46,8 @@ from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
 from act_interp_ros.offline.records import CameraFrame, TickRecord
 from act_interp_ros.offline.session import OfflineOptions, ReplayError, TickSummary
-from act_interp_ros.pipeline import SkipReason, check_policy_options, load_policy
+from act_interp_ros.pipeline import SkipReason, TrainingRangeGuard, check_policy_options, load_policy
+from act_interp_ros.pipeline.tick import out_of_range_skip
 from act_interp_ros.rerun_recording import episode_entity
 from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
 
@@ -180,6 +183,13 @@ class _DatasetRun:
         self.builder.resized_cameras.update(match.resize)  # check_policy_features warned about them already
         self.warnings = [f"camera {k}: dataset frames are {a[0]}x{a[1]}, resized to the policy's {b[0]}x{b[1]}"
                          for k, (a, b) in match.resize.items()]
+        # the training-range guard, as in the bag replay and the node (the dataset is in policy units already)
+        self.guard = TrainingRangeGuard.from_policy(wrapped, joint_names, settings.training_range_margin,
+                                                    settings.image_stats_tolerance, self.cam_keys)
+        self.skip_out_of_range = settings.out_of_range_policy == "skip"
+        for note in self.guard.notes:
+            logger.warning("%s", note)
+            self.warnings.append(note)
 
     def run(self, out_dir: Path, episodes: list[int], t_start: float) -> DatasetReplaySummary:
         opts = self.options
@@ -295,6 +305,8 @@ class _DatasetRun:
             rec.frames[key] = CameraFrame(key, camera_name(key), ds_key, frame.images[ds_key], t_ns, "")
         tick = OfflineTick(rec)
         w = self.wrapped
+        if self._range_skip(rec, frame):
+            return tick
         try:
             observation = self.builder.build(self.match.policy_images(frame.images),
                                              state=frame.state if w.state_dim else None,
@@ -306,6 +318,24 @@ class _DatasetRun:
         tick.side = schedule.side(frame.frame_index)
         tick.faithfulness = schedule.faithfulness(frame.frame_index)
         return tick
+
+    def _range_skip(self, rec: TickRecord, frame) -> bool:
+        """Flag the frame's inputs outside the training range on ``rec``; True when the tick is skipped for it."""
+        g, w = self.guard, self.wrapped
+        for key, ds_key in self.match.camera_map.items():
+            flag = g.check_image(key, camera_name(key), frame.images[ds_key])
+            if flag is not None:
+                rec.range_flags.append(flag)
+        values = []
+        if w.state_dim and frame.state is not None and np.all(np.isfinite(frame.state)):
+            values += g.check_state(np.asarray(frame.state, dtype=np.float64))
+        if w.env_state_dim and frame.env_state is not None and np.all(np.isfinite(frame.env_state)):
+            values += g.check_env(np.asarray(frame.env_state, dtype=np.float64))
+        rec.range_flags.extend(values)
+        if values and self.skip_out_of_range:
+            rec.skip = out_of_range_skip(f"frame {frame.frame_index}", values)
+            return True
+        return False
 
 
 # --------------------------------------------------------------------------------------- public API

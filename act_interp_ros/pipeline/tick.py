@@ -158,7 +158,7 @@ class TickPipeline:
                 state_flags = self.guard.check_state(self.mapping.ros_to_policy(current))
                 flags.extend(state_flags)
                 if state_flags and self.skip_out_of_range:
-                    return self._out_of_range(self.joint_topic, state_flags)
+                    return out_of_range_skip(self.joint_topic, state_flags)
             self.mapping.check_within_limits(current, self.limit_tolerance)
         except JointLimitError as exc:
             return SkipReason("bad_input.joint_limits", f"{self.joint_topic} {exc}")
@@ -174,7 +174,7 @@ class TickPipeline:
                 env_flags = self.guard.check_env(env)
                 flags.extend(env_flags)
                 if env_flags and self.skip_out_of_range:
-                    return self._out_of_range(self.env_topic, env_flags)
+                    return out_of_range_skip(self.env_topic, env_flags)
         try:
             state = self.mapping.ros_to_policy(current) if self.has_state else None
             observation = self.builder.build(policy_images, state, env)
@@ -193,10 +193,6 @@ class TickPipeline:
         return self.mapping.limit(self.mapping.policy_to_ros(action), current_ros)
 
     # --------------------------------------------------------------------------------- helpers
-    @staticmethod
-    def _out_of_range(topic: str, flags: list[RangeFlag]) -> SkipReason:
-        names = ", ".join(f"{f.name}={f.value:.4g} not in [{f.low:.4g}, {f.high:.4g}]" for f in flags)
-        return SkipReason("bad_input.training_range", f"{topic} {names} (out_of_range_policy skip)")
 
     def decode_frame(self, key: str, msg: Any) -> np.ndarray:
         """(H, W, 3) uint8 RGB of camera ``key``'s message, decoded once even when two ticks use it.
@@ -209,3 +205,9 @@ class TickPipeline:
         frame = decode_image(msg)
         self._decoded[key] = (msg, frame)
         return frame
+
+
+def out_of_range_skip(where: str, flags: list[RangeFlag]) -> SkipReason:
+    """The skip reason of a tick whose inputs (``where``: a topic, a dataset frame) are outside the training range."""
+    names = ", ".join(f"{f.name}={f.value:.4g} not in [{f.low:.4g}, {f.high:.4g}]" for f in flags)
+    return SkipReason("bad_input.training_range", f"{where} {names} (out_of_range_policy skip)")
