@@ -51,7 +51,9 @@ setup(
         "pandas>=2.0",
         "pyarrow>=14",  # Parquet tick tables
         "av>=12",  # H.264 mp4 writing (also a lerobot dependency)
-        "rerun-sdk>=0.24,<0.34",  # --rerun recordings (LeRobot 0.4 required it; 0.5+ moved it to an extra)
+        # --rerun recordings (LeRobot 0.4 required it; 0.5+ moved it to an extra). Capped at the tested 0.26:
+        # 0.33 has no rerun.dataframe, with which the tests read recordings back.
+        "rerun-sdk>=0.24,<0.27",
         "captum==0.9.0",  # pixel attribution: InputXGradient, NoiseTunnel, IntegratedGradients, Occlusion
     ],
     extras_require={
