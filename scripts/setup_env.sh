@@ -48,7 +48,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "[setup] installing act_interp_ros[$EXTRAS] ${LEROBOT} and dependencies into $VENV (first time: a few minutes;"
-  echo "[setup]   on Python >= 3.12 PyTorch comes from PyPI as a CUDA build of several GB)"
+  echo "[setup]   PyTorch from PyPI is a CUDA build of several GB)"
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   # shellcheck disable=SC2086 # LEROBOT is empty or one requirement
   "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]" $LEROBOT 2>&1 | grep -v '^WARNING: Location' || true
