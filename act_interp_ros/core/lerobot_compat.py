@@ -64,14 +64,14 @@ def _act_config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(ACTConfig)}
 
 
-def config_fields_to_drop(raw: dict[str, Any], known: set[str] | None = None) -> list[str]:
+def config_fields_to_drop(raw: dict[str, Any]) -> list[str]:
     """The fields of a ``config.json`` dict that the installed LeRobot does not know and that are safe to drop.
 
     Raises:
         LeRobotCompatError: a field the installed LeRobot does not know and whose effect on the model is
             unknown (one line: the field, which LeRobot wrote it, which to install).
     """
-    known = _act_config_fields() if known is None else known
+    known = _act_config_fields()
     unknown = sorted(k for k in raw if k != "type" and k not in known)
     refused = [k for k in unknown if k not in NEUTRAL_NEW_FIELDS]
     if refused:
