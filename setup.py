@@ -62,6 +62,9 @@ setup(
                  # scripts/test.sh: one xdist worker, so a test whose process is stuck (inside C code, or
                  # starved of CPU) is ended by the conftest watchdog and rerun once instead of stalling the run
                  "pytest-xdist>=3.5", "pytest-rerunfailures>=14",
+                 # bench/ (run by test/test_bench_smoke.py) reads the machine and memory with psutil; LeRobot
+                 # 0.4.4 brought it in, 0.6 does not
+                 "psutil>=5.9",
                  # test/test_calibration.py: LeRobot's own SO101Follower writes and normalises the calibration
                  # (its FeetechMotorsBus imports the SDK, pyserial and deepdiff; no hardware is opened)
                  "lerobot[feetech]"],
