@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 
 __all__ = ["GateDecision", "InputGate"]
 
-REASON_KINDS = ("clock", "missing", "unstamped", "invalid", "future", "stale", "skew")
-
 
 @dataclass(frozen=True)
 class GateDecision:

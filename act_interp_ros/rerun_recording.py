@@ -41,11 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
+from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX
+
 logger = logging.getLogger(__name__)
 
 FRAME_TIMELINE = "frame_index"
 TIME_TIMELINE = "time"
-CAMERA_PREFIX = "observation.images."
 PREDICTED_COLOR = (230, 97, 1)
 RECORDED_COLOR = (33, 102, 172)
 
@@ -61,8 +62,8 @@ def episode_entity(episode_index: int) -> str:
 def entity_part(name: str) -> str:
     """A name made safe as one entity path part (``observation.images.front`` -> ``front``)."""
     name = str(name)
-    if name.startswith(CAMERA_PREFIX):
-        name = name[len(CAMERA_PREFIX):]
+    if name.startswith(CAMERA_KEY_PREFIX):
+        name = name[len(CAMERA_KEY_PREFIX):]
     part = _UNSAFE.sub("_", name).strip("_")
     if not part:
         raise ValueError(f"name {name!r} has no usable characters for an entity path")

@@ -41,7 +41,8 @@ def tick_work(ctx) -> dict[str, Any]:
 
     from act_interp_ros.pipeline import PlanStepper, TickPipeline, TickSnapshot
     from act_interp_ros.pipeline.overlays import attention_overlay
-    from act_interp_ros.ros.action_messages import build_action_message
+    from act_interp_ros.pipeline.output_values import action_message
+    from act_interp_ros.ros.messages import make_message
     from act_interp_ros.ros.image_encoding import encode_rgb_image
     from act_interp_ros.settings import NodeSettings, camera_name
 
@@ -106,8 +107,8 @@ def tick_work(ctx) -> dict[str, Any]:
                 state["action"] = wrapped.postprocess(stepper.select(None))[0]
 
         def command():
-            cmd, _ = pipeline.command(state["action"], state["prepared"].current_ros)
-            action_pub.publish(build_action_message("joint_state", settings.joint_names, cmd, now_ns, TICK_S))
+            cmd, _ = pipeline.limit(state["action"], state["prepared"].current_ros)
+            action_pub.publish(action_message(make_message, "joint_state", settings.joint_names, cmd, now_ns, TICK_S))
             status_pub.publish(DiagnosticStatus(level=DiagnosticStatus.OK, name="tick", message="ok",
                                                 values=[KeyValue(key="tick", value="1")]))
 

@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # pytest-timeout (pytest.ini, signal method) fails a test that runs too long, but only when the main thread
 # gets back to Python: one stuck inside C code, or starved of CPU (as by a real-time thread, see
-# act_interp_ros/scheduling.py), never does, and the whole run stalls. This watchdog is C-level: past
+# act_interp_ros/runtime/scheduling.py), never does, and the whole run stalls. This watchdog is C-level: past
 # HARD_TIMEOUT_S it prints every thread's stack and ends the process. scripts/test.sh runs the tests in one
 # pytest-xdist worker, so the run goes on: the stuck test is reported as a crash and run once more
 # (--reruns 1; ordinary failures are never rerun).
@@ -87,9 +87,9 @@ def pytest_runtest_protocol(item, nextitem):
 @pytest.fixture(autouse=True)
 def no_real_time_policy_left():
     """Every node a test starts inherits this process's scheduling policy: a real-time one left by a test (or a
-    library it called, see act_interp_ros.scheduling) fails that test and is undone."""
+    library it called, see act_interp_ros.runtime.scheduling) fails that test and is undone."""
     yield
-    from act_interp_ros.scheduling import is_real_time, leave_real_time
+    from act_interp_ros.runtime.scheduling import is_real_time, leave_real_time
 
     if is_real_time():
         leave_real_time()

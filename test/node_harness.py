@@ -3,8 +3,10 @@ talk to it over real rclpy/Fast DDS on loopback from the test process."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from collections import defaultdict
 from pathlib import Path
@@ -41,19 +43,27 @@ def write_params(path: Path, **overrides: Any) -> Path:
     return path
 
 
-def start_node(params_file: Path, policy_path: Path | str, *extra_ros_args: str, env: dict | None = None) -> NodeProcess:
-    """The installed act_interp_node console script (as `ros2 run` starts it) with a params file."""
-    return NodeProcess(node_command([params_file], {"policy_path": str(policy_path)}, extra_ros_args), env=env)
+def start_node(params_file: Path, policy_path: Path | str, *extra_ros_args: str, env: dict | None = None,
+               faults: Sequence[str] = ()) -> NodeProcess:
+    """The installed act_interp_node console script (as `ros2 run` starts it) with a params file.
+
+    ``faults``: arguments of test/fault_injecting_node.py (a test entry point, named as such), which runs the
+    same node with faults injected through its constructor, e.g. ``("--tick-fault-file", path)``.
+    """
+    command = node_command([params_file], {"policy_path": str(policy_path)}, extra_ros_args)
+    if faults:
+        command = [sys.executable, str(REPO / "test" / "fault_injecting_node.py"), *faults, *command[1:]]
+    return NodeProcess(command, env=env)
 
 
 @contextmanager
 def node_and_peer(params_file: Path, policy_path: Path | str, peer_name: str, subscriptions=(),
-                  *extra_ros_args: str, env: dict | None = None):
+                  *extra_ros_args: str, env: dict | None = None, faults: Sequence[str] = ()):
     """A running node and a peer subscribed to ``subscriptions`` ((msg type, topic) pairs) and /diagnostics,
     once the node is up; both stopped after the block."""
     from diagnostic_msgs.msg import DiagnosticArray
 
-    node = start_node(params_file, policy_path, *extra_ros_args, env=env)
+    node = start_node(params_file, policy_path, *extra_ros_args, env=env, faults=faults)
     peer = Peer(peer_name)
     try:
         for msg_type, topic in subscriptions:

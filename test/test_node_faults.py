@@ -37,7 +37,7 @@ def faulty(tmp_path_factory, node_checkpoint):
     fault_file = tmp / "fail_ticks"
     params = write_params(tmp / "p.yaml", side_rate_hz=0.0, input_qos="reliable", max_consecutive_tick_errors=3,
                           diagnostics_period_s=0.5)
-    node = start_node(params, node_checkpoint, env={"ACT_INTERP_TEST_TICK_FAULT_FILE": str(fault_file)})
+    node = start_node(params, node_checkpoint, faults=("--tick-fault-file", str(fault_file)))
     peer = Peer("fault_peer")
     peer.subscribe(JointState, ACTION)
     peer.subscribe(DiagnosticArray, "/diagnostics")
@@ -88,7 +88,7 @@ def test_tick_exceptions_are_counted_logged_once_and_fault_after_n(faulty):
         wait_level(peer, OK, timeout=10.0)
     out = node.output
     assert out.count("Traceback") == 1, "full traceback once, then throttled one-liners"
-    assert "tick failure injected by ACT_INTERP_TEST_TICK_FAULT_FILE (test hook)" in out
+    assert f"tick failure injected by {fault_file} (test hook)" in out
 
 
 def test_package_logging_reaches_rosout_with_ros_severity(faulty):

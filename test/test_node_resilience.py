@@ -21,7 +21,7 @@ def strict(tmp_path_factory, node_checkpoint):
     params = write_params(tmp_path_factory.mktemp("params") / "p.yaml", image_resize=False, side_rate_hz=5.0,
                           input_qos="reliable")
     with node_and_peer(params, node_checkpoint, "resilience_peer", [(JointState, ACTION)],
-                       env={"ACT_INTERP_TEST_GRADCAM_FAIL": "1"}) as running:
+                       faults=("--fail-side-method", "gradcam")) as running:
         yield running
 
 

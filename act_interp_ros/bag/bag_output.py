@@ -27,6 +27,7 @@ from rosbags.typesys import Stores, get_typestore
 from act_interp_ros.offline.outputs import TickRecord
 from act_interp_ros.bag.reader import BagReader, RawMessage
 from act_interp_ros.pipeline.contract import ACTION_MESSAGE_TYPES, DIAGNOSTIC_STATUS, FLOAT32, IMAGE, OutputContract
+from act_interp_ros.pipeline.output_values import action_message, scalar_values, tick_status_message
 from act_interp_ros.settings import NodeSettings, camera_name
 
 logger = logging.getLogger(__name__)
@@ -116,17 +117,9 @@ class OutputBagWriter:
                     frame = rec.frames[key]
                     self._put(rec.log_ns, f"{method}_overlay/{camera_name(key)}",
                               self._image(overlay, frame.stamp_ns, frame.frame_id))
-            interp = rec.interpretation
-            fractions = interp.fractions if interp is not None else {}
-            lifts = interp.lifts if interp is not None else {}
-            scalars = {"proprio_attention": fractions.get("state"), "env_state_attention": fractions.get("env_state"),
-                       "proprio_attention_lift": lifts.get("state"), "env_state_attention_lift": lifts.get("env_state")}
-            scalars["env_state_sensitivity"] = rec.env_sensitivity
-            scalars.update({f"attention_share/{camera_name(k)}": fractions.get(k) for k in rec.frames})
-            scalars.update({f"attention_lift/{camera_name(k)}": lifts.get(k) for k in rec.frames})
+            scalars = scalar_values(rec.interpretation, list(rec.frames), rec.env_sensitivity)
             for key, value in scalars.items():
-                if value is not None:
-                    self._put(rec.log_ns, key, self.ts.serialize_cdr(self.T[FLOAT32](data=float(value)), FLOAT32))
+                self._put(rec.log_ns, key, self.ts.serialize_cdr(self.T[FLOAT32](data=value), FLOAT32))
             if rec.command_ros is not None:
                 self._put(rec.log_ns, "action", self._action(rec))
         self._flush(min(self._input_mark, self._tick_mark))
@@ -175,30 +168,19 @@ class OutputBagWriter:
                             is_bigendian=0, step=w * 3, data=np.ascontiguousarray(rgb).reshape(-1))
         return self.ts.serialize_cdr(msg, IMAGE)
 
+    def _make(self, type_name: str, **fields):
+        """``output_values``' ``make`` for rosbags."""
+        return self.T[type_name](**fields)
+
     def _status(self, rec: TickRecord) -> bytes | memoryview:
-        kv = self.T["diagnostic_msgs/msg/KeyValue"]
-        msg = self.T[DIAGNOSTIC_STATUS](
-            level=1 if rec.skipped else 0, name=f"{self.node.strip('/').split('/')[-1]}: tick",
-            message=rec.skip_reason or "ok", hardware_id=self.settings.policy_path,
-            values=[kv(key="tick", value=str(rec.index)), kv(key="time_ns", value=str(rec.time_ns))]
-            + [kv(key=f"stamp_ns{topic}", value="" if s is None else str(s)) for topic, s in rec.input_stamps_ns.items()])
+        msg = tick_status_message(self._make, node_name=self.node.strip("/").split("/")[-1],
+                                  hardware_id=self.settings.policy_path, tick=rec.index, time_ns=rec.time_ns,
+                                  stamps_ns=rec.input_stamps_ns, reason=rec.skip)
         return self.ts.serialize_cdr(msg, DIAGNOSTIC_STATUS)
 
     def _action(self, rec: TickRecord) -> bytes | memoryview:
-        """The command in the configured action_type (the same content as the node's action messages)."""
-        kind = ACTION_MESSAGE_TYPES[self.settings.action_type]
-        positions = np.asarray(rec.command_ros, dtype=np.float64)
-        T = self.T
-        if kind == "sensor_msgs/msg/JointState":
-            msg = T[kind](header=self._header(rec.time_ns, ""), name=list(self.joint_names), position=positions,
-                          velocity=np.zeros(0, dtype=np.float64), effort=np.zeros(0, dtype=np.float64))
-        elif kind == "std_msgs/msg/Float64MultiArray":
-            dim = T["std_msgs/msg/MultiArrayDimension"](label="joints", size=len(positions), stride=len(positions))
-            msg = T[kind](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[dim], data_offset=0), data=positions)
-        else:
-            nanos = int(round(1e9 / self.settings.control_rate_hz))
-            point = T["trajectory_msgs/msg/JointTrajectoryPoint"](
-                positions=positions, velocities=np.zeros(0), accelerations=np.zeros(0), effort=np.zeros(0),
-                time_from_start=T["builtin_interfaces/msg/Duration"](sec=nanos // 10**9, nanosec=nanos % 10**9))
-            msg = T[kind](header=self._header(rec.time_ns, ""), joint_names=list(self.joint_names), points=[point])
-        return self.ts.serialize_cdr(msg, kind)
+        """The command in the configured action_type (the same message the node publishes)."""
+        s = self.settings
+        msg = action_message(self._make, s.action_type, self.joint_names, rec.command_ros, rec.time_ns,
+                             1.0 / s.control_rate_hz)
+        return self.ts.serialize_cdr(msg, ACTION_MESSAGE_TYPES[s.action_type])

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from lerobot.utils.constants import OBS_STATE
 
 from act_interp_ros.bag.reader import JOINT_STATE_TYPE, BagError, open_bag
 from act_interp_ros.joint_mapping import JointMapping, JointMappingError
-from act_interp_ros.pipeline.training_range import STATE, normalizer_stats
+from act_interp_ros.pipeline.training_range import normalizer_stats
 from act_interp_ros.settings import NodeSettings
 from act_interp_ros.units_fit import JointFit, fit_joint
 
@@ -78,14 +79,14 @@ def check_bag_units(bag: str | Path, policy_path: str, settings: NodeSettings, *
         from act_interp_ros.core import load_act_policy
 
         preprocessor = load_act_policy(policy_path, device="cpu").preprocessor
-    stats = normalizer_stats(preprocessor).get(STATE, {})
+    stats = normalizer_stats(preprocessor).get(OBS_STATE, {})
     n = len(settings.joint_names)
     if "min" not in stats or "max" not in stats:
-        raise UnitsCheckError(f"the checkpoint '{policy_path}' has no min/max for {STATE} in its normaliser: there "
+        raise UnitsCheckError(f"the checkpoint '{policy_path}' has no min/max for {OBS_STATE} in its normaliser: there "
                               "is no training range to check the units against")
     low, high = stats["min"].reshape(-1), stats["max"].reshape(-1)
     if low.size != n:
-        raise UnitsCheckError(f"the checkpoint's {STATE} has {low.size} values but joint_names lists {n}")
+        raise UnitsCheckError(f"the checkpoint's {OBS_STATE} has {low.size} values but joint_names lists {n}")
     mean = stats["mean"].reshape(-1) if "mean" in stats and stats["mean"].size == n else None
     std = stats["std"].reshape(-1) if "std" in stats and stats["std"].size == n else None
     mapping = JointMapping.from_settings(settings)

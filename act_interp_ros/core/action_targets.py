@@ -60,21 +60,8 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-TARGET_KINDS = (
-    "executed",
-    "executed_joints",
-    "executed_l2",
-    "executed_sum",
-    "executed_joint",
-    "first_action_sum",
-    "joint",
-    "chunk_sum",
-    "chunk_l2",
-)
-#: kinds that take a ``joint`` index
-JOINT_KINDS = ("joint", "executed_joint")
-#: kinds with one scalar output (usable where one scalar is needed, e.g. GradCAM)
-SCALAR_KINDS = tuple(k for k in TARGET_KINDS if k not in ("executed", "executed_joints"))
+from act_interp_ros.settings.vocabulary import JOINT_TARGET_KINDS, SCALAR_TARGET_KINDS, TARGET_KINDS
+
 
 
 @dataclass(frozen=True)
@@ -93,11 +80,11 @@ class ActionTarget:
     def __post_init__(self) -> None:
         if self.kind not in TARGET_KINDS:
             raise ValueError(f"action target '{self.kind}' unknown; expected one of {', '.join(TARGET_KINDS)}")
-        if self.kind in JOINT_KINDS and self.joint is None:
+        if self.kind in JOINT_TARGET_KINDS and self.joint is None:
             raise ValueError(f"action target '{self.kind}' needs a joint index (joint=<action component>)")
-        if self.kind not in JOINT_KINDS and self.joint is not None:
+        if self.kind not in JOINT_TARGET_KINDS and self.joint is not None:
             raise ValueError(
-                f"action target '{self.kind}' takes no joint index (only {' and '.join(JOINT_KINDS)} do), "
+                f"action target '{self.kind}' takes no joint index (only {' and '.join(JOINT_TARGET_KINDS)} do), "
                 f"got joint={self.joint}"
             )
 
@@ -146,10 +133,10 @@ class ActionTarget:
         return chunk.flatten(1).norm(dim=-1, keepdim=True)  # chunk_l2
 
     def score(self, chunk: Tensor, n_action_steps: int | None = None) -> Tensor:
-        """(B, chunk_size, action_dim) -> (B,) for the one-output kinds (:data:`SCALAR_KINDS`)."""
-        if self.kind not in SCALAR_KINDS:
+        """(B, chunk_size, action_dim) -> (B,) for the one-output kinds (:data:`SCALAR_TARGET_KINDS`)."""
+        if self.kind not in SCALAR_TARGET_KINDS:
             raise ValueError(
-                f"action target '{self.kind}' has several outputs, not one scalar; use one of {', '.join(SCALAR_KINDS)}"
+                f"action target '{self.kind}' has several outputs, not one scalar; use one of {', '.join(SCALAR_TARGET_KINDS)}"
             )
         return self.outputs(chunk, n_action_steps)[:, 0]
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from act_interp_ros.core.token_layout import TokenLayout
+from act_interp_ros.settings.vocabulary import OVERLAY_SCALES
 
 
 EXECUTED = "executed"
@@ -153,7 +154,6 @@ def reduce_weights(weights: Tensor, options: AttentionOptions, n_executed: int |
 
 
 #: Overlay scales: one scale for every camera (maps comparable across cameras) or one per camera.
-OVERLAY_SCALES = ("global", "per_camera")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 from torch import Tensor
+from lerobot.utils.constants import OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
 from act_interp_ros.core.action_targets import (
     DEFAULT_GRADIENT_TARGET,
@@ -48,9 +49,6 @@ from act_interp_ros.core.action_targets import (
 
 logger = logging.getLogger(__name__)
 
-OBS_STATE = "observation.state"
-OBS_ENV_STATE = "observation.environment_state"
-OBS_IMAGES = "observation.images"
 CHANNEL_REDUCTIONS = ("abs_sum", "sum_abs")
 #: Target kinds gradient methods refuse: one backward per output would be n_action_steps x action_dim passes.
 PERTURBATION_ONLY_KINDS = ("executed",)

@@ -46,14 +46,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 from torch import Tensor
 
 logger = logging.getLogger(__name__)
 
-OBS_ENV_STATE = "observation.environment_state"
-OBS_STATE = "observation.state"
-OBS_IMAGES = "observation.images"
-ACTION = "action"
 
 
 class SensitivityError(ValueError):

@@ -24,10 +24,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from act_interp_ros.core.action_targets import SCALAR_KINDS, ActionTarget
+from act_interp_ros.core.action_targets import ActionTarget
+from act_interp_ros.settings.vocabulary import SCALAR_TARGET_KINDS
 
-#: GradCAM's historical target kinds (every :data:`~act_interp_ros.core.action_targets.SCALAR_KINDS` kind works).
-TARGET_KINDS = ("first_action_sum", "joint", "chunk_sum", "chunk_l2")
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class GradCAMTarget(ActionTarget):
     """An :class:`ActionTarget` whose default stays GradCAM's historical ``first_action_sum``.
 
     GradCAM needs one scalar per batch element, so it takes the one-output kinds
-    (:data:`~act_interp_ros.core.action_targets.SCALAR_KINDS`): ``first_action_sum`` (default), ``joint``
+    (:data:`~act_interp_ros.settings.vocabulary.SCALAR_TARGET_KINDS`): ``first_action_sum`` (default), ``joint``
     (``joint`` index, first action), ``chunk_sum``, ``chunk_l2`` and the ``executed_*`` scalars.
     """
 
@@ -85,9 +84,9 @@ class GradCAM:
         model = self.policy.model
         if model.training:
             raise RuntimeError("GradCAM needs the policy in eval mode (call policy.eval())")
-        if target.kind not in SCALAR_KINDS:
+        if target.kind not in SCALAR_TARGET_KINDS:
             raise ValueError(
-                f"GradCAM needs a one-output target; '{target.kind}' has several (use one of {', '.join(SCALAR_KINDS)})"
+                f"GradCAM needs a one-output target; '{target.kind}' has several (use one of {', '.join(SCALAR_TARGET_KINDS)})"
             )
         n_executed = self.policy.config.n_action_steps
         inputs = dict(batch)

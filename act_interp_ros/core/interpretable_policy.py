@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import Tensor
+from lerobot.utils.constants import OBS_STATE
 
 from act_interp_ros.core.attention import (
     AttentionOptions,
@@ -35,7 +36,6 @@ from act_interp_ros.core.token_layout import TokenLayout
 
 logger = logging.getLogger(__name__)
 
-OBS_STATE = "observation.state"
 
 
 class ActionWithInterpretation(NamedTuple):

@@ -7,11 +7,7 @@ from __future__ import annotations
 from act_interp_ros.dataset.errors import DatasetError
 from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
 from act_interp_ros.dataset.source import (
-    ACTION,
-    CAMERA_PREFIX,
     DEFAULT_VIDEO_BACKENDS,
-    OBS_ENV_STATE,
-    OBS_STATE,
     DatasetFrame,
     EpisodeInfo,
     EpisodeReader,
@@ -21,11 +17,7 @@ from act_interp_ros.dataset.source import (
 )
 
 __all__ = [
-    "ACTION",
-    "CAMERA_PREFIX",
     "DEFAULT_VIDEO_BACKENDS",
-    "OBS_ENV_STATE",
-    "OBS_STATE",
     "DatasetError",
     "DatasetFrame",
     "EpisodeInfo",

@@ -37,26 +37,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lerobot.utils.constants import ACTION
 
 from act_interp_ros.core import InterpretableACT, ObservationBuilder, ObservationError
 from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
-from act_interp_ros.dataset.source import ACTION, CAMERA_PREFIX, LeRobotDatasetSource
+from act_interp_ros.dataset.source import LeRobotDatasetSource
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
 from act_interp_ros.offline.records import CameraFrame, TickRecord
 from act_interp_ros.offline.session import OfflineOptions, ReplayError, TickSummary
 from act_interp_ros.pipeline import SkipReason, TrainingRangeGuard, check_policy_options, load_policy
-from act_interp_ros.pipeline.tick import out_of_range_skip
+from act_interp_ros.pipeline.tick import NS, out_of_range_skip
 from act_interp_ros.rerun_recording import episode_entity
 from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
+from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX
 
 __all__ = ["DatasetReplayOptions", "DatasetReplaySummary", "EpisodeSummary", "dataset_joint_names",
            "dataset_settings", "replay_dataset"]
 
 logger = logging.getLogger(__name__)
 
-NS = 1_000_000_000
 
 
 @dataclass(kw_only=True)
@@ -142,7 +143,7 @@ def dataset_settings(settings: NodeSettings, joint_names: Sequence[str], fps: fl
 
 def _camera_key(name: str) -> str:
     name = str(name).strip()
-    return name if name.startswith(CAMERA_PREFIX) else CAMERA_PREFIX + name
+    return name if name.startswith(CAMERA_KEY_PREFIX) else CAMERA_KEY_PREFIX + name
 
 
 def normalize_camera_map(camera_map: Mapping[str, str] | None) -> dict[str, str]:
@@ -221,7 +222,7 @@ class _DatasetRun:
         warnings += [f"episode {s.episode}: {s.no_action_message()}" for s in summaries if s.no_action_message()]
         source = self.source
         return DatasetReplaySummary(
-            **self.overall.fields(), plan_resets=interp.stepper.resets, faithfulness=faithfulness_summary(self.results),
+            **self.overall.fields(), plan_resets=interp.plan_resets, faithfulness=faithfulness_summary(self.results),
             outputs={name: str(path) for name, path in committed.items()},
             timings=session.timings(total_s=time.perf_counter() - t_start, loop_s=loop_s, model_s=interp.model_s,
                                     outputs_s=sum(s.timings["outputs_s"] for s in summaries),
@@ -254,7 +255,7 @@ class _DatasetRun:
             methods=self.methods, title=f"episode {ep} of {self.source.repo_id}",
             rerun=session.RerunTicks(run.rerun, ep, task=task) if run.rerun is not None else None)
         schedule = session.TickSchedule(len(reader), self.side_every, self.options.faithfulness_samples)
-        resets0, model0 = interp.stepper.resets, interp.model_s
+        resets0, model0 = interp.plan_resets, interp.model_s
         interp.reset()  # a fresh plan at the episode start
 
         def emit(records: list[TickRecord]) -> None:
@@ -282,7 +283,7 @@ class _DatasetRun:
                 self.results.setdefault(method, {}).setdefault(cam, []).extend(parts)
         self.tables.append((ep, table))
         summary = EpisodeSummary(
-            **outputs.stats.fields(), plan_resets=interp.stepper.resets - resets0,
+            **outputs.stats.fields(), plan_resets=interp.plan_resets - resets0,
             faithfulness=faithfulness_summary(results),
             outputs={n: str(out_dir / name / n) for n in [*names, out.SUMMARY_NAME]},
             timings=session.timings(total_s=time.perf_counter() - t0, loop_s=t_loop - t_open,

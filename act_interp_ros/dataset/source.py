@@ -36,16 +36,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from act_interp_ros.core import lerobot_compat
 from act_interp_ros.dataset.errors import DatasetError, first_line
 
 logger = logging.getLogger(__name__)
 
-CAMERA_PREFIX = "observation.images."
-OBS_STATE = "observation.state"
-OBS_ENV_STATE = "observation.environment_state"
-ACTION = "action"
 #: Decoder candidates, in the order the probe tries them.
 DEFAULT_VIDEO_BACKENDS: tuple[str, ...] = ("torchcodec", "pyav")
 SUPPORTED_MAJOR_VERSION = 3

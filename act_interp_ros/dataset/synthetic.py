@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
-from act_interp_ros.dataset.source import ACTION, CAMERA_PREFIX, OBS_ENV_STATE, OBS_STATE
-from act_interp_ros.scheduling import scheduling_preserved
+from act_interp_ros.runtime.scheduling import scheduling_preserved
+from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX
 from act_interp_ros.synthetic import (
     CAMERA_NAMES,
     FPS,
@@ -73,7 +74,7 @@ class SyntheticDataset:
         images = self.episodes[episode_index].images
         if images is None:
             raise ValueError("the builder ran with keep_images=False; source images were not kept")
-        return images[camera_key[len(CAMERA_PREFIX):] if camera_key.startswith(CAMERA_PREFIX) else camera_key]
+        return images[camera_key[len(CAMERA_KEY_PREFIX):] if camera_key.startswith(CAMERA_KEY_PREFIX) else camera_key]
 
 
 def synthetic_features(
@@ -83,7 +84,7 @@ def synthetic_features(
     h, w = image_size
     features: dict[str, dict] = {}
     for cam in cameras:
-        features[CAMERA_PREFIX + cam] = {
+        features[CAMERA_KEY_PREFIX + cam] = {
             "dtype": "video" if use_videos else "image",
             "shape": (h, w, 3),
             "names": ["height", "width", "channels"],
@@ -154,7 +155,7 @@ def build_synthetic_dataset(
         for e, n in enumerate(steps):
             ep = render_episode(simulate_episode(seed + e, n, scene_config=scene.config), scene)
             for t in range(n):
-                frame: dict = {CAMERA_PREFIX + c: ep.images[c][t] for c in cameras}
+                frame: dict = {CAMERA_KEY_PREFIX + c: ep.images[c][t] for c in cameras}
                 frame[OBS_STATE] = ep.state[t].astype(np.float32)
                 if env_state:
                     frame[OBS_ENV_STATE] = _env_state(ep, t)
@@ -181,7 +182,7 @@ def build_synthetic_dataset(
     logger.info("synthetic LeRobotDataset: %d episodes, %d frames, %s storage at %s", n_episodes, sum(steps),
                 "video" if use_videos else "PNG", root)
     return SyntheticDataset(
-        root=root, repo_id=repo_id, fps=int(FPS), camera_keys=tuple(CAMERA_PREFIX + c for c in cameras),
+        root=root, repo_id=repo_id, fps=int(FPS), camera_keys=tuple(CAMERA_KEY_PREFIX + c for c in cameras),
         use_videos=use_videos, task=task, episodes=episodes,
     )
 

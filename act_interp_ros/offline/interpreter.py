@@ -6,9 +6,9 @@ Used by the bag replay and the dataset replay. Per batch of runnable ticks (``ba
 2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) and, for env-state
    policies, the env-state sensitivity on the ticks scheduled for them, batched;
 3. the deletion (faithfulness) test of every map method on the sampled ticks;
-4. in tick order: the plan rule (:class:`~act_interp_ros.pipeline.PlanStepper`: a skipped tick resets the
-   plan), the action from the policy's own queue / ensembler, the command limits when a pipeline is given
-   (bags: ROS units, the node's limits), a non-finite action becomes a skipped tick;
+4. in tick order, the node's own policy step (:class:`~act_interp_ros.pipeline.PolicyStep`): the plan rule (a
+   skipped tick resets the plan), the action from the policy's own queue / ensembler, a non-finite action
+   becomes a skipped tick, the command limits when a pipeline is given (bags: ROS units, the node's limits);
 5. overlays (attention, the plan's attention, each side method) rendered like the node renders them.
 
 Records come back in tick order, complete, for the caller's outputs.
@@ -26,7 +26,7 @@ import torch
 
 from act_interp_ros.core import DeletionResult, DeletionTest, EnvStateSensitivity, InterpretableACT
 from act_interp_ros.offline.records import TickRecord
-from act_interp_ros.pipeline import PlanStepper, SkipReason, TickPipeline
+from act_interp_ros.pipeline import PolicyStep, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
 from act_interp_ros.settings import NodeSettings
@@ -89,15 +89,20 @@ class OfflineInterpreter:
         self.pipeline = pipeline
         self.render = render
         self.deletion = deletion
-        self.stepper = PlanStepper(policy)
+        self.step = PolicyStep(policy, pipeline)
         self.side = SideMethods(policy.policy, settings, self.methods) if self.methods else None
         self.deletion_results: dict[str, dict[str, list[DeletionResult]]] = {}
         self.model_s = 0.0
         self._pending: list[OfflineTick] = []
 
+    @property
+    def plan_resets(self) -> int:
+        """Plans started fresh (the first of each episode, and after every skipped tick)."""
+        return self.step.plan_resets
+
     def reset(self) -> None:
         """A new episode: the next runnable tick starts a fresh plan."""
-        self.stepper.no_action()
+        self.step.reset()
 
     def add(self, tick: OfflineTick) -> list[TickRecord]:
         """Queue a tick; returns the records completed by it (a full batch), in tick order."""
@@ -124,7 +129,7 @@ class OfflineInterpreter:
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
             if t.batch is None:
-                self.stepper.no_action()
+                self.step.reset()
             else:
                 i = rows[id(t)]
                 self._step(t, chunks[i : i + 1])
@@ -179,23 +184,13 @@ class OfflineInterpreter:
                 t.rec.faithfulness[method] = float(ratio)
 
     def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
+        result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
-        self.stepper.begin_tick()
-        with torch.inference_mode():
-            action = self.policy.postprocess(self.stepper.select(chunk))[0]
-        rec.new_plan = self.stepper.last_used_chunk
-        if self.pipeline is not None and t.current_ros is not None:
-            result = self.pipeline.command(action, t.current_ros)
-            if isinstance(result, SkipReason):
-                rec.skip = result
-                self.stepper.no_action()
-                return
-            rec.command_ros, rec.command_clamped = result
-        elif not np.all(np.isfinite(action)):
-            rec.skip = SkipReason("nonfinite_action", f"policy action {np.array2string(action, precision=3)}")
-            self.stepper.no_action()
+        rec.new_plan = result.new_plan
+        if result.skip is not None:
+            rec.skip = result.skip
             return
-        rec.action = action
+        rec.action, rec.command_ros, rec.command_clamped = result.action, result.command, result.clamped
 
     def _render(self, rec: TickRecord) -> None:
         if rec.skipped or not self.render:

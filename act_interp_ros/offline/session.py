@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.core import DeletionTest, EnvStateSensitivity, SensitivityConfig, InterpretableACT
+from act_interp_ros.core import DeletionTest, InterpretableACT
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline.interpreter import OfflineInterpreter
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.pipeline import TickPipeline
+from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings, camera_name
 
@@ -180,13 +181,8 @@ def make_interpreter(wrapped: InterpretableACT, settings: NodeSettings, options:
     """The offline interpreter for a run (the deletion test only when some tick samples faithfulness; the
     env-state sensitivity for policies with an env state)."""
     deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if faithfulness else None
-    sensitivity = None
-    if wrapped.env_state_dim:
-        deltas = tuple(settings.env_sensitivity_deltas) or (0.01,) * wrapped.env_state_dim
-        sensitivity = EnvStateSensitivity(wrapped.policy, wrapped.preprocessor, SensitivityConfig(deltas),
-                                          wrapped.postprocessor)
     return OfflineInterpreter(wrapped, settings, methods=methods, batch_size=options.batch_size, pipeline=pipeline,
-                              render=render, deletion=deletion, env_sensitivity=sensitivity)
+                              render=render, deletion=deletion, env_sensitivity=env_state_sensitivity(wrapped, settings))
 
 
 @contextmanager

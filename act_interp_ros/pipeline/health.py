@@ -12,15 +12,17 @@ the *level* follows the recent past only:
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
 import numpy as np
 
+from act_interp_ros.pipeline.tick import NS
+
 __all__ = ["Health", "LatencyWindow", "LoopStats"]
 
 OK, WARN, ERROR = 0, 1, 2
-NS = 1_000_000_000
 
 
 class LatencyWindow:
@@ -78,10 +80,8 @@ class LoopStats:
         self.actions_published = 0
         self.actions_clamped = 0
         self.actions_held = 0  # computed while paused / observe-only
-        self.plan_resets = 0
         self.tick_errors = 0
         self.consecutive_errors = 0
-        self.qos_incompatible: Counter[str] = Counter()
         self.counters: Counter[str] = Counter()  # free-form: maps_published, side.gradcam.runs, ...
         self.inference = LatencyWindow()  # forward passes of the control loop (queue refills / every tick in TE)
         self.map_inference = LatencyWindow()  # forward passes of the map worker
@@ -114,6 +114,16 @@ class LoopStats:
             self.ticks_ok += 1
             self.consecutive_errors = 0
             self._last_action_ns = now_ns
+
+    def action_sent(self, clamped: bool) -> None:
+        with self.lock:
+            self.actions_published += 1
+            self.actions_clamped += int(clamped)
+
+    def action_held(self) -> None:
+        """An action computed while paused or observe-only (not commanded)."""
+        with self.lock:
+            self.actions_held += 1
 
     def tick_skipped(self, kind: str, now_ns: int) -> None:
         with self.lock:
@@ -171,3 +181,43 @@ class LoopStats:
             what = ", ".join(f"{k} {v}" for k, v in recent.most_common(3))
             return Health(WARN, f"in the last {self.window_ns / NS:g} s: {what}")
         return Health(OK, "ok")
+
+    def values(self) -> dict[str, str]:
+        """Lifetime counters and recent latencies, as the diagnostics' key -> value strings."""
+        inf = self.inference.percentiles_ms()
+        maps = self.map_inference.percentiles_ms()
+        work = self.tick_work.percentiles_ms()
+        per = self.periods.percentiles_ms()
+        delay = self.input_delay.percentiles_ms()
+        with self.lock:
+            values = {
+                "tick_rate_hz": f"{self.rate_hz(time.monotonic()):.2f}",
+                "target_rate_hz": f"{1.0 / self.period_s:.2f}",
+                "ticks": str(self.ticks),
+                "ticks_with_action_computed": str(self.ticks_ok),
+                "late_ticks": str(self.late_ticks),
+                "tick_period_p50_ms": f"{per[50]:.2f}",
+                "tick_period_p99_ms": f"{per[99]:.2f}",
+                "inference_p50_ms": f"{inf[50]:.2f}",
+                "inference_p90_ms": f"{inf[90]:.2f}",
+                "inference_p99_ms": f"{inf[99]:.2f}",
+                "map_inference_p50_ms": f"{maps[50]:.2f}",
+                "map_inference_p99_ms": f"{maps[99]:.2f}",
+                "tick_work_p50_ms": f"{work[50]:.2f}",
+                "tick_work_p99_ms": f"{work[99]:.2f}",
+                "input_delay_p50_ms": f"{delay[50]:.2f}",
+                "input_delay_p99_ms": f"{delay[99]:.2f}",
+                "skipped_ticks": str(sum(self.skipped.values())),
+                "tick_errors": str(self.tick_errors),
+                "consecutive_tick_errors": str(self.consecutive_errors),
+                "actions_published": str(self.actions_published),
+                "actions_clamped": str(self.actions_clamped),
+                "actions_not_commanded": str(self.actions_held),
+            }
+            values.update({f"skipped.{k}": str(v) for k, v in sorted(self.skipped.items())})
+            values.update({k: str(v) for k, v in sorted(self.counters.items())})
+            for method, window in sorted(self.side_latency.items()):
+                p = window.percentiles_ms((50, 99))
+                values[f"side.{method}.latency_p50_ms"] = f"{p[50]:.1f}"
+                values[f"side.{method}.latency_p99_ms"] = f"{p[99]:.1f}"
+        return values

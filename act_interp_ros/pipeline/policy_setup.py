@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from act_interp_ros.core import AttentionOptions, GradCAMTarget, InterpretableACT, load_act_policy
+from act_interp_ros.core import (
+    AttentionOptions,
+    EnvStateSensitivity,
+    InterpretableACT,
+    SensitivityConfig,
+    load_act_policy,
+)
 from act_interp_ros.settings import NodeSettings, SettingsError
 from act_interp_ros.settings.errors import Raw
 
-__all__ = ["attention_options", "check_policy", "check_policy_options", "gradcam_target", "load_policy"]
+__all__ = ["attention_options", "check_policy", "check_policy_options", "env_state_sensitivity", "load_policy"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,11 +31,6 @@ def attention_options(settings: NodeSettings) -> AttentionOptions:
         heads=tuple(settings.attention_heads) or None,
         query=q if q == "executed" else (None if q < 0 else int(q)),
     )
-
-
-def gradcam_target(settings: NodeSettings) -> GradCAMTarget:
-    spec = settings.gradcam_target_spec()
-    return GradCAMTarget(spec.kind, spec.joint_index)
 
 
 def load_policy(settings: NodeSettings, device: str | None = None, *, check_inputs: bool = True) -> InterpretableACT:
@@ -119,3 +120,12 @@ def check_policy_options(settings: NodeSettings, policy) -> None:
     if settings.occlusion_stride_px > (settings.occlusion_patch_px or max(1, round(shorter / 8))):
         raise SettingsError("occlusion_stride_px", "be at most the occlusion patch (0 = half the patch)",
                             settings.occlusion_stride_px)
+
+
+def env_state_sensitivity(policy: InterpretableACT, settings: NodeSettings) -> EnvStateSensitivity | None:
+    """The env-state sensitivity check (``env_sensitivity_deltas``; 0.01 per value by default) of a policy with
+    an environment state; ``None`` for one without."""
+    if not policy.env_state_dim:
+        return None
+    deltas = tuple(settings.env_sensitivity_deltas) or (0.01,) * policy.env_state_dim
+    return EnvStateSensitivity(policy.policy, policy.preprocessor, SensitivityConfig(deltas), policy.postprocessor)

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["GATE_KINDS", "SKIP_KINDS", "SkipReason"]
-
-#: Freshness gate (act_interp_ros.freshness).
-GATE_KINDS = ("clock", "missing", "unstamped", "invalid", "future", "stale", "skew")
+__all__ = ["SKIP_KINDS", "SkipReason"]
 
 #: Every kind of skipped tick, with what it means (the README's table is generated from this).
 SKIP_KINDS: dict[str, str] = {

@@ -45,10 +45,6 @@ class PlanStepper:
         """This tick could not act: the next acting tick starts a fresh plan."""
         self._fresh_plan_needed = True
 
-    @property
-    def fresh_plan_needed(self) -> bool:
-        return self._fresh_plan_needed
-
     def needs_forward(self) -> bool:
         """Whether the unwrapped policy would run a forward pass on the next acting tick."""
         return self._fresh_plan_needed or self.policy.needs_model_run(force_model_run=False)

@@ -1,14 +1,14 @@
 """One control tick, the same for the live node and the offline replay (ROS-free).
 
     snapshot -> gate -> decode -> joint state -> training range -> limit tolerance -> env state (+ training
-    range) -> observation -> [policy step] -> limits
+    range) -> observation -> [policy step: :mod:`.policy_step`] -> limits
 
 The training-range guard (:mod:`.training_range`) runs on the values in policy units before the limit check,
 so a unit or offset mistake is named as such even when it also breaks the limits. Its flags for the latest
 :meth:`TickPipeline.prepare` are in :attr:`TickPipeline.last_flags` (whether or not the tick was skipped).
 
-:class:`TickPipeline` owns every stage except the policy step, which the node (real time, action queue)
-and the replay (batched forwards) drive themselves through :class:`~act_interp_ros.pipeline.stepping.PlanStepper`.
+:class:`TickPipeline` owns every stage except the policy step (:class:`~act_interp_ros.pipeline.policy_step.PolicyStep`,
+shared by the node and both replays), which calls :meth:`TickPipeline.limit`.
 Each stage that rejects the tick returns a :class:`~act_interp_ros.pipeline.reasons.SkipReason`; nothing
 raises for bad input.
 
@@ -34,6 +34,7 @@ from act_interp_ros.settings import NodeSettings, camera_name
 
 __all__ = ["PreparedTick", "TickPipeline", "TickSnapshot", "header_stamp_ns"]
 
+#: nanoseconds per second (ROS stamps are integer ns)
 NS = 1_000_000_000
 
 
@@ -182,14 +183,13 @@ class TickPipeline:
             return SkipReason("bad_input.observation", str(exc))
         return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})
 
-    def command(self, action_policy: np.ndarray, current_ros: np.ndarray) -> tuple[np.ndarray, bool] | SkipReason:
-        """(A,) policy-unit action -> (limited ROS command, clamped?) or a ``nonfinite_action`` SkipReason.
+    def limit(self, action_policy: np.ndarray, current_ros: np.ndarray) -> tuple[np.ndarray, bool]:
+        """(A,) finite policy-unit action -> (limited ROS command, clamped?).
 
         The command moves at most ``max_joint_step`` from ``current_ros`` and always lies inside the limits.
+        (Non-finite actions never get here: :class:`~act_interp_ros.pipeline.policy_step.PolicyStep` skips them.)
         """
         action = np.asarray(action_policy, dtype=np.float64)
-        if not np.all(np.isfinite(action)):
-            return SkipReason("nonfinite_action", f"policy action {np.array2string(action, precision=3)}; not sent")
         return self.mapping.limit(self.mapping.policy_to_ros(action), current_ros)
 
     # --------------------------------------------------------------------------------- helpers

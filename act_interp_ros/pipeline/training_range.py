@@ -20,15 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
 
-__all__ = ["OUT_OF_RANGE_POLICIES", "RangeFlag", "TrainingRangeGuard", "TrainingStats", "normalizer_stats"]
+__all__ = ["RangeFlag", "TrainingRangeGuard", "TrainingStats", "normalizer_stats"]
 
 logger = logging.getLogger(__name__)
 
-STATE = "observation.state"
-ENV_STATE = "observation.environment_state"
-#: What a tick does when an observation is outside the training range.
-OUT_OF_RANGE_POLICIES = ("warn", "skip")
 LIKELY_CAUSE = ("likely cause: units (radians vs degrees), joint_offset (another zero), a reversed joint or the "
                 "calibration; run act_interp_replay BAG --policy P --check-units")
 
@@ -122,8 +119,8 @@ class TrainingRangeGuard:
         self.margin = float(margin)
         self.image_tolerance = float(image_tolerance)
         self.notes: list[str] = []
-        self.state = self._vector(stats, STATE, joint_names)
-        self.env = self._vector(stats, ENV_STATE, env_names) if env_names else None
+        self.state = self._vector(stats, OBS_STATE, joint_names)
+        self.env = self._vector(stats, OBS_ENV_STATE, env_names) if env_names else None
         self.images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         if self.image_tolerance > 0:
             for key in camera_keys:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -18,8 +19,8 @@ EXIT_CONFIG = 2
 EXIT_INTERNAL = 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Start the node and spin it until shutdown; see the module docstring for exit codes."""
+def main(argv: list[str] | None = None, make_node: Callable[[], ActInterpNode] = ActInterpNode) -> int:
+    """Start the node (``make_node()``) and spin it until shutdown; see the module docstring for exit codes."""
     logger = rclpy.logging.get_logger(NODE_NAME)
     try:
         rclpy.init(args=sys.argv if argv is None else argv)
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_CONFIG
     node = None
     try:
-        node = ActInterpNode()
+        node = make_node()
     except StartupError as exc:
         logger.fatal(f"cannot start: {exc}")
         rclpy.try_shutdown()

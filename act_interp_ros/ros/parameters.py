@@ -22,6 +22,7 @@ from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializ
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
+from act_interp_ros.runtime.startup import StartupError
 from act_interp_ros.settings import NodeSettings, SettingsError, parameter_specs
 from act_interp_ros.settings.params_file import ROS_BUILTIN_PARAMETERS
 
@@ -31,10 +32,6 @@ _EXPECTED = {
     "STRING": "a string", "BOOL": "true or false", "INTEGER": "an integer", "DOUBLE": "a number",
     "STRING_ARRAY": "a list of strings", "INTEGER_ARRAY": "a list of integers", "DOUBLE_ARRAY": "a list of numbers",
 }
-
-
-class StartupError(RuntimeError):
-    """Configuration that cannot work; the message names the parameter and the expected value."""
 
 
 def _descriptor(spec) -> ParameterDescriptor:

@@ -3,6 +3,7 @@
 * :mod:`.schema`      every parameter (default, description, ROS type, whether it may change at runtime);
 * :mod:`.validation`  one-line errors naming the parameter; parsing of structured string parameters;
 * :mod:`.params_file` ROS 2 params files and `-p name:=value` overrides read like rcl reads them;
+* :mod:`.vocabulary`  the words parameters accept (action types, target kinds, ...), each listed once;
 * :mod:`.docs`        the README's parameter table.
 """
 from act_interp_ros.settings.docs import parameters_markdown
@@ -14,23 +15,22 @@ from act_interp_ros.settings.params_file import (
     read_params_file,
 )
 from act_interp_ros.settings.schema import (
-    CAMERA_KEY_PREFIX,
     DEFAULT_NODE_NAME,
     NodeSettings,
     ParameterSpec,
-    camera_name,
     coerce_value,
     parameter_defaults,
     parameter_descriptions,
     parameter_names,
     parameter_specs,
 )
-from act_interp_ros.settings.validation import (
+from act_interp_ros.settings.validation import GradCAMTargetSpec, parse_gradcam_target
+from act_interp_ros.settings.vocabulary import (
     ACTION_TYPES,
+    CAMERA_KEY_PREFIX,
     GRADCAM_TARGET_KINDS,
     SIDE_METHODS,
-    GradCAMTargetSpec,
-    parse_gradcam_target,
+    camera_name,
 )
 
 __all__ = [

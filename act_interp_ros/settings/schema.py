@@ -19,7 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from act_interp_ros.settings import validation
 from act_interp_ros.settings.errors import Raw, SettingsError
+from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX, camera_name
 
 __all__ = [
     "CAMERA_KEY_PREFIX",
@@ -34,7 +36,6 @@ __all__ = [
     "parameter_specs",
 ]
 
-CAMERA_KEY_PREFIX = "observation.images."
 DEFAULT_NODE_NAME = "act_interp_node"
 
 SO101_JOINT_NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]
@@ -226,16 +227,12 @@ class NodeSettings:
 
     def validate(self) -> NodeSettings:
         """Check every parameter; raise SettingsError naming the first bad one. Returns self."""
-        from act_interp_ros.settings.validation import validate
-
-        validate(self)
+        validation.validate(self)
         return self
 
     def warnings(self) -> list[str]:
         """Non-fatal hints worth logging once (valid but probably not what was meant)."""
-        from act_interp_ros.settings.validation import warnings
-
-        return warnings(self)
+        return validation.warnings(self)
 
     # ------------------------------------------------------------------ derived values
 
@@ -246,15 +243,11 @@ class NodeSettings:
 
     def gradcam_target_spec(self):
         """Parsed `gradcam_target` (joint names resolved to policy indices)."""
-        from act_interp_ros.settings.validation import parse_gradcam_target
-
-        return parse_gradcam_target(self.gradcam_target, self.joint_names)
+        return validation.parse_gradcam_target(self.gradcam_target, self.joint_names)
 
     def attribution_target_spec(self):
         """Parsed `attribution_target` (joint names resolved to policy indices)."""
-        from act_interp_ros.settings.validation import parse_attribution_target
-
-        return parse_attribution_target(self.attribution_target, self.joint_names)
+        return validation.parse_attribution_target(self.attribution_target, self.joint_names)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,19 +288,6 @@ def parameter_descriptions() -> dict[str, str]:
 
 def parameter_defaults() -> dict[str, Any]:
     return NodeSettings().to_mapping()
-
-
-def camera_name(key: str) -> str:
-    """Short camera name for topic names: `observation.images.front` -> `front`.
-
-    Characters not allowed in ROS topic name tokens become '_' (`front-left` -> `front_left`), and a
-    name starting with a digit gets a `cam_` prefix.
-    """
-    name = key[len(CAMERA_KEY_PREFIX):] if key.startswith(CAMERA_KEY_PREFIX) else key
-    name = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if not name or name[0].isdigit():
-        name = "cam_" + name
-    return name
 
 
 def _is_int(value: Any) -> bool:

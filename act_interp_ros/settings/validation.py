@@ -14,18 +14,28 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from act_interp_ros.settings.errors import Raw, SettingsError, fmt
-from act_interp_ros.settings.schema import CAMERA_KEY_PREFIX, camera_name
+from act_interp_ros.settings.vocabulary import (
+    ACTION_TYPES,
+    CAMERA_KEY_PREFIX,
+    CAMERA_TRANSPORTS,
+    ENV_STATE_TYPES,
+    GRADCAM_TARGET_KINDS,
+    INPUT_QOS,
+    JOINT_CONVENTION_NAMES,
+    JOINT_TARGET_KINDS,
+    OUT_OF_RANGE_POLICIES,
+    OVERLAY_SCALES,
+    SIDE_METHODS,
+    TARGET_KINDS,
+    camera_name,
+)
 
 if TYPE_CHECKING:
     from act_interp_ros.settings.schema import NodeSettings
 
 __all__ = [
-    "ACTION_TYPES",
-    "ATTRIBUTION_TARGET_KINDS",
     "AttributionTargetSpec",
-    "GRADCAM_TARGET_KINDS",
     "GradCAMTargetSpec",
-    "SIDE_METHODS",
     "parse_attribution_target",
     "parse_gradcam_target",
     "validate",
@@ -33,19 +43,6 @@ __all__ = [
 ]
 
 DEVICE_RE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
-CAMERA_TRANSPORTS = ("raw", "compressed")
-ACTION_TYPES = ("joint_state", "float64_multi_array", "joint_trajectory")
-INPUT_QOS = ("sensor_data", "reliable")
-ENV_STATE_TYPES = ("point_stamped", "float64_multi_array")
-GRADCAM_TARGET_KINDS = ("first_action_sum", "chunk_sum", "chunk_l2", "joint")
-#: attribution_target values (``executed``: each method's default readout of the executed chunk).
-ATTRIBUTION_TARGET_KINDS = ("executed", "executed_joints", "executed_sum", "executed_l2", "executed_joint",
-                            "first_action_sum", "joint", "chunk_sum", "chunk_l2")
-#: Attribution methods the node's side timer can compute (each has its own overlay topic).
-SIDE_METHODS = ("gradcam", "gradient_x_input", "integrated_gradients")
-OVERLAY_SCALES = ("global", "per_camera")
-OUT_OF_RANGE_POLICIES = ("warn", "skip")
-JOINT_CONVENTION_NAMES = ("lerobot_radians", "urdf_range")  # act_interp_ros.calibration.JOINT_CONVENTIONS
 _HUB_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _LAYER_RE = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 
@@ -204,7 +201,7 @@ class GradCAMTargetSpec:
 
 @dataclass(frozen=True)
 class AttributionTargetSpec:
-    """Parsed attribution_target: `kind` in ATTRIBUTION_TARGET_KINDS; `joint_index` for the joint kinds."""
+    """Parsed attribution_target: `kind` in TARGET_KINDS; `joint_index` for the joint kinds."""
 
     kind: str
     joint_index: int | None = None
@@ -212,15 +209,15 @@ class AttributionTargetSpec:
 
 def parse_attribution_target(value: str, joint_names: Sequence[str]) -> AttributionTargetSpec:
     """Parse `executed | executed_joints | ... | executed_joint:<joint> | joint:<joint>` (name or index)."""
-    expected = (f"be one of {', '.join(k for k in ATTRIBUTION_TARGET_KINDS if 'joint' not in k or k.endswith('s'))}, "
+    expected = (f"be one of {', '.join(k for k in TARGET_KINDS if 'joint' not in k or k.endswith('s'))}, "
                 f"executed_joint:<joint> or joint:<joint> with a joint from joint_names {fmt(list(joint_names))}")
     if not isinstance(value, str):
         raise SettingsError("attribution_target", expected, value)
     v = value.strip()
     kind, sep, ref = v.partition(":")
-    if not sep and kind in ATTRIBUTION_TARGET_KINDS and kind not in ("joint", "executed_joint"):
+    if not sep and kind in TARGET_KINDS and kind not in JOINT_TARGET_KINDS:
         return AttributionTargetSpec(kind)
-    if sep and kind in ("joint", "executed_joint"):
+    if sep and kind in JOINT_TARGET_KINDS:
         ref = ref.strip()
         if ref in joint_names:
             return AttributionTargetSpec(kind, list(joint_names).index(ref))
@@ -231,12 +228,13 @@ def parse_attribution_target(value: str, joint_names: Sequence[str]) -> Attribut
 
 def parse_gradcam_target(value: str, joint_names: Sequence[str]) -> GradCAMTargetSpec:
     """Parse `first_action_sum | chunk_sum | chunk_l2 | joint:<name or index>`."""
-    expected = ("be first_action_sum, chunk_sum, chunk_l2 or joint:<name or index> with a joint from "
-                f"joint_names {fmt(list(joint_names))}")
+    whole = [k for k in GRADCAM_TARGET_KINDS if k not in JOINT_TARGET_KINDS]
+    expected = (f"be {', '.join(whole)} or joint:<name or index> with a joint from joint_names "
+                f"{fmt(list(joint_names))}")
     if not isinstance(value, str):
         raise SettingsError("gradcam_target", expected, value)
     v = value.strip()
-    if v in ("first_action_sum", "chunk_sum", "chunk_l2"):
+    if v in whole:
         return GradCAMTargetSpec(v)
     if v.startswith("joint:"):
         ref = v[len("joint:"):].strip()

@@ -24,10 +24,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from act_interp_ros.pipeline.tick import NS
+
 __all__ = ["CLOCKS", "NS", "TickPlan", "TopicIndex", "build_plan", "tick_times"]
 
 CLOCKS = ("log", "header")
-NS = 1_000_000_000
 
 
 class PlanError(ValueError):

@@ -11,7 +11,7 @@ Policy rule: the policy is reset at the start. Every tick that passes the pipeli
 (fresh attention each tick) and advances the policy's action queue / temporal ensembler exactly like
 ``select_action``; after any tick without an action the plan is reset, as in the node. ``batch_size`` > 1
 stacks the preprocessed observations of up to N consecutive runnable ticks into one forward pass and then
-feeds the chunk rows to the stepper in tick order, so the actions equal sequential execution (up to float
+feeds the chunk rows to the policy step in tick order, so the actions equal sequential execution (up to float
 rounding of the batched forward pass).
 
 Every tick in the range yields outputs or a recorded skip reason. A run in which no tick computed an action
@@ -325,7 +325,7 @@ class _Replay:
             bag=str(self.reader.path), policy="", out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
             batch_size=opts.batch_size, side_every=self.side_every,
             start_ns=plan.ticks[0], end_ns=plan.ticks[-1], **self.outputs.stats.fields(),
-            plan_resets=self.interp.stepper.resets, methods=self.methods,
+            plan_resets=self.interp.plan_resets, methods=self.methods,
             faithfulness=self.interp.faithfulness_summary(),
             input_topics={c.key: c.topic for c in self.cameras} | {"joint_state": self.joint_topic},
             output_topics=dict(self.bag_out.topics) if self.bag_out is not None else {},

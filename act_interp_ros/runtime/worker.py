@@ -11,7 +11,7 @@ and torch never waits for the executor. Two policies for a job that arrives whil
 
 Every dropped job (refused or replaced) is passed to ``on_drop``; an exception in a job is passed to
 ``on_error`` and never ends the thread. A ``background`` worker (maps, side methods, occlusion) never runs
-under a real-time scheduling policy, even one its process inherited (:mod:`act_interp_ros.scheduling`), and
+under a real-time scheduling policy, even one its process inherited (:mod:`act_interp_ros.runtime.scheduling`), and
 ``nice`` > 0 lowers its CPU priority (Linux: per-thread nice value, inherited by threads it starts), so
 background work yields the CPU to the control thread, the executor and the robot's other processes instead
 of competing with them as an equal.
@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from act_interp_ros.scheduling import leave_real_time
+from act_interp_ros.runtime.scheduling import leave_real_time
 
 __all__ = ["LatestJobWorker"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from act_interp_ros.pipeline import LatestJobWorker
+from act_interp_ros.runtime.worker import LatestJobWorker
 
 
 def test_a_mailbox_keeps_the_newest_job_and_reports_the_replaced_one():

@@ -1,0 +1,212 @@
+"""The live loop of ``act_interp_node`` (ROS-free): the control tick on its own thread, and the live maps.
+
+Threads (the host's executor only hands work over; it never waits for torch, and torch never waits for it):
+
+* control worker: one tick = snapshot -> gate -> decode -> observation -> policy step -> limits -> command
+  (:mod:`act_interp_ros.pipeline`). The policy step is the unwrapped policy's: a forward pass only when
+  its action queue is empty (every tick with temporal ensembling), so interpretation never costs the robot
+  an action. A tick that fires while the previous one still runs is skipped and counted (``overrun``).
+* map, side and occlusion workers: :mod:`act_interp_ros.runtime.live_maps`.
+
+Safety: every command is inside the joint limits and ``max_joint_step`` of the current position; no
+command from missing, stale, invalid or out-of-limit input; after any tick that could not act the next
+action comes from a fresh forward pass; an exception in a tick is caught, counted and logged, and after
+``max_consecutive_tick_errors`` in a row commands stop until a clean tick (diagnostics ERROR).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+
+from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping
+from act_interp_ros.core import PolicyLoadError
+from act_interp_ros.pipeline import (
+    LoopStats,
+    PolicyStep,
+    SkipReason,
+    TickPipeline,
+    TickSnapshot,
+    TrainingRangeGuard,
+    load_policy,
+)
+from act_interp_ros.pipeline.training_range import RangeFlag
+from act_interp_ros.runtime.live_maps import LiveMaps, MapJob
+from act_interp_ros.runtime.sink import LoopHooks, OutputSink
+from act_interp_ros.runtime.startup import StartupError, configure_torch_threads, warm_up
+from act_interp_ros.runtime.throttled_log import ThrottledLog
+from act_interp_ros.runtime.worker import LatestJobWorker
+from act_interp_ros.settings import NodeSettings, SettingsError
+
+__all__ = ["LiveLoop"]
+
+logger = logging.getLogger(__name__)
+
+
+class LiveLoop:
+    """Loads the policy, checks it against the settings, warms it up and runs the live threads.
+
+    Args:
+        settings: the node's validated settings (before the joint convention is resolved).
+        sink: the host (where outputs go, the ROS clock).
+        hooks: test hooks (production: none).
+    Raises :class:`StartupError` (one line naming the parameter) for configuration that cannot work.
+    """
+
+    def __init__(self, settings: NodeSettings, sink: OutputSink, hooks: LoopHooks = LoopHooks()) -> None:
+        try:  # joint_scale/joint_offset from joint_convention + calibration_file (README "Connecting your SO-101")
+            s, mapping_lines = resolve_joint_mapping(settings)
+        except (CalibrationError, SettingsError) as exc:
+            raise StartupError(str(exc)) from None
+        for line in mapping_lines:
+            logger.info(line)
+        for warning in s.warnings():
+            logger.warning(warning)
+        self.settings = s
+        self.sink = sink
+        self.hooks = hooks
+        self.torch_threads = configure_torch_threads(s.torch_threads)
+        try:
+            self.policy = load_policy(s)
+        except PolicyLoadError as exc:
+            raise StartupError(f"parameter 'policy_path': {exc}") from None
+        except SettingsError as exc:
+            raise StartupError(str(exc)) from None
+        self.policy.policy.eval()
+        self.guard = TrainingRangeGuard.from_policy(self.policy, s.joint_names, s.training_range_margin,
+                                                    s.image_stats_tolerance, s.camera_keys)
+        for note in self.guard.notes:
+            logger.warning(note)
+        logger.info(f"{self.guard.describe()}; out_of_range_policy {s.out_of_range_policy}")
+        self.pipeline = TickPipeline(s, self.policy.config, device=self.policy.device, guard=self.guard)
+        self.step = PolicyStep(self.policy, self.pipeline)
+        self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
+                               window_s=max(2.0, 2 * s.diagnostics_period_s))
+        self.log = ThrottledLog(logger)
+        self.tick_done = threading.Condition()  # notified after every control tick: the queue may have changed
+        self.live_maps = LiveMaps(self.policy, lambda: self.settings, self.stats, sink, self.log,
+                                  self.step.needs_forward, self.tick_done, hooks)
+        self.warm_up_s = warm_up(self.policy, self.pipeline.builder, self.live_maps.side_methods, s.policy_path)
+        self.commands_enabled = True  # the pause service
+        self._tick_counter = itertools.count(1)  # tick numbers, from the control and the executor thread
+        self._fault_logged = False
+        self._flagged_last_tick: set[str] = set()  # training-range flags of the previous tick
+        self._range_diag_at = -1e9
+        self.live_maps.start()
+        self.control = LatestJobWorker("act_interp_control", self._control_tick, drop_when_busy=False,
+                                       on_error=self._control_worker_error, on_drop=self._overrun)
+
+    # ------------------------------------------------------------------------------- host calls
+    @property
+    def commanding(self) -> bool:
+        return bool(self.settings.publish_actions and self.commands_enabled)
+
+    def submit_tick(self, snap: TickSnapshot) -> None:
+        """The control timer fired: a tick still waiting when the next fires is dropped (``overrun``)."""
+        self.control.submit(snap)
+
+    def enable_commands(self, enable: bool) -> tuple[bool, str]:
+        """The pause service: (accepted, message). Never "accepted" while nothing would be sent."""
+        if enable and not self.settings.publish_actions:
+            return False, ("refused: publish_actions is false (observe-only), so no action would be sent; set it "
+                           "first: ros2 param set <node> publish_actions true (pause state unchanged: "
+                           f"{'enabled' if self.commands_enabled else 'paused'})")
+        if enable and not self.commands_enabled:
+            self.step.reset()  # the queued plan was made before the pause: never execute it
+        self.commands_enabled = bool(enable)
+        return True, "commanding enabled" if enable else "commanding paused: no actions are published"
+
+    def apply_settings(self, new: NodeSettings, changed: list[str]) -> None:
+        """Dynamic parameters changed (validated by the host); commanding restarts from a fresh plan."""
+        old, self.settings = self.settings, new
+        if "publish_actions" in changed and new.publish_actions and not old.publish_actions:
+            self.step.reset()
+
+    def close(self) -> None:
+        self.control.stop()
+        self.live_maps.close()
+        self.policy.close()
+
+    # ------------------------------------------------------------------------------- control tick
+    def _overrun(self, snap: TickSnapshot) -> None:
+        """A tick that never ran: the control worker was more than one tick behind."""
+        self.stats.tick_started(time.monotonic(), snap.now_ns)
+        self._skipped(next(self._tick_counter), snap.now_ns,
+                      SkipReason("overrun", "the control loop was more than one tick behind"), None)
+
+    def _control_tick(self, snap: TickSnapshot) -> None:
+        now_ns = snap.now_ns
+        self.stats.tick_started(time.monotonic(), now_ns)
+        index = next(self._tick_counter)
+        stamps = None
+        started = time.perf_counter()
+        try:
+            stamps = self.pipeline.stamps_ns(snap)
+            if self.hooks.before_tick is not None:
+                self.hooks.before_tick()
+            self._tick(index, snap, stamps, started)
+        except Exception as exc:  # noqa: BLE001 - a failing tick must never end the node or act
+            self.step.reset()
+            faulted = self.stats.tick_failed(now_ns)
+            self.log.exception("tick", f"tick {index} failed, no action this tick", exc)
+            if faulted and not self._fault_logged:
+                self._fault_logged = True
+                logger.error(f"{self.stats.consecutive_errors} consecutive tick errors: commands stop until a clean tick")
+            self.sink.tick_status(index, now_ns, SkipReason("tick_error", f"{type(exc).__name__}: {exc}"), stamps or {})
+        finally:
+            with self.tick_done:
+                self.tick_done.notify_all()
+
+    def _tick(self, index: int, snap: TickSnapshot, stamps: dict[str, int | None], started: float) -> None:
+        now_ns = snap.now_ns
+        prepared = self.pipeline.prepare(snap)
+        self._report_range(self.pipeline.last_flags, now_ns)
+        if isinstance(prepared, SkipReason):
+            self._skipped(index, now_ns, prepared, stamps)
+            return
+        # Only a tick that feeds the model normalises its images; the map worker does it otherwise. Outside
+        # inference mode: the side methods take gradients through this batch.
+        batch = self.policy.preprocess(prepared.observation) if self.step.needs_forward() else None
+        result = self.step.run(prepared.current_ros, batch=batch)
+        if result.forward_s:
+            self.stats.inference.add(result.forward_s)
+        if result.skip is not None:
+            self._skipped(index, now_ns, result.skip, stamps)
+            return
+        self.stats.tick_computed(now_ns)
+        self._fault_logged = False
+        if self.commanding:
+            self.sink.action(result.command, now_ns)
+            self.stats.action_sent(result.clamped)
+        else:
+            self.stats.action_held()
+        headers = {k: snap.cameras[k].header for k in self.pipeline.camera_keys}
+        self.live_maps.submit(MapJob(index, prepared.observation, self.policy.preprocess, prepared.frames, headers,
+                                     result.pending, result.new_plan, batch))
+        self.sink.tick_status(index, now_ns, None, stamps)
+        self.stats.tick_work.add(time.perf_counter() - started - result.forward_s)
+
+    def _report_range(self, flags: list[RangeFlag], now_ns: int) -> None:
+        """Count each value outside the training range (``state_outside_training_range.<joint>``, ...: WARN in
+        diagnostics) and log one throttled line per input naming it, its value, the range and the likely cause."""
+        fresh = [f for f in flags if f.counter not in self._flagged_last_tick]
+        self._flagged_last_tick = {f.counter for f in flags}
+        for flag in flags:
+            self.stats.problem(flag.counter, now_ns)
+            self.log.warning(flag.counter, flag.line(), period_s=5.0)
+        if fresh and time.monotonic() - self._range_diag_at >= 0.2:
+            # An input just left its training range: say so now, not at the next diagnostics period.
+            self._range_diag_at = time.monotonic()
+            self.sink.diagnostics_now()
+
+    def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None) -> None:
+        self.step.skip(reason)  # any reason but overrun: the next acting tick starts a fresh plan
+        self.stats.tick_skipped(reason.kind, now_ns)
+        self.log.warning(reason.kind, f"no action this tick: {reason}")
+        self.sink.tick_status(index, now_ns, reason, stamps or {})
+
+    def _control_worker_error(self, exc: BaseException) -> None:
+        self.stats.problem("control.errors", self.sink.now_ns())
+        self.log.exception("control", "control worker error", exc)

@@ -1,0 +1,69 @@
+"""Start-up of the live loop (ROS-free): torch's thread count, and a warm-up that proves the policy runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import torch
+
+from act_interp_ros.core import InterpretableACT, ObservationBuilder
+from act_interp_ros.pipeline.side_methods import SideMethods
+
+__all__ = ["StartupError", "configure_torch_threads", "warm_up"]
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """Configuration that cannot work; the message names the parameter and the expected value (exit 2)."""
+
+
+def configure_torch_threads(requested: int) -> int:
+    """Set torch's intra-op threads; returns the count in use.
+
+    ``requested`` > 0 is used as is. 0 (automatic) keeps ``OMP_NUM_THREADS`` when the user set it, else uses
+    half the CPUs this process may run on (at least 1): the control forward shares the machine with the map
+    and side workers' forwards (each runs its own intra-op team), the executor and the rest of the robot's
+    processes, and oversubscribed OpenMP threads spin against each other. Measured in the demo on 2 cores:
+    node inference p50 21-23 ms with 1 thread vs 23-24 ms with 2 (BENCHMARKS.md).
+    """
+    if requested > 0:
+        torch.set_num_threads(requested)
+    elif not os.environ.get("OMP_NUM_THREADS"):
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        torch.set_num_threads(max(1, cpus // 2))
+    return torch.get_num_threads()
+
+
+def warm_up(policy: InterpretableACT, builder: ObservationBuilder, side_methods: SideMethods, source: str) -> float:
+    """Run the policy (and each side method) once on a blank observation of the policy's own shapes.
+
+    Done before any timer exists, so the first real ticks do not pay torch's first-call costs (tens to
+    hundreds of ms: allocator growth, kernel selection), and a policy that cannot run at all fails at start
+    (:class:`StartupError`, naming ``source``). The action queue is reset afterwards. Returns the seconds.
+    """
+    started = time.perf_counter()
+    frames = {k: np.zeros((h, w, 3), np.uint8) for k, (h, w) in builder.image_shapes.items()}
+    state = np.zeros(builder.state_dim, np.float32) if builder.state_dim else None
+    env = np.zeros(builder.env_dim, np.float32) if builder.env_dim else None
+    try:
+        batch = policy.preprocess(builder.build(frames, state, env))
+        with torch.inference_mode():
+            policy.predict_chunk(batch)
+    except Exception as exc:  # noqa: BLE001 - cannot run: say so at start, once
+        raise StartupError(f"the policy from '{source}' failed on a blank observation of its own input shapes: "
+                           f"{type(exc).__name__}: {exc}") from None
+    finally:
+        policy.reset()
+    for method in side_methods.names:
+        try:
+            side_methods.attribute(method, batch)
+        except Exception as exc:  # noqa: BLE001 - a side method never stops control; its ticks will say why
+            logger.warning(f"warm-up of side method {method} failed: {type(exc).__name__}: {exc}")
+    return time.perf_counter() - started
