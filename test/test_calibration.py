@@ -10,14 +10,14 @@ import math
 import numpy as np
 import pytest
 
-from act_interp_ros.calibration import (
+from act_interp_ros.inputs.calibration import (
     URDF_RANGE_LIMITS,
     CalibrationError,
     derive_mapping,
     load_lerobot_calibration,
     resolve_joint_mapping,
 )
-from act_interp_ros.joint_mapping import JointMapping
+from act_interp_ros.inputs.joint_mapping import JointMapping
 from act_interp_ros.settings import NodeSettings, SettingsError
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]

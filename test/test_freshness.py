@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from act_interp_ros.freshness import InputGate
+from act_interp_ros.inputs.freshness import InputGate
 from act_interp_ros.settings import NodeSettings
 
 FRONT, WRIST, JOINTS = "/camera/front/image_raw", "/camera/wrist/image_raw", "/joint_states"

@@ -20,8 +20,8 @@ from sensor_msgs.msg import CompressedImage as RclpyCompressedImage
 from sensor_msgs.msg import Image as RclpyImage
 from std_msgs.msg import Header
 
-from act_interp_ros import image_decoding as ic
-from act_interp_ros.image_decoding import (
+from act_interp_ros.inputs import image_decoding as ic
+from act_interp_ros.inputs.image_decoding import (
     SUPPORTED_ENCODINGS,
     ImageDecodeError,
     backend_name,

@@ -11,7 +11,7 @@ from sensor_msgs.msg import CompressedImage as RclpyCompressedImage
 from sensor_msgs.msg import Image as RclpyImage
 from std_msgs.msg import Header
 
-from act_interp_ros.image_decoding import decode_image
+from act_interp_ros.inputs.image_decoding import decode_image
 from act_interp_ros.ros.image_encoding import encode_compressed, encode_rgb_image
 from test_image_decoding import known_rgb
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from act_interp_ros.joint_mapping import ActionError, JointLimitError, JointMapping, JointStateError
+from act_interp_ros.inputs.joint_mapping import ActionError, JointLimitError, JointMapping, JointStateError
 from act_interp_ros.settings import NodeSettings
 
 NAMES = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]

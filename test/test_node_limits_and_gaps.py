@@ -59,7 +59,7 @@ def test_every_command_is_inside_the_limits(wide):
 def _fresh_plan_commands(checkpoint, seed: int, joints_ros: np.ndarray, n: int) -> np.ndarray:
     """The first ``n`` commands a freshly reset policy gives for a constant observation (what the node must send)."""
     from act_interp_ros.core import InterpretableACT, ObservationBuilder
-    from act_interp_ros.joint_mapping import JointMapping
+    from act_interp_ros.inputs.joint_mapping import JointMapping
     from node_harness import default_settings
 
     mapping = JointMapping.from_settings(default_settings().replace(policy_path=str(checkpoint),

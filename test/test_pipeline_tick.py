@@ -11,7 +11,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 
 from act_interp_ros.core.checkpoints import SmallACTSpec, make_act_config
-from act_interp_ros.env_state_input import EnvStateInput
+from act_interp_ros.inputs.env_state import EnvStateInput
 from act_interp_ros.pipeline import TickPipeline, TickSnapshot
 from act_interp_ros.settings import NodeSettings
 

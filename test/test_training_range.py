@@ -9,7 +9,7 @@ import pytest
 
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.core.checkpoints import SmallACTSpec, make_act_config
-from act_interp_ros.env_state_input import EnvStateInput
+from act_interp_ros.inputs.env_state import EnvStateInput
 from act_interp_ros.pipeline import TickPipeline, TrainingRangeGuard
 from act_interp_ros.pipeline.training_range import normalizer_stats
 from act_interp_ros.settings import NodeSettings

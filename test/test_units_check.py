@@ -11,7 +11,7 @@ import pytest
 
 from act_interp_ros.bag import replay_cli
 from act_interp_ros.offline.outputs import read_table
-from act_interp_ros.units_fit import DEG, fit_joint
+from act_interp_ros.inputs.units_fit import DEG, fit_joint
 from conftest import TRAINING_STATE_MAX, TRAINING_STATE_MIN
 
 JOINTS = ["shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper"]

@@ -202,7 +202,7 @@ def _run(args: argparse.Namespace) -> int:
     from act_interp_ros.bag.reader import BagError  # noqa: PLC0415
     from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
     from act_interp_ros.bag.units_check import UnitsCheckError  # noqa: PLC0415
-    from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping  # noqa: PLC0415
+    from act_interp_ros.inputs.calibration import CalibrationError, resolve_joint_mapping  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
     from act_interp_ros.dataset import DatasetError  # noqa: PLC0415
     from act_interp_ros.settings import (  # noqa: PLC0415

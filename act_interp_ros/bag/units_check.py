@@ -2,7 +2,7 @@
 ``joint_scale``/``joint_offset``, inside the checkpoint's training range? No model runs, no maps.
 
 Per joint: the bag's range in policy units against the training range (the normaliser's min/max), a verdict,
-and when a simple fit explains a mismatch (:mod:`act_interp_ros.units_fit`: radians vs degrees, a constant or
+and when a simple fit explains a mismatch (:mod:`act_interp_ros.inputs.units_fit`: radians vs degrees, a constant or
 half-turn offset, a reversed joint, the gripper's 0..100) the ``joint_scale``/``joint_offset`` that fix it.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ import numpy as np
 from lerobot.utils.constants import OBS_STATE
 
 from act_interp_ros.bag.reader import JOINT_STATE_TYPE, BagError, open_bag
-from act_interp_ros.joint_mapping import JointMapping, JointMappingError
+from act_interp_ros.inputs.joint_mapping import JointMapping, JointMappingError
 from act_interp_ros.pipeline.training_range import normalizer_stats
 from act_interp_ros.settings import NodeSettings
-from act_interp_ros.units_fit import JointFit, fit_joint
+from act_interp_ros.inputs.units_fit import JointFit, fit_joint
 
 __all__ = ["UnitsCheckError", "UnitsReport", "check_bag_units"]
 

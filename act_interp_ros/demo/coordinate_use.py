@@ -120,7 +120,7 @@ def _evaluate(wrapped, n_episodes: int, steps: tuple[int, ...], seed: int,
     from act_interp_ros.core.env_state_sensitivity import SensitivityConfig, without_env_state
 
     policy, pre, post = wrapped.policy, wrapped.preprocessor, wrapped.postprocessor
-    seen = ka._spec_of(policy)  # cameras, image size and chunk size of the checkpoint
+    seen = ka.spec_of(policy)  # cameras, image size and chunk size of the checkpoint
     spec = replace(DEFAULT_ENV_SPEC, image_size=seen.image_size, cameras=seen.cameras, chunk_size=seen.chunk_size)
     seeds = [EVAL_SEED_BASE + 1000 * seed + i for i in range(n_episodes)]
     frames = render_env_frames(seeds, spec, steps=list(steps))

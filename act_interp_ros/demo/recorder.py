@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.image_decoding import decode_image
+from act_interp_ros.inputs.image_decoding import decode_image
 from act_interp_ros.pipeline import OutputContract
 from act_interp_ros.settings import NodeSettings
 

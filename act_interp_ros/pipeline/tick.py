@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from act_interp_ros.core import ObservationBuilder, ObservationError
-from act_interp_ros.freshness import InputGate
-from act_interp_ros.env_state_input import EnvStateError, EnvStateInput, EnvStateMapping
-from act_interp_ros.image_decoding import ImageDecodeError, decode_image
-from act_interp_ros.joint_mapping import JointLimitError, JointMapping, JointMappingError
+from act_interp_ros.inputs.freshness import InputGate
+from act_interp_ros.inputs.env_state import EnvStateError, EnvStateInput, EnvStateMapping
+from act_interp_ros.inputs.image_decoding import ImageDecodeError, decode_image
+from act_interp_ros.inputs.joint_mapping import JointLimitError, JointMapping, JointMappingError
 from act_interp_ros.pipeline.reasons import SkipReason
 from act_interp_ros.pipeline.training_range import RangeFlag, TrainingRangeGuard
 from act_interp_ros.settings import NodeSettings, camera_name

@@ -2,7 +2,7 @@
 
 The pixels are appended to the message's own `data` array.array('B') with one memcpy (`frombytes`),
 bypassing the generated setter, which is slow for every value type in some rosidl versions (see
-`_fill_data`). Decoding (ROS-free) is :mod:`act_interp_ros.image_decoding`.
+`_fill_data`). Decoding (ROS-free) is :mod:`act_interp_ros.inputs.image_decoding`.
 """
 from __future__ import annotations
 

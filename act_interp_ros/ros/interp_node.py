@@ -20,8 +20,8 @@ from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
 
-from act_interp_ros.env_state_input import EnvStateInput, has_header
-from act_interp_ros.image_decoding import backend_name
+from act_interp_ros.inputs.env_state import EnvStateInput, has_header
+from act_interp_ros.inputs.image_decoding import backend_name
 from act_interp_ros.pipeline import SkipReason, TickSnapshot, header_stamp_ns, output_contract
 from act_interp_ros.pipeline.contract import FLOAT32, IMAGE
 from act_interp_ros.pipeline.output_values import action_message, tick_status_message

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 
-from act_interp_ros.calibration import CalibrationError, resolve_joint_mapping
+from act_interp_ros.inputs.calibration import CalibrationError, resolve_joint_mapping
 from act_interp_ros.core import PolicyLoadError
 from act_interp_ros.pipeline import (
     LoopStats,

@@ -43,7 +43,7 @@ SIDE_METHODS = ("gradcam", "gradient_x_input", "integrated_gradients")
 OVERLAY_SCALES = ("global", "per_camera")
 #: What a tick does when an observation is outside the training range.
 OUT_OF_RANGE_POLICIES = ("warn", "skip")
-#: joint_convention values (what each means: :data:`act_interp_ros.calibration.JOINT_CONVENTIONS`).
+#: joint_convention values (what each means: :data:`act_interp_ros.inputs.calibration.JOINT_CONVENTIONS`).
 JOINT_CONVENTION_NAMES = ("lerobot_radians", "urdf_range")
 
 

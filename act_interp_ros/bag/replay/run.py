@@ -46,8 +46,8 @@ from act_interp_ros.bag.reader import (
 )
 from act_interp_ros.bag.replay.plan import CLOCKS, NS, PlanError, TickPlan, TopicIndex, build_plan
 from act_interp_ros.core import InterpretableACT
-from act_interp_ros.env_state_input import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
-from act_interp_ros.image_decoding import ImageDecodeError, decode_image
+from act_interp_ros.inputs.env_state import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
+from act_interp_ros.inputs.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
