@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from act_interp_ros.dataset import LeRobotDatasetSource
-from act_interp_ros.dataset.source import clear_backend_cache
+from act_interp_ros.dataset.video_backend import clear_backend_cache
 from act_interp_ros.dataset.synthetic import build_synthetic_dataset
 from act_interp_ros.rerun_recording import RerunRecordingWriter
 

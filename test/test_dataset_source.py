@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from act_interp_ros.dataset import DatasetError, LeRobotDatasetSource, format_indices, probe_video_backend
-from act_interp_ros.dataset import source as source_module
+from act_interp_ros.dataset import video_backend
 from act_interp_ros.dataset.synthetic import DEFAULT_TASK, build_synthetic_dataset
 from act_interp_ros.synthetic import JOINT_NAMES
 
@@ -167,7 +167,7 @@ def test_probe_picks_a_working_decoder(video_ds, caplog):
 
 def test_probe_falls_back_and_caches(video_ds, caplog):
     path = _first_video(video_ds)
-    source_module.clear_backend_cache()
+    video_backend.clear_backend_cache()
     caplog.set_level(logging.INFO, logger="act_interp_ros.dataset.source")
     candidates = ("no_such_backend", "pyav")
     assert probe_video_backend(path, 0.0, candidates=candidates) == "pyav"
@@ -175,7 +175,7 @@ def test_probe_falls_back_and_caches(video_ds, caplog):
     caplog.clear()
     assert probe_video_backend(path, 0.0, candidates=candidates) == "pyav"  # cached: no second probe
     assert not [r for r in caplog.records if r.name == "act_interp_ros.dataset.source"]
-    source_module.clear_backend_cache()
+    video_backend.clear_backend_cache()
 
 
 def test_probe_on_unreadable_video_is_one_line(tmp_path):
@@ -188,7 +188,7 @@ def test_probe_on_unreadable_video_is_one_line(tmp_path):
 
 
 def test_source_uses_probed_decoder(video_ds):
-    source_module.clear_backend_cache()
+    video_backend.clear_backend_cache()
     src = LeRobotDatasetSource.open(video_ds.root)
     assert src.video_backend is None  # probed on the first episode opened
     src.open_episode(0)
@@ -364,11 +364,11 @@ def test_video_damage_found_by_probe(video_ds, tmp_path):
     root = _copy(video_ds, tmp_path)
     next((root / "videos" / "observation.images.front").glob("*/*.mp4")).write_bytes(b"\x00" * 512)
     src = LeRobotDatasetSource.open(root, backend_candidates=("pyav",))
-    source_module.clear_backend_cache()
+    video_backend.clear_backend_cache()
     with pytest.raises(DatasetError) as exc:
         src.open_episode(0)
     assert "cannot decode video" in _assert_one_line(exc)
-    source_module.clear_backend_cache()
+    video_backend.clear_backend_cache()
 
 
 def test_writing_video_leaves_the_thread_scheduling_unchanged(tmp_path):

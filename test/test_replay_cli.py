@@ -189,12 +189,12 @@ def test_failed_run_keeps_previous_outputs(capsys, tmp_path, so101_checkpoint, s
                          "--no-bag", "--side-every", "0")
     assert rc == 0, err
     before = (out / "ticks.csv").read_bytes()
-    from act_interp_ros.offline import outputs
+    from act_interp_ros.offline import plots
 
     def broken_plot(*_args, **_kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(outputs, "write_attention_plot", broken_plot)
+    monkeypatch.setattr(plots, "write_attention_plot", broken_plot)
     rc, _, err = run_cli(capsys, small_bag, "--policy", so101_checkpoint, "--out", out, "-q", "--no-video",
                          "--no-bag", "--rate", "15")
     assert rc != 0 and "No space left on device" in err
@@ -349,9 +349,9 @@ def test_dataset_failure_in_a_later_episode_leaves_no_output(capsys, tmp_path, n
                          "--out", out, "--side-every", "0", "--no-video", "-q")
     assert rc == 0, err
     before = (out / "episode_000" / "ticks.csv").read_bytes()
-    from act_interp_ros.offline import outputs
+    from act_interp_ros.offline import plots
 
-    original = outputs.write_action_plot
+    original = plots.write_action_plot
     calls = {"n": 0}
 
     def fail_on_second(*args, **kwargs):
@@ -360,7 +360,7 @@ def test_dataset_failure_in_a_later_episode_leaves_no_output(capsys, tmp_path, n
             raise OSError("No space left on device")
         original(*args, **kwargs)
 
-    monkeypatch.setattr(outputs, "write_action_plot", fail_on_second)
+    monkeypatch.setattr(plots, "write_action_plot", fail_on_second)
     rc, _, err = run_cli(capsys, "--dataset", small_dataset.root, "--policy", node_checkpoint, "--out", out,
                          "--rerun", out / "run.rrd", "--side-every", "0", "--no-video", "-q")
     assert calls["n"] == 2

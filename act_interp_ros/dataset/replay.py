@@ -43,6 +43,7 @@ from act_interp_ros.core import InterpretableACT, ObservationBuilder, Observatio
 from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
 from act_interp_ros.dataset.source import LeRobotDatasetSource
 from act_interp_ros.offline import outputs as out
+from act_interp_ros.offline import plots
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
 from act_interp_ros.offline.records import CameraFrame, TickRecord
@@ -80,7 +81,7 @@ class DatasetReplayOptions(OfflineOptions):
 class EpisodeSummary(TickSummary):
     """One episode's ``summary.json``: the common fields (ticks = frames) plus the episode, its task and the
     per-joint error of the predicted against the recorded action (``action_error``, policy units; see
-    :func:`act_interp_ros.offline.outputs.action_error_stats`)."""
+    :func:`act_interp_ros.offline.plots.action_error_stats`)."""
 
     episode: int
     task: str
@@ -233,7 +234,7 @@ class _DatasetRun:
             methods=self.methods, camera_map=dict(self.match.camera_map),
             resized={k: f"{a[0]}x{a[1]} -> {b[0]}x{b[1]}" for k, (a, b) in self.match.resize.items()},
             video_backend=source.video_backend, joint_names=self.joint_names,
-            action_error=out.action_error_stats(self.tables), episodes=[s.to_dict() for s in summaries],
+            action_error=plots.action_error_stats(self.tables), episodes=[s.to_dict() for s in summaries],
         )
 
     def _episode(self, ep: int, run: session.StagedRun, out_dir: Path, interp: OfflineInterpreter,
@@ -290,7 +291,7 @@ class _DatasetRun:
                                     model_s=interp.model_s - model0, outputs_s=time.perf_counter() - t_loop,
                                     ticks=len(reader), open_s=t_open - t0, read_s=read_s),
             episode=ep, task=task, length=len(reader), duration_s=round(info.duration_s, 6),
-            action_error=out.action_error_stats([(ep, table)]),
+            action_error=plots.action_error_stats([(ep, table)]),
         )
         out.write_json_atomic(run.stage.path(name) / out.SUMMARY_NAME, summary.to_dict())
         logger.info("episode %d: %d frames (%d skipped), action MAE %s", ep, summary.ticks, summary.skipped,

@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,46 +37,23 @@ from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
 from act_interp_ros.core import lerobot_compat
 from act_interp_ros.dataset.errors import DatasetError, first_line
+from act_interp_ros.dataset.file_checks import check_data_file, check_video_files
+from act_interp_ros.dataset.hub import hub_metadata_root
+from act_interp_ros.dataset.video_backend import (
+    DEFAULT_VIDEO_BACKENDS,
+    probe_video_backend,
+    quiet_torchvision_video,
+)
+from act_interp_ros.dataset.episode_reader import (
+    DatasetFrame,
+    EpisodeReader,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Decoder candidates, in the order the probe tries them.
-DEFAULT_VIDEO_BACKENDS: tuple[str, ...] = ("torchcodec", "pyav")
 SUPPORTED_MAJOR_VERSION = 3
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_PROBED_BACKENDS: dict[tuple[str, ...], str] = {}
-_TORCHVISION_VIDEO_WARNING = r".*video decoding and encoding capabilities of torchvision are deprecated.*"
-
-
-# ---------------------------------------------------------------------------------------- records
-@dataclass(frozen=True)
-class DatasetFrame:
-    """One frame of an episode, as recorded.
-
-    Attributes:
-        episode_index: episode the frame belongs to.
-        frame_index: 0-based index within the episode (frames come in this order, without gaps).
-        index: index of the frame in the whole dataset.
-        timestamp: seconds since the episode start, as recorded (``frame_index / fps`` for LeRobot recordings).
-        images: dataset camera key (``observation.images.<name>``) -> (H, W, 3) uint8 RGB, at the
-            dataset's own size.
-        state: (S,) float32 ``observation.state`` (SO-101: joint positions, degrees, gripper 0..100), or
-            ``None`` when the dataset has none.
-        env_state: (E,) float32 ``observation.environment_state`` or ``None`` when absent.
-        action: (A,) float32 recorded ``action`` (same units as the state for SO-101), or ``None``.
-        task: the frame's task string.
-    """
-
-    episode_index: int
-    frame_index: int
-    index: int
-    timestamp: float
-    images: dict[str, np.ndarray]
-    state: np.ndarray | None
-    env_state: np.ndarray | None
-    action: np.ndarray | None
-    task: str
 
 
 @dataclass(frozen=True)
@@ -90,64 +64,6 @@ class EpisodeInfo:
     length: int
     tasks: tuple[str, ...]
     duration_s: float
-
-
-# ---------------------------------------------------------------------------------------- decoder
-@contextmanager
-def _quiet_torchvision_video() -> Iterator[None]:
-    """Silence torchvision's deprecation warning for its video reader (LeRobot's pyav path uses it)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_TORCHVISION_VIDEO_WARNING, category=UserWarning)
-        yield
-
-
-def probe_video_backend(
-    video_path: str | Path,
-    timestamp: float = 0.0,
-    *,
-    candidates: Sequence[str] = DEFAULT_VIDEO_BACKENDS,
-    tolerance_s: float = 1e-4,
-    use_cache: bool = True,
-) -> str:
-    """Return the first backend in ``candidates`` that decodes the frame at ``timestamp`` of ``video_path``.
-
-    Each candidate decodes one frame through LeRobot's ``decode_video_frames``; a failure is logged
-    (one line: backend and reason) and the next candidate is tried. With ``use_cache`` the result is
-    remembered per candidate list for the rest of the process, so the probe runs once.
-
-    Raises:
-        DatasetError: no candidate could decode the frame (the video is unreadable or no decoder works).
-    """
-    key = tuple(candidates)
-    if use_cache and key in _PROBED_BACKENDS:
-        return _PROBED_BACKENDS[key]
-    from lerobot.datasets.video_utils import decode_video_frames
-
-    failures: list[str] = []
-    for backend in candidates:
-        try:
-            with _quiet_torchvision_video():
-                frames = decode_video_frames(video_path, [float(timestamp)], tolerance_s, backend)
-            if frames.ndim != 4 or frames.shape[0] != 1:
-                raise RuntimeError(f"decoded {tuple(frames.shape)}, expected (1, C, H, W)")
-        except Exception as exc:  # noqa: BLE001 - any decoder failure means "try the next one"
-            reason = first_line(exc)
-            failures.append(f"{backend}: {reason}")
-            logger.info("video decoder '%s' cannot decode '%s' (%s); trying the next one", backend, video_path, reason)
-            continue
-        if failures:
-            logger.info("video decoder: using '%s' (%s)", backend, "; ".join(failures))
-        else:
-            logger.info("video decoder: using '%s'", backend)
-        if use_cache:
-            _PROBED_BACKENDS[key] = backend
-        return backend
-    raise DatasetError(f"cannot decode video '{video_path}' with any decoder ({'; '.join(failures)})")
-
-
-def clear_backend_cache() -> None:
-    """Forget probed decoders (tests)."""
-    _PROBED_BACKENDS.clear()
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -177,38 +93,6 @@ def format_indices(indices: Sequence[int], limit: int = 12) -> str:
         if v is not None:
             start = prev = v
     return ", ".join(ranges[:limit]) + (", ..." if len(ranges) > limit else "")
-
-
-def _to_rgb_uint8(chw: Any) -> np.ndarray:
-    """(C, H, W) float tensor in [0, 1] (LeRobot's image format) -> (H, W, 3) uint8 RGB numpy."""
-    arr = chw.detach().cpu().numpy() if hasattr(chw, "detach") else np.asarray(chw)
-    if arr.ndim != 3:
-        raise ValueError(f"image has shape {arr.shape}; expected (C, H, W)")
-    u8 = np.clip(np.rint(arr * 255.0), 0, 255).astype(np.uint8).transpose(1, 2, 0)
-    if u8.shape[2] == 1:
-        u8 = np.repeat(u8, 3, axis=2)
-    elif u8.shape[2] == 4:
-        u8 = u8[:, :, :3]
-    return np.ascontiguousarray(u8)
-
-
-def _vector(item: Mapping[str, Any], key: str) -> np.ndarray | None:
-    if key not in item:
-        return None
-    value = item[key]
-    arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
-    return np.asarray(arr, dtype=np.float32).reshape(-1)
-
-
-def _hub_offline() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        return bool(constants.HF_HUB_OFFLINE)
-    except Exception:  # noqa: BLE001
-        return False
 
 
 # ---------------------------------------------------------------------------------------- source
@@ -279,27 +163,7 @@ class LeRobotDatasetSource:
 
         Fails with one line when the hub cannot be reached (offline) and the dataset is not cached.
         """
-        from lerobot.utils.constants import HF_LEROBOT_HOME
-
-        cache = Path(HF_LEROBOT_HOME) / repo_id
-        if not (cache / "meta" / "info.json").is_file():
-            if _hub_offline():
-                raise DatasetError(
-                    f"'{repo_id}' is not a local directory, and as a hub dataset it is not cached ({cache}) "
-                    "while the Hugging Face hub is offline (HF_HUB_OFFLINE); pass a local dataset root"
-                )
-            existed = cache.exists()
-            try:
-                from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-
-                LeRobotDatasetMetadata(repo_id)
-            except Exception as exc:  # noqa: BLE001 - network/hub errors of all kinds
-                if not existed:
-                    _remove_empty_tree(cache)
-                raise DatasetError(
-                    f"'{repo_id}' is not a local directory, and the hub dataset could not be fetched: {first_line(exc)}"
-                ) from None
-        return cls(cache, repo_id, is_hub=True, **kwargs)
+        return cls(hub_metadata_root(repo_id), repo_id, is_hub=True, **kwargs)
 
     # ------------------------------------------------------------------------------ metadata
     def _load_info(self) -> dict[str, Any]:
@@ -483,8 +347,8 @@ class LeRobotDatasetSource:
         dataset = None
         if self.is_hub:  # downloads this episode's files when they are not cached yet
             dataset = self._make_dataset(episode_index, "pyav")
-        self._check_data_file(episode_index, ep, length)
-        video_files = self._check_video_files(episode_index, ep)
+        check_data_file(self, episode_index, ep, length)
+        video_files = check_video_files(self, episode_index, ep)
         backend = "pyav"
         if video_files:
             key, path = video_files[0]
@@ -514,7 +378,7 @@ class LeRobotDatasetSource:
         from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
         try:
-            with _quiet_torchvision_video():
+            with quiet_torchvision_video():
                 return LeRobotDataset(
                     self.repo_id, root=self.root, episodes=[episode_index], video_backend=backend,
                     tolerance_s=self.tolerance_s,
@@ -523,148 +387,3 @@ class LeRobotDatasetSource:
             raise DatasetError(
                 f"cannot load episode {episode_index} of '{self.root}': {first_line(exc)}"
             ) from None
-
-    def _check_data_file(self, episode_index: int, ep: Mapping[str, Any], length: int) -> None:
-        import pyarrow.parquet as pq
-
-        rel = str(self.info["data_path"]).format(
-            chunk_index=int(ep["data/chunk_index"]), file_index=int(ep["data/file_index"])
-        )
-        path = self.root / rel
-        if not path.is_file():
-            raise DatasetError(f"data file '{path}' of episode {episode_index} is missing")
-        needed = ["episode_index", "frame_index", "timestamp", "index", "task_index"]
-        needed += [k for k, f in self.features.items() if f.get("dtype") != "video" and k not in needed]
-        try:
-            schema_names = set(pq.read_schema(path).names)
-            absent = [c for c in needed if c not in schema_names]
-            if absent:
-                raise DatasetError(
-                    f"data file '{path}' has no column{'s' if len(absent) > 1 else ''} {', '.join(absent)}; "
-                    "meta/info.json lists them as features"
-                )
-            table = pq.read_table(path, columns=["episode_index", "frame_index"],
-                                  filters=[("episode_index", "==", episode_index)])
-        except DatasetError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
-            raise DatasetError(f"corrupt data file '{path}': {first_line(exc)}") from None
-        frames = np.sort(np.asarray(table.column("frame_index").to_numpy(), dtype=np.int64))
-        if len(frames) != length or not np.array_equal(frames, np.arange(length)):
-            raise DatasetError(
-                f"data file '{path}' holds {len(frames)} frames of episode {episode_index} "
-                f"(frame_index 0..{length - 1} expected, meta/episodes says {length} frames)"
-            )
-
-    def _check_video_files(self, episode_index: int, ep: Mapping[str, Any]) -> list[tuple[str, Path]]:
-        files: list[tuple[str, Path]] = []
-        video_path = self.info.get("video_path")
-        for key in self.video_keys:
-            try:
-                rel = str(video_path).format(
-                    video_key=key, chunk_index=int(ep[f"videos/{key}/chunk_index"]),
-                    file_index=int(ep[f"videos/{key}/file_index"]),
-                )
-            except (KeyError, TypeError, ValueError):
-                raise DatasetError(
-                    f"meta/episodes of '{self.root}' has no video location for camera {key} in episode {episode_index}"
-                ) from None
-            path = self.root / rel
-            if not path.is_file():
-                raise DatasetError(f"video file '{path}' of camera {key}, episode {episode_index} is missing")
-            files.append((key, path))
-        return files
-
-
-class EpisodeReader:
-    """A validated episode: ``len(reader)`` frames; iterate (or :meth:`frame`) for :class:`DatasetFrame`."""
-
-    def __init__(self, source: LeRobotDatasetSource, episode_index: int, dataset, length: int) -> None:
-        self.source = source
-        self.episode_index = episode_index
-        self.dataset = dataset
-        self.length = length
-        self._cameras = source.camera_keys
-        self._task_names = None
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __iter__(self) -> Iterator[DatasetFrame]:
-        for i in range(self.length):
-            yield self.frame(i)
-
-    def frame(self, i: int) -> DatasetFrame:
-        """Frame ``i`` (0-based within the episode) through ``LeRobotDataset.__getitem__``."""
-        if not 0 <= i < self.length:
-            raise IndexError(f"frame {i} is outside episode {self.episode_index} (0..{self.length - 1})")
-        try:
-            with _quiet_torchvision_video():
-                item = self.dataset[i]
-        except Exception as exc:  # noqa: BLE001 - decoder / parquet / image errors
-            culprit = self._failing_video(i)
-            if culprit is not None:
-                raise DatasetError(culprit) from None
-            raise DatasetError(
-                f"cannot read frame {i} of episode {self.episode_index} in '{self.source.root}': {first_line(exc)}"
-            ) from None
-        ep = int(item["episode_index"])
-        fi = int(item["frame_index"])
-        if ep != self.episode_index or fi != i:
-            raise DatasetError(
-                f"row {i} of episode {self.episode_index} in '{self.source.root}' is frame {fi} of episode {ep}; "
-                "expected frames in order"
-            )
-        try:
-            images = {k: _to_rgb_uint8(item[k]) for k in self._cameras}
-        except (KeyError, ValueError) as exc:
-            raise DatasetError(
-                f"frame {i} of episode {self.episode_index} in '{self.source.root}' has no usable image: "
-                f"{first_line(exc)}"
-            ) from None
-        return DatasetFrame(
-            episode_index=ep,
-            frame_index=fi,
-            index=int(item["index"]),
-            timestamp=float(item["timestamp"]),
-            images=images,
-            state=_vector(item, OBS_STATE),
-            env_state=_vector(item, OBS_ENV_STATE),
-            action=_vector(item, ACTION),
-            task=str(item.get("task", "")),
-        )
-
-    def _failing_video(self, i: int) -> str | None:
-        """After a failed read: decode frame ``i`` of each camera video alone; describe the first that fails."""
-        from lerobot.datasets.video_utils import decode_video_frames
-
-        src = self.source
-        ep = src._episode_row(self.episode_index)
-        for key in src.video_keys:
-            try:
-                path = src.root / str(src.info["video_path"]).format(
-                    video_key=key, chunk_index=int(ep[f"videos/{key}/chunk_index"]),
-                    file_index=int(ep[f"videos/{key}/file_index"]),
-                )
-                ts = float(ep[f"videos/{key}/from_timestamp"]) + i / src.fps
-            except Exception:  # noqa: BLE001
-                return None
-            try:
-                with _quiet_torchvision_video():
-                    decode_video_frames(path, [ts], src.tolerance_s, self.dataset.video_backend)
-            except Exception as exc:  # noqa: BLE001
-                return (f"unreadable video '{path}' (camera {key}): cannot decode frame {i} of episode "
-                        f"{self.episode_index} at {ts:.3f} s with {self.dataset.video_backend}: {first_line(exc)}")
-        return None
-
-
-def _remove_empty_tree(path: Path) -> None:
-    """Remove ``path`` and its parents up to the first non-empty one (what a failed hub fetch left)."""
-    try:
-        for sub in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-            if sub.is_dir():
-                sub.rmdir()
-        path.rmdir()
-        path.parent.rmdir()
-    except OSError:
-        pass

@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.offline.outputs import TickTable, write_attention_plot
+from act_interp_ros.offline.outputs import TickTable
+from act_interp_ros.offline.plots import write_attention_plot
 from act_interp_ros.offline.videos import Mp4Writer, fit, placeholder
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.demo.recorder import Recording, StampedFrame

@@ -23,6 +23,7 @@ import numpy as np
 
 from act_interp_ros.core import DeletionTest, InterpretableACT
 from act_interp_ros.offline import outputs as out
+from act_interp_ros.offline import plots
 from act_interp_ros.offline.interpreter import OfflineInterpreter
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.pipeline import TickPipeline
@@ -481,10 +482,10 @@ class SequenceOutputs:
             self.table.write(self.dir / name, opts.table_format)
             names.append(name)
         if opts.write_plot:
-            out.write_attention_plot(self.table, self.dir / out.PLOT_NAME, title=f"ACT attention over {self.title}")
+            plots.write_attention_plot(self.table, self.dir / out.PLOT_NAME, title=f"ACT attention over {self.title}")
             names.append(out.PLOT_NAME)
             if self.table.recorded:
-                out.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
+                plots.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
                                       title=f"Predicted vs recorded action, {self.title} (| = new chunk)")
                 names.append(out.ACTION_PLOT_NAME)
         return names
