@@ -77,10 +77,10 @@ setup(
     entry_points={
         "console_scripts": [
             f"act_interp_node = {PACKAGE}.ros.main:main",
-            f"act_interp_play = {PACKAGE}.bag.play:main",
-            f"act_interp_replay = {PACKAGE}.bag.replay_cli:main",
-            f"act_interp_make_bag = {PACKAGE}.bag.synthetic_cli:main",
-            f"act_interp_demo = {PACKAGE}.demo.run_demo:main",
+            f"act_interp_play = {PACKAGE}.cli.play:main",
+            f"act_interp_replay = {PACKAGE}.cli.replay:main",
+            f"act_interp_make_bag = {PACKAGE}.cli.make_bag:main",
+            f"act_interp_demo = {PACKAGE}.cli.demo:main",
         ],
     },
 )

@@ -20,14 +20,14 @@ log = logging.getLogger("bench")
 
 def demo_realtime(ctx) -> dict[str, Any]:
     """10. ``act_interp_demo`` at rate 1 (``runs`` times): computed / maps fractions, inference vs forward."""
-    from act_interp_ros.demo import run_demo
+    from act_interp_ros.cli import demo as demo_cli
 
     c = ctx.counts["s10"]
     ctx.release_models()
     runs = []
     for i in range(int(c["runs"])):
         out = ctx.workdir / f"demo_{i}"
-        code = run_demo.main(["--out", str(out), "--quiet", "--seconds", str(c["seconds"])])
+        code = demo_cli.main(["--out", str(out), "--quiet", "--seconds", str(c["seconds"])])
         if code != 0:
             raise RuntimeError(f"act_interp_demo exited with {code}")
         s = json.loads((out / "summary.json").read_text())

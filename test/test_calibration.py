@@ -204,7 +204,7 @@ def test_bad_calibration_is_one_clear_line(tmp_path):
 
 def test_check_units_uses_the_derived_mapping(capsys, tmp_path, ranged_checkpoint):
     """A bag from a urdf_range driver: wrong with the default mapping, right with the calibration import."""
-    from act_interp_ros.bag import replay_cli
+    from act_interp_ros.cli import replay as replay_cli
     from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
 
     robot = lerobot_follower(tmp_path)

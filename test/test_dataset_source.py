@@ -155,7 +155,7 @@ def _first_video(ds) -> Path:
 
 def test_probe_picks_a_working_decoder(video_ds, caplog):
     path = _first_video(video_ds)
-    caplog.set_level(logging.INFO, logger="act_interp_ros.dataset.source")
+    caplog.set_level(logging.INFO, logger="act_interp_ros.dataset.video_backend")
     chosen = probe_video_backend(path, 0.0, use_cache=False)
     if _torchcodec_decodes(path):
         assert chosen == "torchcodec"
@@ -168,7 +168,7 @@ def test_probe_picks_a_working_decoder(video_ds, caplog):
 def test_probe_falls_back_and_caches(video_ds, caplog):
     path = _first_video(video_ds)
     video_backend.clear_backend_cache()
-    caplog.set_level(logging.INFO, logger="act_interp_ros.dataset.source")
+    caplog.set_level(logging.INFO, logger="act_interp_ros.dataset.video_backend")
     candidates = ("no_such_backend", "pyav")
     assert probe_video_backend(path, 0.0, candidates=candidates) == "pyav"
     assert any("'no_such_backend' cannot decode" in r.getMessage() for r in caplog.records)

@@ -20,6 +20,7 @@ import pytest
 
 pytest.importorskip("rclpy")
 
+from act_interp_ros.cli import demo as demo_cli  # noqa: E402
 from act_interp_ros.demo import run_demo  # noqa: E402
 
 pytestmark = pytest.mark.timeout(1800)
@@ -43,7 +44,7 @@ def _decode(path: Path) -> tuple[int, tuple[int, int]]:
 def demo(tmp_path_factory) -> tuple[int, Path, float]:
     out = tmp_path_factory.mktemp("demo") / "demo_output"
     t0 = time.monotonic()
-    code = run_demo.main(["--seconds", str(SECONDS), "--out", str(out), "--quiet"])
+    code = demo_cli.main(["--seconds", str(SECONDS), "--out", str(out), "--quiet"])
     return code, out, time.monotonic() - t0
 
 
@@ -132,9 +133,9 @@ def test_summary_numbers_are_sane(summary, cameras):
 
 
 def test_bad_arguments_fail_fast_with_one_message(tmp_path, caplog):
-    assert run_demo.main(["--seconds", "0.5", "--out", str(tmp_path / "o")]) == 1
+    assert demo_cli.main(["--seconds", "0.5", "--out", str(tmp_path / "o")]) == 1
     assert "--seconds" in caplog.text
-    assert run_demo.main(["--policy", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
+    assert demo_cli.main(["--policy", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) == 1
     assert "not a LeRobot pretrained_model" in caplog.text
     assert not (tmp_path / "o" / "summary.json").exists()
 

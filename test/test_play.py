@@ -29,7 +29,8 @@ from rosbags.typesys import Stores, get_typestore  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image, JointState  # noqa: E402
 
-from act_interp_ros.bag.play import BagPlayer, BagPlayError, inspect_bag, main, resolve_message_type  # noqa: E402
+from act_interp_ros.bag.play import BagPlayer, BagPlayError, inspect_bag, resolve_message_type  # noqa: E402
+from act_interp_ros.cli.play import main  # noqa: E402
 from act_interp_ros.bag.reader import BagError  # noqa: E402
 from act_interp_ros.bag.synthetic_bag import write_synthetic_bag  # noqa: E402
 
@@ -297,7 +298,7 @@ def test_cli_exit_codes(tmp_path, bag, caplog):
 
 def test_cli_sigint_stops_loop(bag):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "act_interp_ros.bag.play", str(bag), "--loop", "--topics", JOINTS],
+        [sys.executable, "-m", "act_interp_ros.cli.play", str(bag), "--loop", "--topics", JOINTS],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ),
     )
     try:

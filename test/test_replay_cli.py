@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from act_interp_ros.bag import replay_cli
+from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
 from replay_helpers import storage_file, write_minimal_bag
 
@@ -209,7 +209,7 @@ def test_killed_run_leaves_only_a_partial_staging_directory(tmp_path, so101_chec
                               seed=10)
     out = tmp_path / "o"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "act_interp_ros.bag.replay_cli", str(bag), "--policy", str(so101_checkpoint),
+    cmd = [sys.executable, "-m", "act_interp_ros.cli.replay", str(bag), "--policy", str(so101_checkpoint),
            "--out", str(out), "--side-every", "1", "-q"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -17,7 +17,7 @@ import shutil
 
 import pytest
 
-from act_interp_ros.bag import replay_cli
+from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.offline.outputs import read_table
 from replay_helpers import write_minimal_bag
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from act_interp_ros.bag import replay_cli
+from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.bag.reader import open_bag
 from act_interp_ros.bag.replay import ReplayOptions, replay_bag

@@ -17,7 +17,7 @@ from act_interp_ros.bag.synthetic_bag import (
     iter_synthetic_frames,
     write_synthetic_bag,
 )
-from act_interp_ros.bag.synthetic_cli import main as make_bag_main
+from act_interp_ros.cli.make_bag import main as make_bag_main
 
 N = 12
 HW = (48, 64)

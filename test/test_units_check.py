@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from act_interp_ros.bag import replay_cli
+from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.offline.outputs import read_table
 from act_interp_ros.inputs.units_fit import DEG, fit_joint
 from conftest import TRAINING_STATE_MAX, TRAINING_STATE_MIN

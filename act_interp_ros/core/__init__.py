@@ -7,7 +7,8 @@ from act_interp_ros.core.action_targets import (
     ActionTarget,
 )
 from act_interp_ros.core.attention import AttentionOptions, Interpretation
-from act_interp_ros.core.attribution import PixelGradientXInput, PixelIntegratedGradients, PixelOcclusion
+from act_interp_ros.core.attribution import PixelGradientXInput, PixelIntegratedGradients
+from act_interp_ros.core.occlusion import PixelOcclusion
 from act_interp_ros.core.faithfulness import DeletionResult, DeletionTest
 from act_interp_ros.core.env_state_sensitivity import (
     EnvStateSensitivity,

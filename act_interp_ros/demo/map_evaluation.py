@@ -178,7 +178,7 @@ def evaluate_policy_maps(
 
 #: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them).
 EVALUATION_SOURCES = ("demo/map_evaluation.py", "demo/map_scores.py", "core/attention.py", "core/gradcam.py",
-                      "core/attribution.py", "core/action_targets.py", "core/faithfulness.py",
+                      "core/attribution.py", "core/occlusion.py", "core/action_targets.py", "core/faithfulness.py",
                       "core/interpretable_policy.py")
 
 

@@ -18,24 +18,21 @@ ROS traffic stays on this machine: ``ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST`` a
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from act_interp_ros.demo.bag_cache import EPISODE_SECONDS, bag_cache_root, ensure_demo_bag
+from act_interp_ros.demo.bag_cache import bag_cache_root, ensure_demo_bag
 from act_interp_ros.demo.errors import DemoError
 from act_interp_ros.demo.model import ensure_model, model_summary
 from act_interp_ros.ros.node_process import NodeProcess, node_command, private_domain_id, ros_environment
+from act_interp_ros.demo.summary import build_summary, summary_markdown
 
 logger = logging.getLogger("act_interp_demo")
 
@@ -70,33 +67,6 @@ class _Session:
     player_node: Any = None
     player: Any = None
     files: list[str] = field(default_factory=list)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Run the live act_interp_node (observe-only) on a known-answer ACT model over a synthetic "
-        "SO-101 bag, and write overlay videos, an attention plot, PNG stills and a summary to one folder. "
-        "The first run trains the model (a few minutes on a laptop CPU); later runs reuse it.",
-    )
-    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
-                   help=f"output folder (default ./{DEFAULT_OUT}); its demo files are replaced at the end")
-    p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
-                   help=f"length of the demo bag in seconds, {EPISODE_SECONDS:g} s per pick episode "
-                   f"(default {DEFAULT_SECONDS:g}; 2..120)")
-    p.add_argument("--rate", type=float, default=1.0,
-                   help="playback speed factor (default 1.0 = real time)")
-    p.add_argument("--no-gradcam", action="store_true", help="run the node with side_rate_hz:=0.0 (no GradCAM)")
-    p.add_argument("--rebuild", action="store_true",
-                   help="rebuild the cached known-answer model and demo bag instead of reusing them")
-    p.add_argument("--policy", type=Path, default=None,
-                   help="advanced: use this LeRobot pretrained_model directory instead of the known-answer model")
-    p.add_argument("--config", type=Path, default=None,
-                   help="advanced: node params file (default: the package's config/so101.yaml)")
-    p.add_argument("--node-timeout", type=float, default=300.0, metavar="S",
-                   help="seconds to wait for the node to load the policy and come up (default 300)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
-    return p
 
 
 def _tqdm(enabled: bool, **kwargs):
@@ -222,11 +192,10 @@ def _run(opts: DemoOptions, domain: int) -> dict[str, Any]:
         report_items = _write_outputs(stage, session, opts, bag, settings)
         timings["outputs"] = time.monotonic() - t
         timings["total"] = time.monotonic() - t_start
-        summary = _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code, side_rate, playback,
+        summary = build_summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code, side_rate, playback,
                            session, report_items, timings, forward)
-        from act_interp_ros.demo import report
 
-        stage.path("summary.md").write_text(report.summary_markdown(summary))
+        stage.path("summary.md").write_text(summary_markdown(summary))
         stage.path("summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
         previous = _previous_files(out_dir)
         stage.commit([f for f in summary["files"] if f != "summary.json"] + ["summary.json"])
@@ -383,66 +352,6 @@ def _isolated_forward(model: dict[str, Any], session: _Session):
     return timing
 
 
-def _summary(opts, out_dir, model, bag, settings, config, cmd, domain, node_code, side_rate, playback, session,
-             items, timings, forward=None) -> dict[str, Any]:
-    from act_interp_ros.demo.analysis import diagnostics_summary, proprio_summary, tick_summary
-    from act_interp_ros.demo.realtime import realtime_summary
-
-    rec = session.recorder.rec
-    timeline = items["timeline"]
-    counts = rec.overlay_counts()
-    played = {tp: int(n) for tp, n in playback.published.items()}
-    ticks = tick_summary(rec, timeline, settings.control_rate_hz)
-    diagnostics = diagnostics_summary(rec, timeline)
-    return {
-        "ok": True,
-        "output_dir": str(out_dir),
-        "model": model_summary(model),
-        "bag": {"path": str(bag.path), "built_now": bag.built, "seconds": bag.seconds, "fps": bag.fps,
-                "episodes": bag.n_episodes, "frames_per_episode": bag.n_frames, "scene_seeds": timeline.seeds,
-                "image_size_hw": list(bag.image_size), "storage": "mcap", "encoding": "rgb8"},
-        "node": {"command": cmd, "config": str(config), "exit_code": node_code, "ros_domain_id": domain,
-                 "side_rate_hz": side_rate, "control_rate_hz": settings.control_rate_hz},
-        "playback": {"rate": opts.rate, "messages_published": playback.total_published,
-                     "published_per_topic": played,
-                     "frames_played_per_camera": {c: played.get(tp, 0)
-                                                  for c, tp in zip(settings.camera_names, settings.camera_topics)},
-                     "dropped": sum(playback.dropped.values()), "clock_messages": playback.clock_messages,
-                     "wall_s": round(playback.wall_time_s, 3), "max_lag_ms": round(playback.max_lag_s * 1000, 1)},
-        "ticks": ticks,
-        "realtime": realtime_summary(ticks, diagnostics.get("latency") or {}, forward),
-        "overlays_received": counts,
-        "maps": _map_scores(model),
-        "proprio_attention": proprio_summary(rec, timeline),
-        "diagnostics": diagnostics,
-        "overlay_decode_errors": rec.decode_errors,
-        "stills": items["stills"],
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
-        "files": [*items["files"], "summary.md", "summary.json"],
-    }
-
-
-def _map_scores(model: dict[str, Any]) -> dict[str, Any]:
-    """Localisation and faithfulness of every map on the known-answer model (held-out frames; cached)."""
-    if model.get("key") is None:
-        return {"note": "a --policy has no known answer: no localisation numbers"}
-    from act_interp_ros.demo import known_answer as ka
-
-    logger.info("map scores of the known-answer model (computed once, then cached beside the model)")
-    evaluation = ka.cached_map_evaluation(ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)
-    out: dict[str, Any] = {"frames": evaluation.n_frames, "targets": evaluation.targets, "methods": {}}
-    for sc in evaluation.scores:
-        out["methods"][sc.method] = {
-            "resolution": sc.resolution, "target_mass_vs_uniform": _finite(sc.ratio_vs_uniform),
-            "target_beats_distractor": _finite(sc.target_beats_distractor),
-            "rank_corr_random_weights": _finite(sc.rank_corr_random), "faithfulness": _finite(sc.faithfulness_ratio)}
-    return out
-
-
-def _finite(v: float) -> float | None:
-    return round(float(v), 4) if v == v else None
-
-
 def _stop_all(session: _Session, committed: bool) -> None:
     import rclpy
 
@@ -475,88 +384,3 @@ def _previous_files(out_dir: Path) -> set[str]:
     except (OSError, ValueError, AttributeError):
         return set()
     return {f for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")}
-
-
-# -------------------------------------------------------------------------------------------- main
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; exit codes: 0 ok, 1 failure (one message), 2 usage error, 130 interrupted."""
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started as a background job of a script:
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C / SIGINT must still stop us cleanly
-    level = logging.WARNING if args.quiet else logging.INFO
-    root = logging.getLogger()
-    handler = None
-    if not root.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
-        root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(level)
-    opts = DemoOptions(out=args.out, seconds=args.seconds, rate=args.rate, gradcam=not args.no_gradcam,
-                       rebuild=args.rebuild, policy=args.policy, config=args.config,
-                       node_timeout_s=args.node_timeout, progress=not args.quiet)
-    old_term = signal.getsignal(signal.SIGTERM)
-    try:
-        if old_term in (signal.SIG_DFL, None):  # SIGTERM ends the demo like Ctrl-C, with clean-up
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-    except ValueError:  # not the main thread
-        old_term = None
-    try:
-        summary = run_demo(opts)
-    except KeyboardInterrupt:
-        logger.error("interrupted; the node was stopped and no output was written")
-        return 130
-    except DemoError as exc:
-        logger.error("demo failed: %s", exc)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - one clear message instead of a traceback
-        logger.debug("demo failed", exc_info=True)
-        logger.error("demo failed: %s: %s (run with a debugger or see the log above)", type(exc).__name__, exc)
-        return 1
-    finally:
-        if old_term in (signal.SIG_DFL, None):
-            try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            except ValueError:
-                pass
-        root.setLevel(old_level)
-        if handler is not None:
-            root.removeHandler(handler)
-    _print_result(summary)
-    return 0
-
-
-def _print_result(s: dict[str, Any]) -> None:
-    out = Path(s["output_dir"])
-    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
-    counts = s["overlays_received"]
-    p = s["proprio_attention"]
-    ticks = s.get("ticks") or {}
-    lines = [
-        "",
-        f"act_interp_demo finished in {s['timings_s'].get('total', 0):.0f} s. Outputs in {rel}/:",
-        "  overview.mp4                 attention and each side method (rows) for each camera, bag time",
-        "  " + ", ".join(f for f in s["files"] if f.endswith(".mp4") and f != "overview.mp4"),
-        "  attention_plot.png           proprio and per-camera attention share over time",
-        "  " + ", ".join(f for f in s["files"] if f.startswith("still_")),
-        "  summary.md, summary.json     numbers (model error, ticks, maps, timings)",
-        "overlays received: " + ", ".join(f"{m} {sum(v.values())}" for m, v in counts.items())
-        + (f"; mean proprio attention {p['mean']:.1%}" if p.get("mean") is not None else ""),
-    ]
-    for method, m in ((s.get("maps") or {}).get("methods") or {}).items():
-        lines.append(f"  {method:<20} on the target {m['target_mass_vs_uniform'] or 0:5.1f}x uniform, "
-                     f"target > distractor {100 * (m['target_beats_distractor'] or 0):3.0f}% of frames, "
-                     f"faithfulness {m['faithfulness'] or 0:.2f}x")
-    if ticks.get("computed_fraction") is not None:
-        lines.append(f"the node computed an action for {ticks['computed_fraction']:.0%} of its "
-                     f"{ticks['control_rate_hz']:g} Hz ticks and published maps for {ticks['maps_fraction']:.0%}")
-    rt = s.get("realtime") or {}
-    ratio = ((rt.get("targets") or {}).get("inference_vs_isolated") or {}).get("value")
-    if ratio is not None:
-        lines.append(f"its inference p50 {rt['node_inference_p50_ms']:.1f} ms is {ratio:.2f}x the model's forward alone "
-                     f"({rt['isolated_forward']['p50_ms']:.1f} ms, timed after the node stopped)")
-    print("\n".join(line for line in lines if line.strip() or line == ""), flush=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,5 @@
-"""The replay's plots over an episode: attention shares and faithfulness, actions against the recording's, and the\naction error statistics."""
+"""The replay's plots over an episode: attention shares and faithfulness, actions against the recording's, and the
+action error statistics."""
 
 from __future__ import annotations
 

@@ -1,0 +1,130 @@
+"""``act_interp_demo``: the command line of the demo (:mod:`act_interp_ros.demo.run_demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from act_interp_ros.demo.bag_cache import EPISODE_SECONDS
+from act_interp_ros.demo.errors import DemoError
+from act_interp_ros.demo.run_demo import DEFAULT_OUT, DEFAULT_SECONDS, PROG, DemoOptions, run_demo
+
+logger = logging.getLogger("act_interp_ros.demo.run_demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Run the live act_interp_node (observe-only) on a known-answer ACT model over a synthetic "
+        "SO-101 bag, and write overlay videos, an attention plot, PNG stills and a summary to one folder. "
+        "The first run trains the model (a few minutes on a laptop CPU); later runs reuse it.",
+    )
+    p.add_argument("--out", type=Path, default=Path(DEFAULT_OUT),
+                   help=f"output folder (default ./{DEFAULT_OUT}); its demo files are replaced at the end")
+    p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS,
+                   help=f"length of the demo bag in seconds, {EPISODE_SECONDS:g} s per pick episode "
+                   f"(default {DEFAULT_SECONDS:g}; 2..120)")
+    p.add_argument("--rate", type=float, default=1.0,
+                   help="playback speed factor (default 1.0 = real time)")
+    p.add_argument("--no-gradcam", action="store_true", help="run the node with side_rate_hz:=0.0 (no GradCAM)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="rebuild the cached known-answer model and demo bag instead of reusing them")
+    p.add_argument("--policy", type=Path, default=None,
+                   help="advanced: use this LeRobot pretrained_model directory instead of the known-answer model")
+    p.add_argument("--config", type=Path, default=None,
+                   help="advanced: node params file (default: the package's config/so101.yaml)")
+    p.add_argument("--node-timeout", type=float, default=300.0, metavar="S",
+                   help="seconds to wait for the node to load the policy and come up (default 300)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    return p
+
+
+# -------------------------------------------------------------------------------------------- main
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; exit codes: 0 ok, 1 failure (one message), 2 usage error, 130 interrupted."""
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # e.g. started as a background job of a script:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C / SIGINT must still stop us cleanly
+    level = logging.WARNING if args.quiet else logging.INFO
+    root = logging.getLogger()
+    handler = None
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s", "%H:%M:%S"))
+        root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(level)
+    opts = DemoOptions(out=args.out, seconds=args.seconds, rate=args.rate, gradcam=not args.no_gradcam,
+                       rebuild=args.rebuild, policy=args.policy, config=args.config,
+                       node_timeout_s=args.node_timeout, progress=not args.quiet)
+    old_term = signal.getsignal(signal.SIGTERM)
+    try:
+        if old_term in (signal.SIG_DFL, None):  # SIGTERM ends the demo like Ctrl-C, with clean-up
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        old_term = None
+    try:
+        summary = run_demo(opts)
+    except KeyboardInterrupt:
+        logger.error("interrupted; the node was stopped and no output was written")
+        return 130
+    except DemoError as exc:
+        logger.error("demo failed: %s", exc)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - one clear message instead of a traceback
+        logger.debug("demo failed", exc_info=True)
+        logger.error("demo failed: %s: %s (run with a debugger or see the log above)", type(exc).__name__, exc)
+        return 1
+    finally:
+        if old_term in (signal.SIG_DFL, None):
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            except ValueError:
+                pass
+        root.setLevel(old_level)
+        if handler is not None:
+            root.removeHandler(handler)
+    _print_result(summary)
+    return 0
+
+
+def _print_result(s: dict[str, Any]) -> None:
+    out = Path(s["output_dir"])
+    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
+    counts = s["overlays_received"]
+    p = s["proprio_attention"]
+    ticks = s.get("ticks") or {}
+    lines = [
+        "",
+        f"act_interp_demo finished in {s['timings_s'].get('total', 0):.0f} s. Outputs in {rel}/:",
+        "  overview.mp4                 attention and each side method (rows) for each camera, bag time",
+        "  " + ", ".join(f for f in s["files"] if f.endswith(".mp4") and f != "overview.mp4"),
+        "  attention_plot.png           proprio and per-camera attention share over time",
+        "  " + ", ".join(f for f in s["files"] if f.startswith("still_")),
+        "  summary.md, summary.json     numbers (model error, ticks, maps, timings)",
+        "overlays received: " + ", ".join(f"{m} {sum(v.values())}" for m, v in counts.items())
+        + (f"; mean proprio attention {p['mean']:.1%}" if p.get("mean") is not None else ""),
+    ]
+    for method, m in ((s.get("maps") or {}).get("methods") or {}).items():
+        lines.append(f"  {method:<20} on the target {m['target_mass_vs_uniform'] or 0:5.1f}x uniform, "
+                     f"target > distractor {100 * (m['target_beats_distractor'] or 0):3.0f}% of frames, "
+                     f"faithfulness {m['faithfulness'] or 0:.2f}x")
+    if ticks.get("computed_fraction") is not None:
+        lines.append(f"the node computed an action for {ticks['computed_fraction']:.0%} of its "
+                     f"{ticks['control_rate_hz']:g} Hz ticks and published maps for {ticks['maps_fraction']:.0%}")
+    rt = s.get("realtime") or {}
+    ratio = ((rt.get("targets") or {}).get("inference_vs_isolated") or {}).get("value")
+    if ratio is not None:
+        lines.append(f"its inference p50 {rt['node_inference_p50_ms']:.1f} ms is {ratio:.2f}x the model's forward alone "
+                     f"({rt['isolated_forward']['p50_ms']:.1f} ms, timed after the node stopped)")
+    print("\n".join(line for line in lines if line.strip() or line == ""), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
