@@ -193,7 +193,8 @@ class _DatasetRun:
             logger.warning("%s", note)
             self.warnings.append(note)
 
-    def run(self, out_dir: Path, episodes: list[int], t_start: float) -> DatasetReplaySummary:
+    def run(self, out_dir: Path, episodes: list[int], t_start: float, dataset_name: str,
+            policy_name: str) -> DatasetReplaySummary:
         opts = self.options
         interp = session.make_interpreter(self.wrapped, self.settings, opts, self.methods,
                                           faithfulness=opts.faithfulness_samples > 0,
@@ -229,7 +230,7 @@ class _DatasetRun:
                                     outputs_s=sum(s.timings["outputs_s"] for s in summaries),
                                     ticks=self.overall.ticks,
                                     read_s=sum(s.timings["read_s"] for s in summaries)),
-            warnings=warnings, dataset="", repo_id=source.repo_id, root=str(source.root), policy="",
+            warnings=warnings, dataset=dataset_name, repo_id=source.repo_id, root=str(source.root), policy=policy_name,
             out_dir=str(out_dir), fps=source.fps, batch_size=opts.batch_size, side_every=self.side_every,
             methods=self.methods, camera_map=dict(self.match.camera_map),
             resized={k: f"{a[0]}x{a[1]} -> {b[0]}x{b[1]}" for k, (a, b) in self.match.resize.items()},
@@ -394,9 +395,8 @@ def replay_dataset(
         except SettingsError as exc:
             raise ReplayError(str(exc)) from None
         run = _DatasetRun(source, wrapped, ds_settings, options, match, joint_names or list(ds_settings.joint_names))
-        summary = run.run(out_path, episodes, t_start)
-    summary.dataset = os.fspath(dataset) if not isinstance(dataset, LeRobotDatasetSource) else str(source.root)
-    summary.policy = str(policy_name)
+        dataset_name = os.fspath(dataset) if not isinstance(dataset, LeRobotDatasetSource) else str(source.root)
+        summary = run.run(out_path, episodes, t_start, dataset_name, str(policy_name))
     session.write_summary(summary, out_path)
     logger.info("replayed %d episode(s), %d frames (%d skipped) at %.1f frames/s into %s", len(episodes),
                 summary.ticks, summary.skipped, summary.timings["ticks_per_s"], out_path)

@@ -277,7 +277,8 @@ class _Replay:
                 cam.size_hw = tuple(wrapped.image_shapes[cam.key])
 
     # ------------------------------------------------------------------------------------ run
-    def run(self, out_dir: Path) -> ReplaySummary:
+    def run(self, out_dir: Path, policy_name: str, t_start: float, index_s: float) -> ReplaySummary:
+        """Pass 2 and the outputs; ``t_start``/``index_s``: when the run started and how long pass 1 took."""
         t_indexed = time.perf_counter()
         opts, s, w = self.options, self.settings, self.wrapped
         plan = self.plan_
@@ -322,7 +323,7 @@ class _Replay:
         finally:
             self.interp.close()
         return ReplaySummary(
-            bag=str(self.reader.path), policy="", out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
+            bag=str(self.reader.path), policy=policy_name, out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
             batch_size=opts.batch_size, side_every=self.side_every,
             start_ns=plan.ticks[0], end_ns=plan.ticks[-1], **self.outputs.stats.fields(),
             plan_resets=self.interp.plan_resets, methods=self.methods,
@@ -332,7 +333,7 @@ class _Replay:
             output_counts=({t: n for t, n in self.bag_out.counts.items() if t in self.bag_out.topics}
                            if self.bag_out is not None else {}),
             outputs={name: str(path) for name, path in committed.items()},
-            timings=session.timings(index_s=self.index_s, total_s=time.perf_counter() - self.t_start, loop_s=loop_s,
+            timings=session.timings(index_s=index_s, total_s=time.perf_counter() - t_start, loop_s=loop_s,
                                     model_s=self.interp.model_s, outputs_s=t_done - t_indexed - loop_s,
                                     ticks=len(plan.ticks)),
             warnings=self.warnings,
@@ -490,15 +491,14 @@ def replay_bag(
             raise ReplayError(str(exc)) from None
 
     with open_bag(bag) as reader:
+        t_start = time.perf_counter()
         replay = _Replay(reader, settings, options)  # inputs are checked before the (slow) policy load
-        replay.t_start = time.perf_counter()
         replay.index()
         replay.plan()
-        replay.index_s = time.perf_counter() - replay.t_start
+        index_s = time.perf_counter() - t_start
         with session.opened_policy(policy, load) as (wrapped, policy_name):
             replay.attach_policy(wrapped)
-            summary = replay.run(out_path)
-    summary.policy = str(policy_name)
+            summary = replay.run(out_path, str(policy_name), t_start, index_s)
     session.write_summary(summary, out_path)
     logger.info("replayed %d ticks (%d skipped) at %.1f ticks/s into %s", summary.ticks, summary.skipped,
                 summary.timings["ticks_per_s"], out_path)
