@@ -32,7 +32,6 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,69 +46,25 @@ from act_interp_ros.offline import plots
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
 from act_interp_ros.offline.records import CameraFrame, TickRecord
-from act_interp_ros.offline.session import OfflineOptions, ReplayError, TickSummary
+from act_interp_ros.offline.rerun_ticks import RerunTicks
+from act_interp_ros.offline.session import ReplayError
+from act_interp_ros.offline.summary import TickStats, timings
 from act_interp_ros.pipeline import SkipReason, TrainingRangeGuard, check_policy_options, load_policy
 from act_interp_ros.pipeline.tick import NS, out_of_range_skip
 from act_interp_ros.rerun_recording import episode_entity
 from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
 from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX
+from act_interp_ros.dataset.replay_options import (
+    check_options,
+    DatasetReplayOptions,
+    DatasetReplaySummary,
+    EpisodeSummary,
+)
 
 __all__ = ["DatasetReplayOptions", "DatasetReplaySummary", "EpisodeSummary", "dataset_joint_names",
            "dataset_settings", "replay_dataset"]
 
 logger = logging.getLogger(__name__)
-
-
-
-@dataclass(kw_only=True)
-class DatasetReplayOptions(OfflineOptions):
-    """How to replay a dataset: the common :class:`~act_interp_ros.offline.session.OfflineOptions` plus:
-
-    Attributes:
-        episodes: episode indices to replay, in this order (``None`` = all).
-        camera_map: policy camera key -> dataset camera key, for cameras named differently (short names
-            such as ``front`` are accepted on both sides).
-        video_backend: decoder (``torchcodec`` or ``pyav``); ``None`` = probe (torchcodec, then pyav).
-    """
-
-    episodes: Sequence[int] | None = None
-    camera_map: Mapping[str, str] | None = None
-    video_backend: str | None = None
-
-
-@dataclass(kw_only=True)
-class EpisodeSummary(TickSummary):
-    """One episode's ``summary.json``: the common fields (ticks = frames) plus the episode, its task and the
-    per-joint error of the predicted against the recorded action (``action_error``, policy units; see
-    :func:`act_interp_ros.offline.plots.action_error_stats`)."""
-
-    episode: int
-    task: str
-    length: int
-    duration_s: float
-    action_error: dict[str, Any]
-
-
-@dataclass(kw_only=True)
-class DatasetReplaySummary(TickSummary):
-    """The run's ``summary.json``: the common fields over all episodes, what was replayed and how, the
-    overall per-joint action error, and every episode's summary (``episodes``)."""
-
-    dataset: str
-    repo_id: str
-    root: str
-    policy: str
-    out_dir: str
-    fps: int
-    batch_size: int
-    side_every: int
-    methods: list[str]
-    camera_map: dict[str, str]
-    resized: dict[str, str]
-    video_backend: str | None
-    joint_names: list[str]
-    action_error: dict[str, Any]
-    episodes: list[dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -150,16 +105,6 @@ def _camera_key(name: str) -> str:
 def normalize_camera_map(camera_map: Mapping[str, str] | None) -> dict[str, str]:
     """``{"front": "top"}`` -> ``{"observation.images.front": "observation.images.top"}``."""
     return {_camera_key(k): _camera_key(v) for k, v in (camera_map or {}).items()}
-
-
-def _check_options(options: DatasetReplayOptions) -> None:
-    session.check_options(options)
-    if options.episodes is not None:
-        bad = [e for e in options.episodes if isinstance(e, bool) or not isinstance(e, int) or e < 0]
-        if bad:
-            raise ReplayError(f"episodes must be indices >= 0, got {', '.join(map(repr, bad))}")
-    if options.video_backend not in (None, "torchcodec", "pyav"):
-        raise ReplayError(f"video backend must be torchcodec or pyav, got {options.video_backend!r}")
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -205,7 +150,7 @@ class _DatasetRun:
         bar = tqdm(total=sum(lengths[e] for e in episodes), unit="frame", disable=not opts.progress, file=sys.stderr,
                    dynamic_ncols=True, desc="replay", mininterval=0.5)
         self.current: session.SequenceOutputs | None = None
-        self.overall = session.TickStats()
+        self.overall = TickStats()
         self.results: dict[str, dict[str, list]] = {}
         self.tables: list[tuple[int, out.TickTable]] = []
         summaries: list[EpisodeSummary] = []
@@ -226,7 +171,7 @@ class _DatasetRun:
         return DatasetReplaySummary(
             **self.overall.fields(), plan_resets=interp.plan_resets, faithfulness=faithfulness_summary(self.results),
             outputs={name: str(path) for name, path in committed.items()},
-            timings=session.timings(total_s=time.perf_counter() - t_start, loop_s=loop_s, model_s=interp.model_s,
+            timings=timings(total_s=time.perf_counter() - t_start, loop_s=loop_s, model_s=interp.model_s,
                                     outputs_s=sum(s.timings["outputs_s"] for s in summaries),
                                     ticks=self.overall.ticks,
                                     read_s=sum(s.timings["read_s"] for s in summaries)),
@@ -255,7 +200,7 @@ class _DatasetRun:
             run.stage.path(name), table, self.options,
             frame_sizes={k: self.source.image_sizes[d] for k, d in self.match.camera_map.items()}, fps=self.fps,
             methods=self.methods, title=f"episode {ep} of {self.source.repo_id}",
-            rerun=session.RerunTicks(run.rerun, ep, task=task) if run.rerun is not None else None)
+            rerun=RerunTicks(run.rerun, ep, task=task) if run.rerun is not None else None)
         schedule = session.TickSchedule(len(reader), self.side_every, self.options.faithfulness_samples)
         resets0, model0 = interp.plan_resets, interp.model_s
         interp.reset()  # a fresh plan at the episode start
@@ -288,7 +233,7 @@ class _DatasetRun:
             **outputs.stats.fields(), plan_resets=interp.plan_resets - resets0,
             faithfulness=faithfulness_summary(results),
             outputs={n: str(out_dir / name / n) for n in [*names, out.SUMMARY_NAME]},
-            timings=session.timings(total_s=time.perf_counter() - t0, loop_s=t_loop - t_open,
+            timings=timings(total_s=time.perf_counter() - t0, loop_s=t_loop - t_open,
                                     model_s=interp.model_s - model0, outputs_s=time.perf_counter() - t_loop,
                                     ticks=len(reader), open_s=t_open - t0, read_s=read_s),
             episode=ep, task=task, length=len(reader), duration_s=round(info.duration_s, 6),
@@ -369,7 +314,7 @@ def replay_dataset(
     """
     t_start = time.perf_counter()
     options = options or DatasetReplayOptions()
-    _check_options(options)
+    check_options(options)
     out_path = Path(out_dir)
     session.check_out_dir(out_path)
     if isinstance(dataset, LeRobotDatasetSource):

@@ -26,6 +26,7 @@ IMAGE_SIZE = (480, 640)
 DEMO_SEED_BASE = 3_000_000
 #: Files whose bytes decide the demo bag (its cache key hashes them).
 BAG_KEY_SOURCES = ("synthetic/__init__.py", "synthetic/arm.py", "synthetic/expert.py", "synthetic/scene.py",
+                   "synthetic/scene_state.py", "synthetic/cameras.py",
                    "bag/synthetic_bag.py")
 BAG_CACHE_KEEP = 3
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from act_interp_ros.demo import known_answer as ka
-from act_interp_ros.demo import training
+from act_interp_ros.demo import model_metrics, training
 from act_interp_ros.demo.training import CAMERA_PREFIX, EVAL_SEED_BASE, FrameSet, KnownAnswerSpec
 from act_interp_ros.synthetic import JOINT_NAMES, SceneConfig
 from act_interp_ros.synthetic.coordinate_task import (
@@ -227,7 +227,7 @@ def build_env_state_model(out_dir: str | os.PathLike[str], spec: EnvStateSpec = 
         t1 = time.perf_counter()
         held_out = render_env_frames([METRICS_SEED_BASE + i for i in range(spec.n_eval_episodes)], spec)
         predicted = predict_env_chunks(result.policy, result.preprocessor, result.postprocessor, held_out, spec)
-        errors = training.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
+        errors = model_metrics.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
         eval_s = time.perf_counter() - t1
     env_state = {"names": list(ENV_STATE_NAMES), "units": ENV_STATE_UNITS,
                  "frame": "robot base (x forward, y left, z up)"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from act_interp_ros.demo import training
+from act_interp_ros.demo import model_metrics
 from act_interp_ros.demo.map_evaluation import approach_frames, spec_of
 
 @dataclass
@@ -50,7 +50,7 @@ def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, 
         frames = approach_frames(spec, n_frames, seed)
         scene = SyntheticScene(spec.scene_config())
         states = [frames.episodes[i].scene_state(int(frames.step[i])) for i in range(len(frames))]
-        base = training.predict_chunks(policy, pre, post, frames, spec)  # (N, chunk, 6)
+        base = model_metrics.predict_chunks(policy, pre, post, frames, spec)  # (N, chunk, 6)
         effects = {}
         for moved, kept in (("target", "distractor"), ("distractor", "target")):
             images = {c: np.empty_like(frames.images[c]) for c in cams}
@@ -60,7 +60,7 @@ def intervention_effect(model_path: str | os.PathLike[str], n_frames: int = 32, 
                 for c in cams:
                     images[c][i] = scene.render(new, c)
             changed = replace(frames, images=images)
-            chunks = training.predict_chunks(policy, pre, post, changed, spec)
+            chunks = model_metrics.predict_chunks(policy, pre, post, changed, spec)
             effects[moved] = float(np.abs(chunks - base).mean())
     finally:
         wrapped.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from act_interp_ros.demo import training
+from act_interp_ros.demo import model_metrics, training
 from act_interp_ros.demo.training import EVAL_SEED_BASE, TRAIN_SEED_BASE, KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ KEY_SOURCES = (
     "synthetic/arm.py",
     "synthetic/expert.py",
     "synthetic/scene.py",
+    "synthetic/scene_state.py",
+    "synthetic/cameras.py",
     "demo/training.py",
+    "demo/model_metrics.py",  # the held-out metrics stored beside the weights
     "core/checkpoints.py",
 )
 
@@ -163,10 +166,10 @@ def build_known_answer_model(
         t1 = time.perf_counter()
         eval_seeds = [METRICS_SEED_BASE + i for i in range(spec.n_eval_episodes)]
         held_out = training.render_frames(eval_seeds, spec, progress=False)
-        predicted = training.predict_chunks(result.policy, result.preprocessor, result.postprocessor, held_out, spec)
+        predicted = model_metrics.predict_chunks(result.policy, result.preprocessor, result.postprocessor, held_out, spec)
         from act_interp_ros.synthetic import JOINT_NAMES
 
-        errors = training.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
+        errors = model_metrics.action_error_metrics(predicted, held_out, frames.action.mean(0), JOINT_NAMES)
         eval_s = time.perf_counter() - t1
     return save_build(out, result, spec, key, errors, len(frames), (data_s, eval_s, t0), what="known-answer model")
 
@@ -196,7 +199,7 @@ def save_build(
     """Write ``out/pretrained_model`` (LeRobot ``save_pretrained``), ``metrics.json`` and the spec file.
 
     Args:
-        errors: :func:`training.action_error_metrics` on the held-out frames.
+        errors: :func:`model_metrics.action_error_metrics` on the held-out frames.
         timings: (render seconds, evaluation seconds, ``time.perf_counter()`` at the build's start).
         **extra: more top-level ``metrics.json`` entries.
     Returns the metrics dict.
@@ -214,7 +217,7 @@ def save_build(
         **extra,
         "units": "policy units (degrees; gripper 0..100)",
         "held_out_action_error": errors,
-        "training_loss": training.loss_summary(result.losses),
+        "training_loss": model_metrics.loss_summary(result.losses),
         "n_training_frames": n_training_frames,
         "seconds": {
             "render": round(data_s, 1),

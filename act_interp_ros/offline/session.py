@@ -12,14 +12,12 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from act_interp_ros.core import DeletionTest, InterpretableACT
 from act_interp_ros.offline import outputs as out
@@ -29,23 +27,26 @@ from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.pipeline import TickPipeline
 from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
-from act_interp_ros.settings import NodeSettings, camera_name
+from act_interp_ros.settings import NodeSettings
+from act_interp_ros.offline.summary import (
+    TickStats,
+    TickSummary,
+)
+from act_interp_ros.offline.rerun_ticks import (
+    open_rerun,
+    RerunTicks,
+)
 
 __all__ = [
     "NO_OUTPUTS",
     "NoActionError",
     "OfflineOptions",
     "ReplayError",
-    "RerunTicks",
     "SequenceOutputs",
     "StagedRun",
     "TickSchedule",
-    "TickStats",
-    "TickSummary",
     "check_options",
     "make_interpreter",
-    "no_action_message",
-    "open_rerun",
     "opened_policy",
     "side_every_for",
     "write_summary",
@@ -255,176 +256,6 @@ class StagedRun:
         if self.rerun is not None:
             self.rerun.abort()
         self.stage.abandon()
-
-
-# ---------------------------------------------------------------------------------------------- rerun
-def open_rerun(path: str | os.PathLike[str], joint_names: Sequence[str], settings: NodeSettings, name: str):
-    """A :class:`~act_interp_ros.rerun_recording.RerunRecordingWriter` for a replay (staged until closed)."""
-    from act_interp_ros.rerun_recording import RerunRecordingWriter
-
-    return RerunRecordingWriter(path, recording_name=name, joint_names=list(joint_names),
-                                overlay_alpha=float(settings.overlay_alpha))
-
-
-class RerunTicks:
-    """Logs one sequence's tick records into a Rerun recording as episode ``episode_index``.
-
-    Per tick (timelines ``frame_index`` = ``rec.index``, ``time`` = ``rec.rel_s``): every camera frame, its
-    overlays (``attention``; ``attention_plan`` when the tick started a new chunk; each side method on side
-    ticks), the predicted and recorded actions, and the scalars ``attention/<group>``, ``lift/<group>``
-    (proprio, env_state, latent, each camera) and ``faithfulness/<method>`` on sampled ticks.
-    """
-
-    def __init__(self, writer, episode_index: int, task: str | None = None) -> None:
-        self.writer = writer
-        self.episode = int(episode_index)
-        writer.begin_episode(self.episode, task=task)
-
-    def on_tick(self, rec: TickRecord) -> None:
-        overlays: dict[str, dict[str, np.ndarray]] = {}
-        for key in rec.frames:
-            named: dict[str, np.ndarray] = {}
-            if key in rec.overlays:
-                named["attention"] = rec.overlays[key]
-            if key in rec.plan_overlays:
-                named["attention_plan"] = rec.plan_overlays[key]
-            for method, per_cam in rec.side_overlays.items():
-                if key in per_cam:
-                    named[method] = per_cam[key]
-            if named:
-                overlays[key] = named
-        self.writer.log_frame(self.episode, rec.index, rec.rel_s,
-                              images={key: frame.rgb for key, frame in rec.frames.items()}, overlays=overlays,
-                              predicted_action=rec.action, recorded_action=rec.recorded_action,
-                              scalars=tick_scalars(rec))
-
-
-def group_name(group: str) -> str:
-    """Attention group -> the name tables and plots use: state -> proprio, a camera key -> its short name."""
-    return "proprio" if group == "state" else camera_name(group) if group.startswith("observation.") else group
-
-
-def tick_scalars(rec: TickRecord) -> dict[str, float]:
-    """``attention/<group>``, ``lift/<group>`` and ``faithfulness/<method>`` of one tick (empty when skipped)."""
-    interp = rec.interpretation
-    if rec.skipped or interp is None:
-        return {}
-    scalars = {f"attention/{group_name(g)}": float(v) for g, v in interp.fractions.items()}
-    scalars |= {f"lift/{group_name(g)}": float(v) for g, v in interp.lifts.items()}
-    scalars |= {f"faithfulness/{m}": float(v) for m, v in rec.faithfulness.items()}
-    return scalars
-
-
-# ------------------------------------------------------------------------------------------ summaries
-class TickStats:
-    """Counts over tick records: processed / skipped (by kind, by kind and input, first reason of each),
-    side ticks, and the mean attention share per group over the processed ticks."""
-
-    def __init__(self) -> None:
-        self.ticks = self.processed = self.skipped = self.side_ticks = 0
-        self.kinds: Counter[str] = Counter()
-        self.groups: Counter[str] = Counter()
-        self.examples: dict[str, str] = {}
-        self.out_of_range: Counter[str] = Counter()  # flag counter name -> ticks
-        self.out_of_range_examples: dict[str, str] = {}
-        self._shares: dict[str, list[float]] = {}
-
-    def add(self, rec: TickRecord) -> None:
-        self.ticks += 1
-        for flag in rec.range_flags:
-            self.out_of_range[flag.counter] += 1
-            self.out_of_range_examples.setdefault(flag.counter, flag.line())
-        if rec.skipped:
-            self.skipped += 1
-            self.kinds[rec.skip.kind] += 1
-            self.groups[rec.skip.group] += 1
-            self.examples.setdefault(rec.skip.group, str(rec.skip))
-            return
-        self.processed += 1
-        self.side_ticks += bool(rec.side_maps)
-        if rec.interpretation is not None:
-            for g, v in rec.interpretation.fractions.items():
-                self._shares.setdefault(group_name(g), []).append(float(v))
-
-    def no_action_message(self) -> str | None:
-        """One line when no tick computed an action (what happened), else None."""
-        return no_action_message(self.ticks, self.processed, dict(sorted(self.groups.items())), self.examples)
-
-    def fields(self) -> dict[str, Any]:
-        """The :class:`TickSummary` fields these counts fill."""
-        return {
-            "ticks": self.ticks, "processed": self.processed, "skipped": self.skipped,
-            "skipped_by_kind": dict(sorted(self.kinds.items())), "skipped_by_reason": dict(sorted(self.groups.items())),
-            "reason_examples": dict(sorted(self.examples.items())), "side_ticks": self.side_ticks,
-            "attention_mean": {g: round(float(np.mean(v)), 6) for g, v in self._shares.items()},
-            "outside_training_range": dict(sorted(self.out_of_range.items())),
-            "outside_training_range_examples": dict(sorted(self.out_of_range_examples.items())),
-        }
-
-
-@dataclass(kw_only=True)
-class TickSummary:
-    """The summary fields of every replay (``summary.json``).
-
-    ``skipped_by_kind`` counts skipped ticks per kind of :data:`act_interp_ros.pipeline.SKIP_KINDS` (what
-    the node's diagnostics count as ``skipped.<kind>``); ``skipped_by_reason`` per kind and input, with the
-    first full reason of each in ``reason_examples``. ``attention_mean``: mean share of the decoder's
-    attention per group (proprio, env_state, latent, each camera) over the processed ticks.
-    ``faithfulness``: method -> camera -> deletion-test result. ``outside_training_range``: flag counter
-    (``state_outside_training_range.<joint>``, ...) -> ticks, with the first line of each in ``..._examples``. ``outputs`` maps each output's name to its
-    final path; ``timings`` has wall times (s) and ticks/s.
-    """
-
-    ticks: int
-    processed: int
-    skipped: int
-    skipped_by_kind: dict[str, int]
-    skipped_by_reason: dict[str, int]
-    reason_examples: dict[str, str]
-    plan_resets: int
-    side_ticks: int
-    attention_mean: dict[str, float]
-    faithfulness: dict[str, Any]
-    outputs: dict[str, str]
-    timings: dict[str, float]
-    warnings: list[str] = field(default_factory=list)
-    outside_training_range: dict[str, int] = field(default_factory=dict)
-    outside_training_range_examples: dict[str, str] = field(default_factory=dict)
-
-    def range_line(self) -> str:
-        """One summary line: which inputs were outside the training range on how many ticks (first example)."""
-        if not self.outside_training_range:
-            return "training range: every checked input inside"
-        parts = ", ".join(f"{k} on {v} of {self.ticks} ticks" for k, v in self.outside_training_range.items())
-        first = next(iter(self.outside_training_range_examples.values()), "")
-        return f"training range: {parts}; first: {first}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def no_action_message(self) -> str | None:
-        """One line when no tick computed an action (what happened), else None."""
-        return no_action_message(self.ticks, self.processed, self.skipped_by_reason, self.reason_examples)
-
-
-def no_action_message(ticks: int, processed: int, skipped_by_reason: dict[str, int],
-                      reason_examples: dict[str, str]) -> str | None:
-    """``no tick computed an action (N ticks skipped: <reason counts>); first: <reason>`` when ``processed`` is 0."""
-    if processed:
-        return None
-    ranked = sorted(skipped_by_reason.items(), key=lambda kv: -kv[1])
-    reasons = ", ".join(f"{k}: {v}" for k, v in ranked)
-    text = f"no tick computed an action ({ticks} ticks skipped: {reasons})"
-    if ranked:
-        text += f"; first: {reason_examples.get(ranked[0][0], ranked[0][0])}"
-    return text
-
-
-def timings(*, total_s: float, loop_s: float, model_s: float, outputs_s: float, ticks: int, **extra: float) -> dict[str, float]:
-    """The ``timings`` of a summary (s, rounded) with ``ticks_per_s`` = ticks / loop time."""
-    loop_s = max(loop_s, 1e-9)
-    values = {**extra, "ticks_s": loop_s, "model_s": model_s, "outputs_s": outputs_s, "total_s": total_s}
-    return {**{k: round(v, 4) for k, v in values.items()}, "ticks_per_s": round(ticks / loop_s, 3)}
 
 
 # -------------------------------------------------------------------------------------------- outputs

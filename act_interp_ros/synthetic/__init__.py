@@ -25,15 +25,9 @@ from act_interp_ros.synthetic.expert import (
     sample_cube_positions,
     simulate_episode,
 )
-from act_interp_ros.synthetic.scene import (
-    CAMERA_NAMES,
-    OBJECT_NAMES,
-    CameraModel,
-    CubeState,
-    SceneConfig,
-    SceneState,
-    SyntheticScene,
-)
+from act_interp_ros.synthetic.cameras import CameraModel
+from act_interp_ros.synthetic.scene import SyntheticScene
+from act_interp_ros.synthetic.scene_state import CAMERA_NAMES, OBJECT_NAMES, CubeState, SceneConfig, SceneState
 
 __all__ = [
     "CAMERA_NAMES",

@@ -28,7 +28,7 @@ from dataclasses import replace
 import numpy as np
 
 from act_interp_ros.synthetic.expert import PHASES, Episode, simulate_episode
-from act_interp_ros.synthetic.scene import SceneConfig
+from act_interp_ros.synthetic.scene_state import SceneConfig
 
 #: Names and units of the env-state vector, in order.
 ENV_STATE_NAMES: tuple[str, ...] = ("target_x", "target_y")

@@ -24,14 +24,8 @@ from act_interp_ros.synthetic.arm import (
     inverse_kinematics,
     policy_to_radians,
 )
-from act_interp_ros.synthetic.scene import (
-    CAMERA_NAMES,
-    OBJECT_NAMES,
-    CubeState,
-    SceneConfig,
-    SceneState,
-    SyntheticScene,
-)
+from act_interp_ros.synthetic.scene import SyntheticScene
+from act_interp_ros.synthetic.scene_state import CAMERA_NAMES, OBJECT_NAMES, CubeState, SceneConfig, SceneState
 
 PHASES: tuple[str, ...] = ("approach", "descend", "grasp", "lift", "carry", "lower", "release", "retreat", "done")
 FPS: float = 30.0

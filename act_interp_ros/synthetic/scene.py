@@ -15,185 +15,31 @@ fingers sorted far-to-near. A frame pair costs ~1-2 ms at 96x128 and a few ms at
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Mapping
 
 import cv2
 import numpy as np
 
-from act_interp_ros.synthetic.arm import ArmGeometry, ArmPose, forward_kinematics
+from act_interp_ros.synthetic.arm import ArmPose, forward_kinematics
+from act_interp_ros.synthetic.scene_state import (
+    _CUBE_FACES,
+    BBox,
+    CAMERA_NAMES,
+    RGB,
+    SceneConfig,
+    SceneState,
+)
+from act_interp_ros.synthetic.cameras import (
+    CameraModel,
+    front_camera,
+    wrist_camera,
+)
 
-CAMERA_NAMES: tuple[str, ...] = ("front", "wrist")
-OBJECT_NAMES: tuple[str, ...] = ("target", "distractor")
-
-RGB = tuple[int, int, int]
-BBox = tuple[int, int, int, int]  # (x0, y0, x1, y1) pixels, x1/y1 exclusive
 
 _NEAR = 0.01
 _TABLE_X = (-0.25, 0.60)  # table extent (metres, world frame)
 _TABLE_Y = (-0.45, 0.45)
 _LIGHT = np.array([-0.2, 0.15, -1.0]) / np.linalg.norm([-0.2, 0.15, -1.0])  # direction light travels
-
-
-def _rot_z(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-@dataclass(frozen=True)
-class CubeState:
-    """A cube: centre (3,) in metres and rotation (3, 3) whose columns are the cube axes in world."""
-
-    center: np.ndarray
-    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))
-
-    @classmethod
-    def on_table(cls, x: float, y: float, yaw_deg: float = 0.0, size: float = 0.035) -> CubeState:
-        """A cube resting on the table at (x, y) with the given yaw."""
-        return cls(np.array([x, y, size / 2.0]), _rot_z(math.radians(yaw_deg)))
-
-    @property
-    def yaw_deg(self) -> float:
-        """Yaw of the cube's first axis projected on the table (degrees)."""
-        return math.degrees(math.atan2(self.rotation[1, 0], self.rotation[0, 0]))
-
-    def corners(self, size: float) -> np.ndarray:
-        """(8, 3) corners; index bits (i&1, i&2, i&4) select +/- along the cube axes 0, 1, 2."""
-        return self.center + (_CORNER_SIGNS * (size / 2.0)) @ self.rotation.T
-
-
-_CORNER_SIGNS = np.array([[1 if i & 1 else -1, 1 if i & 2 else -1, 1 if i & 4 else -1] for i in range(8)], float)
-
-
-# faces of CubeState.corners: (corner indices in cyclic order, axis index, sign)
-_CUBE_FACES: tuple[tuple[tuple[int, int, int, int], int, int], ...] = (
-    ((0, 2, 6, 4), 0, -1),
-    ((1, 3, 7, 5), 0, 1),
-    ((0, 1, 5, 4), 1, -1),
-    ((2, 3, 7, 6), 1, 1),
-    ((0, 1, 3, 2), 2, -1),
-    ((4, 5, 7, 6), 2, 1),
-)
-
-
-@dataclass(frozen=True)
-class SceneState:
-    """Everything the renderer needs for one frame."""
-
-    joints: np.ndarray  # (6,) policy units
-    target: CubeState
-    distractor: CubeState | None = None
-
-
-@dataclass(frozen=True)
-class SceneConfig:
-    """Appearance and image size of the synthetic scene.
-
-    ``image_size`` is (H, W) for both cameras, or a mapping camera name -> (H, W).
-    """
-
-    image_size: tuple[int, int] | Mapping[str, tuple[int, int]] = (480, 640)
-    cube_size: float = 0.035
-    target_color: RGB = (215, 35, 35)
-    distractor_color: RGB = (35, 75, 215)
-    table_color: RGB = (200, 186, 160)
-    background_color: RGB = (78, 74, 70)
-    link_color: RGB = (238, 196, 62)
-    joint_color: RGB = (45, 45, 50)
-    finger_color: RGB = (70, 70, 78)
-    shadows: bool = True
-    front_eye: tuple[float, float, float] = (0.52, 0.18, 0.40)
-    front_look_at: tuple[float, float, float] = (0.07, -0.01, 0.08)
-    front_hfov_deg: float = 56.0
-    wrist_hfov_deg: float = 84.0
-    geometry: ArmGeometry = field(default_factory=ArmGeometry)
-
-    def size_of(self, camera: str) -> tuple[int, int]:
-        """(H, W) of ``camera``."""
-        if isinstance(self.image_size, Mapping):
-            h, w = self.image_size[camera]
-        else:
-            h, w = self.image_size
-        return int(h), int(w)
-
-
-@dataclass(frozen=True)
-class CameraModel:
-    """Pinhole camera: ``p_cam = R @ p_world + t``; pixel ``u = fx X/Z + cx``, ``v = fy Y/Z + cy``.
-
-    Camera axes follow the optical-frame convention (x right, y down, z forward).
-    """
-
-    name: str
-    height: int
-    width: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    R: np.ndarray  # (3, 3) world -> camera
-    t: np.ndarray  # (3,)
-
-    @property
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    @property
-    def position(self) -> np.ndarray:
-        """Camera centre in world coordinates."""
-        return -self.R.T @ self.t
-
-    def to_camera(self, pts: np.ndarray) -> np.ndarray:
-        """(N, 3) world -> (N, 3) camera coordinates."""
-        return np.asarray(pts, dtype=np.float64) @ self.R.T + self.t
-
-    def project(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 3) world points -> ((N, 2) pixel coordinates, (N,) depth). Depth <= 0 is behind."""
-        pc = self.to_camera(pts)
-        z = pc[:, 2]
-        zs = np.where(np.abs(z) < 1e-9, 1e-9, z)
-        uv = np.stack([self.fx * pc[:, 0] / zs + self.cx, self.fy * pc[:, 1] / zs + self.cy], axis=1)
-        return uv, z
-
-
-def _intrinsics(height: int, width: int, hfov_deg: float) -> tuple[float, float, float, float]:
-    f = 0.5 * width / math.tan(math.radians(hfov_deg) / 2.0)
-    return f, f, (width - 1) / 2.0, (height - 1) / 2.0
-
-
-def _look_rotation(forward: np.ndarray, down_hint: np.ndarray) -> np.ndarray:
-    """Rows (x_c, y_c, z_c) of a world->camera rotation looking along ``forward``."""
-    z = forward / np.linalg.norm(forward)
-    y = down_hint - np.dot(down_hint, z) * z
-    y = y / np.linalg.norm(y)
-    x = np.cross(y, z)
-    return np.stack([x, y, z])
-
-
-def front_camera(config: SceneConfig) -> CameraModel:
-    """The fixed front camera."""
-    h, w = config.size_of("front")
-    eye = np.asarray(config.front_eye, dtype=np.float64)
-    fwd = np.asarray(config.front_look_at, dtype=np.float64) - eye
-    R = _look_rotation(fwd, np.array([0.0, 0.0, -1.0]))
-    fx, fy, cx, cy = _intrinsics(h, w, config.front_hfov_deg)
-    return CameraModel("front", h, w, fx, fy, cx, cy, R, -R @ eye)
-
-
-def wrist_camera(config: SceneConfig, pose: ArmPose) -> CameraModel:
-    """Camera rigidly attached to the gripper (on its far side), tilted 15 deg towards the fingers.
-
-    The fingers appear at the bottom of the image; with the gripper pointing down, image "up" is away
-    from the robot base.
-    """
-    h, w = config.size_of("wrist")
-    eye = pose.wrist + 0.02 * pose.axis + 0.045 * pose.normal
-    tilt = math.radians(15.0)
-    fwd = math.cos(tilt) * pose.axis - math.sin(tilt) * pose.normal
-    R = _look_rotation(fwd, -pose.normal)
-    fx, fy, cx, cy = _intrinsics(h, w, config.wrist_hfov_deg)
-    return CameraModel("wrist", h, w, fx, fy, cx, cy, R, -R @ eye)
 
 
 @lru_cache(maxsize=8)

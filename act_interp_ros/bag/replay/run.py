@@ -22,12 +22,9 @@ and writes nothing into the output directory.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +32,6 @@ import numpy as np
 
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.bag.reader import (
-    COMPRESSED_IMAGE_TYPE,
-    IMAGE_TYPE,
     JOINT_STATE_TYPE,
     BagError,
     BagReader,
@@ -44,14 +39,16 @@ from act_interp_ros.bag.reader import (
     header_stamp_ns,
     open_bag,
 )
-from act_interp_ros.bag.replay.plan import CLOCKS, NS, PlanError, TickPlan, TopicIndex, build_plan
+from act_interp_ros.bag.replay.plan import NS, PlanError, TickPlan, TopicIndex, build_plan
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.inputs.env_state import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
 from act_interp_ros.inputs.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineTick
 from act_interp_ros.offline.records import CameraFrame, TickRecord
-from act_interp_ros.offline.session import NoActionError, OfflineOptions, ReplayError, TickSummary
+from act_interp_ros.offline.rerun_ticks import RerunTicks
+from act_interp_ros.offline.session import NoActionError, ReplayError
+from act_interp_ros.offline.summary import timings
 from act_interp_ros.pipeline import (
     SkipReason,
     TickPipeline,
@@ -61,125 +58,23 @@ from act_interp_ros.pipeline import (
     load_policy,
     output_contract,
 )
-from act_interp_ros.settings import DEFAULT_NODE_NAME, NodeSettings, SettingsError, camera_name
+from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
+from act_interp_ros.bag.replay.options import (
+    check_options,
+    no_action_hint,
+    ReplayOptions,
+    ReplaySummary,
+    zero_stamp_problem,
+)
+from act_interp_ros.bag.replay.topics import (
+    ReplayCamera,
+    resolve_camera,
+    Undecodable,
+)
 
-__all__ = ["NoActionError", "ReplayError", "ReplayOptions", "ReplaySummary", "replay_bag"]
+__all__ = ["NoActionError", "ReplayError", "replay_bag"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(kw_only=True)
-class ReplayOptions(OfflineOptions):
-    """How to replay a bag: the common :class:`~act_interp_ros.offline.session.OfflineOptions` (batch size,
-    methods, side schedule, faithfulness samples, outputs, device, progress, Rerun) plus:
-
-    Attributes:
-        start_s, end_s: replay only [start, end] seconds after the first camera/joint-state message.
-        rate_hz: tick rate; ``None`` = the config's ``control_rate_hz``.
-        tick_times_ns: explicit tick times on the clock axis instead of the regular grid (e.g. the live
-            node's, from its ``~/tick_status``).
-        clock: ``"log"`` (default) or ``"header"``; see :mod:`.plan`.
-        write_bag: write the output bag.
-        node_name: namespace of the output topics in the output bag.
-    """
-
-    start_s: float | None = None
-    end_s: float | None = None
-    rate_hz: float | None = None
-    tick_times_ns: Sequence[int] | None = None
-    clock: str = "log"
-    write_bag: bool = True
-    node_name: str = "/" + DEFAULT_NODE_NAME
-
-
-@dataclass(kw_only=True)
-class ReplaySummary(TickSummary):
-    """What a bag replay did; ``to_dict()`` is what ``summary.json`` holds (the common fields of
-    :class:`~act_interp_ros.offline.session.TickSummary` plus the bag's)."""
-
-    bag: str
-    policy: str
-    out_dir: str
-    clock: str
-    rate_hz: float
-    batch_size: int
-    side_every: int
-    start_ns: int
-    end_ns: int
-    methods: list[str]
-    input_topics: dict[str, str]
-    output_topics: dict[str, str]
-    output_counts: dict[str, int]
-
-
-def _no_action_hint(kinds: Collection[str]) -> str:
-    """What to try, after the reasons, when no tick computed an action (``kinds``: the skip kinds seen)."""
-    if set(kinds) == {"future"}:
-        return ("; every input was stamped in the future of the bag's log time: the stamps come from another "
-                "clock, replay with --clock header")
-    return ""
-
-
-def zero_stamp_problem(zero: Sequence[str], stamped: Sequence[str], clock: str) -> str | None:
-    """One line when some topics' header stamps are all 0 (``zero``, of the ``stamped`` topics), else None.
-
-    The freshness gate skips an input stamped 0 (``unstamped``), live and offline, so no tick of such a bag
-    can compute an action on either clock; ``--clock header`` has no time axis when every stamp is 0.
-    """
-    if not zero:
-        return None
-    if set(zero) == set(stamped):
-        text = f"every header stamp in the bag is 0 ({', '.join(zero)}): the publisher does not stamp its messages"
-        if clock == "header":
-            text += "; --clock header has no time to tick on, use --clock log (ticks on the recorder's log times)"
-    else:
-        text = (f"the header stamps of {', '.join(zero)} are all 0: the publisher of "
-                f"{'this topic' if len(zero) == 1 else 'these topics'} does not stamp its messages")
-    return (f"{text}; the freshness gate skips inputs stamped 0 (unstamped) on either clock, like the node, so no "
-            f"tick can compute an action until the publisher stamps them (header.stamp = when the data was taken); "
-            f"{session.NO_OUTPUTS}")
-
-
-@dataclass
-class _Camera:
-    key: str
-    name: str
-    topic: str
-    msgtype: str
-    size_hw: tuple[int, int]
-
-
-def _resolve_camera(reader: BagReader, key: str, topic: str, transport: str) -> tuple[str, str]:
-    """(topic, msgtype) for a camera; falls back to the other transport's topic when only that one exists."""
-    want = IMAGE_TYPE if transport == "raw" else COMPRESSED_IMAGE_TYPE
-    if topic in reader.topics:
-        reader.require_topic(topic, (want,))
-        return topic, want
-    if transport == "raw":
-        alt, alt_type = topic.rstrip("/") + "/compressed", COMPRESSED_IMAGE_TYPE
-    else:
-        alt, alt_type = topic.rstrip("/").removesuffix("/compressed"), IMAGE_TYPE
-    info = reader.topics.get(alt)
-    if info is not None and info.msgtype == alt_type and info.count > 0:
-        logger.warning("camera '%s': topic '%s' is not in the bag; using '%s' (%s) instead", key, topic, alt, alt_type)
-        return alt, alt_type
-    raise BagError(
-        f"camera '{key}': topic '{topic}' ({want}) is not in the bag (nor '{alt}'); "
-        f"{reader.describe_topics()}. Set camera_topics / camera_transports in the config")
-
-
-def _check_options(options: ReplayOptions) -> None:
-    session.check_options(options)
-    if options.clock not in CLOCKS:
-        raise ReplayError(f"clock must be one of {', '.join(CLOCKS)}, got {options.clock!r}")
-    if options.rate_hz is not None and not (math.isfinite(options.rate_hz) and options.rate_hz > 0):
-        raise ReplayError(f"rate must be a finite number of Hz > 0, got {options.rate_hz!r}")
-    for name in ("start_s", "end_s"):
-        v = getattr(options, name)
-        if v is not None and not (math.isfinite(v) and v >= 0):
-            raise ReplayError(f"--{name[:-2]} must be a number of seconds >= 0, got {v!r}")
-    if options.start_s is not None and options.end_s is not None and options.end_s <= options.start_s:
-        raise ReplayError(f"--end ({options.end_s} s) must be after --start ({options.start_s} s)")
 
 
 class _Replay:
@@ -197,12 +92,12 @@ class _Replay:
         if self.side_every == 0:
             self.methods = []
         self.warnings: list[str] = []
-        self.cameras: list[_Camera] = []
+        self.cameras: list[ReplayCamera] = []
         for key, topic, transport in zip(settings.camera_keys, settings.camera_topics, settings.camera_transports):
-            t, msgtype = _resolve_camera(reader, key, topic, transport)
+            t, msgtype = resolve_camera(reader, key, topic, transport)
             if t != topic:
                 self.warnings.append(f"camera '{key}': used '{t}' because '{topic}' is not in the bag")
-            self.cameras.append(_Camera(key, camera_name(key), t, msgtype, (0, 0)))
+            self.cameras.append(ReplayCamera(key, camera_name(key), t, msgtype, (0, 0)))
         self.joint_topic = settings.joint_state_topic
         reader.require_topic(self.joint_topic, (JOINT_STATE_TYPE,))
         self.topics = [c.topic for c in self.cameras] + [self.joint_topic]
@@ -306,7 +201,7 @@ class _Replay:
                 self.outputs = session.SequenceOutputs(  # the bag is Rerun episode 0, on the bag's time axis
                     run.stage.dir, table, opts, frame_sizes={c.key: c.size_hw for c in self.cameras}, fps=self.rate_hz,
                     methods=self.methods, title=Path(self.reader.path).name,
-                    rerun=session.RerunTicks(run.rerun, 0) if run.rerun is not None else None)
+                    rerun=RerunTicks(run.rerun, 0) if run.rerun is not None else None)
                 run.on_abort(self.outputs.abort)
                 w.policy.eval()
                 w.reset()
@@ -319,7 +214,7 @@ class _Replay:
                 staged += self.outputs.finish()
                 t_done = time.perf_counter()
                 stats = self.outputs.stats
-                committed = run.commit(staged, stats, hint=_no_action_hint(stats.kinds))
+                committed = run.commit(staged, stats, hint=no_action_hint(stats.kinds))
         finally:
             self.interp.close()
         return ReplaySummary(
@@ -333,7 +228,7 @@ class _Replay:
             output_counts=({t: n for t, n in self.bag_out.counts.items() if t in self.bag_out.topics}
                            if self.bag_out is not None else {}),
             outputs={name: str(path) for name, path in committed.items()},
-            timings=session.timings(index_s=index_s, total_s=time.perf_counter() - t_start, loop_s=loop_s,
+            timings=timings(index_s=index_s, total_s=time.perf_counter() - t_start, loop_s=loop_s,
                                     model_s=self.interp.model_s, outputs_s=t_done - t_indexed - loop_s,
                                     ticks=len(plan.ticks)),
             warnings=self.warnings,
@@ -394,7 +289,7 @@ class _Replay:
         try:
             return self.reader.deserialize(msg)
         except BagError as exc:
-            return _Undecodable(msg.topic, str(exc))
+            return Undecodable(msg.topic, str(exc))
 
     def _build_tick(self, k: int, cache: dict[tuple[str, int], Any]) -> None:
         plan: TickPlan = self.plan_
@@ -407,7 +302,7 @@ class _Replay:
             rec.input_stamps_ns[t] = int(self.idx[t].stamp_ns[j]) if j >= 0 else None
         for cam in self.cameras:
             msg = msgs[cam.topic]
-            if msg is not None and not isinstance(msg, _Undecodable):
+            if msg is not None and not isinstance(msg, Undecodable):
                 try:
                     rgb = self.pipeline.decode_frame(cam.key, msg)
                 except ImageDecodeError:
@@ -416,7 +311,7 @@ class _Replay:
                     rec.frames[cam.key] = CameraFrame(cam.key, cam.name, cam.topic, rgb,
                                                           rec.input_stamps_ns[cam.topic], str(msg.header.frame_id))
         tick = OfflineTick(rec)
-        bad = next((m for m in msgs.values() if isinstance(m, _Undecodable)), None)
+        bad = next((m for m in msgs.values() if isinstance(m, Undecodable)), None)
         if bad is not None:
             kind = {self.joint_topic: "bad_input.joint_state", self.env_topic: "bad_input.env_state"}.get(
                 bad.topic, "bad_input.image")
@@ -443,14 +338,6 @@ class _Replay:
             self.bag_out.on_tick(rec)
         self.outputs.on_tick(rec)
         self._bar.update(1)
-
-
-@dataclass(frozen=True)
-class _Undecodable:
-    """A bag message that could not be deserialised (counted as bad input of its topic)."""
-
-    topic: str
-    error: str
 
 
 # --------------------------------------------------------------------------------------- public API
@@ -480,7 +367,7 @@ def replay_bag(
         act_interp_ros.core.PolicyLoadError: the policy cannot be loaded.
     """
     options = options or ReplayOptions()
-    _check_options(options)
+    check_options(options)
     out_path = Path(out_dir)
     session.check_out_dir(out_path)
 
