@@ -39,25 +39,32 @@ MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE ("c
 # Spread over trainings (issue 20; bench/training_spread.py and README "What each map is good for"): CPU training
 # is deterministic on one machine but not across machines, so every criterion on this model is asserted only
 # with the margin its measured spread supports. Trainings measured: LeRobot 0.4.4 on two machines (the first
-# model's numbers and the issue-20 report) and LeRobot 0.6.1 seed 0 here (bench/training_spread.json).
-#   attention:  mass 0.89-0.92x uniform, target > distractor 53-55 %      -> both criteria fail on every training
-#   GradCAM:    mass 1.02-1.72x uniform, target > distractor 55-56 %      -> the 55 % fails on every training; the
-#               mass sits 0.3 below its 2.0 criterion: within reach of the spread, so no strict xfail (below)
-#   occlusion:  rank corr. with a random-weights model +0.40 .. +0.58     -> straddles the 0.5 criterion (below)
+# model's numbers and the issue-20 report) and LeRobot 0.6.1 seeds 0, 1 and 2 here (bench/training_spread.json).
+#   attention:  mass @ATT_MASS@x uniform, target > distractor @ATT_WIN@ %        -> both fail on every training
+#   GradCAM:    mass @GC_MASS@x uniform, target > distractor @GC_WIN@ %         -> within reach of their 2.0x and
+#               80 % criteria on some trainings: reported, no strict xfail; asserted is what every training
+#               supports with margin: far less localised than gradient x input (below)
+#   rank corr. with a random-weights model: attention @ATT_RC@, GradCAM @GC_RC@, occlusion @OCC_RC@
+#               -> each straddles (or nears) the 0.5 criterion on some training: reported, asserted < 0.75
 # Strict xfail stays only where every training fails by a wide margin (an unexpected pass fails the run, so a
 # fix is noticed).
 NOT_LOCALISED = pytest.mark.xfail(
     strict=True,
-    reason="known limitation: the from-scratch known-answer model's layer4 attention and GradCAM maps do not "
-    "localise the target (attention 0.89-0.92x uniform; both prefer the target in 53-56 % of frames)",
+    reason="known limitation: the from-scratch known-answer model's layer4 attention does not localise the "
+    "target (@ATT_MASS@x uniform; it prefers the target in @ATT_WIN@ % of frames)",
 )
-# GradCAM's mass on the target: measured 1.02-1.72x uniform against the 2.0 criterion. What every training
-# supports with margin: far less localised than gradient x input (15.6-15.7x), at most a quarter of it.
+# GradCAM's mass on the target, against the 2.0 criterion: what every training supports with margin is that it
+# is far less localised than gradient x input: at most a quarter of its mass (measured @GC_TO_GXI@).
 MAX_GRADCAM_TO_GRADIENT_MASS = 0.25
-# Occlusion's randomisation check: +0.40 .. +0.58 over trainings, against the 0.5 criterion. Asserted: below
-# OCCLUSION_MAX_RANK_CORR (the largest measured value plus a margin): the trained model's occlusion maps are not
-# the random model's. A blur fill (sigma = patch / 2) was tried to make it robust: +0.86 (worse), not adopted.
-OCCLUSION_MAX_RANK_CORR = 0.75
+# GradCAM's preference for the target, against the 80 % criterion: at least this far below gradient x input's
+# (100 % on every training; GradCAM @GC_WIN@ %).
+MIN_GRADCAM_WIN_GAP = 0.15
+# The randomisation check (Adebayo et al. 2018) of attention, GradCAM and occlusion: criterion < 0.5, reported;
+# asserted below SPREAD_MAX_RANK_CORR (the largest measured value plus a margin): the trained model's maps are
+# not the random model's. Gradient x input (@GXI_RC@) keeps the 0.5 criterion. For occlusion a blur fill
+# (sigma = patch / 2) was tried to make it robust: +0.86 on every training (worse), not adopted.
+SPREAD_MAX_RANK_CORR = 0.75
+MEASURED_RANK_CORR = {"attention": "@ATT_RC@", "gradcam": "@GC_RC@", "occlusion": "@OCC_RC@"}
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +206,25 @@ def test_maps_put_mass_on_the_target(maps, method, capsys):
     pixel = maps.get("gradient_x_input", "front").ratio_vs_uniform
     _report(capsys, "known-answer model: GradCAM mass on the target", (
         f"{s.ratio_vs_uniform:.2f}x uniform (criterion >= {MIN_RATIO}: {'met' if s.ratio_vs_uniform >= MIN_RATIO else 'not met'}; "
-        f"measured 1.02-1.72x over trainings); gradient x input {pixel:.1f}x"))
+        f"measured @GC_MASS@x over trainings); gradient x input {pixel:.1f}x"))
     assert s.ratio_vs_uniform < MAX_GRADCAM_TO_GRADIENT_MASS * pixel, (s, pixel)
 
 
-@NOT_LOCALISED
-@pytest.mark.parametrize("method", ["attention", "gradcam"])
-def test_maps_prefer_the_target_over_the_distractor(maps, method):
+@pytest.mark.parametrize("method", [pytest.param("attention", marks=NOT_LOCALISED), "gradcam"])
+def test_maps_prefer_the_target_over_the_distractor(maps, method, capsys):
     s = maps.get(method, "front")
     assert s.n_pairs >= 0.9 * N_FRAMES
-    assert s.target_beats_distractor >= MIN_WIN, s
+    if method == "attention":
+        assert s.target_beats_distractor >= MIN_WIN, s
+        return
+    # GradCAM: the 80 % criterion is reported (not met on any training so far, within reach of the spread);
+    # asserted is what every training supports: it separates the cubes far less often than gradient x input.
+    pixel = maps.get("gradient_x_input", "front").target_beats_distractor
+    _report(capsys, "known-answer model: GradCAM prefers the target", (
+        f"in {s.target_beats_distractor:.0%} of frames (criterion >= {MIN_WIN:.0%}: "
+        f"{'met' if s.target_beats_distractor >= MIN_WIN else 'not met'}; measured @GC_WIN@ % over trainings); "
+        f"gradient x input {pixel:.0%}"))
+    assert s.target_beats_distractor <= pixel - MIN_GRADCAM_WIN_GAP, (s, pixel)
 
 
 @pytest.mark.parametrize("method", ["attention", "gradcam", "gradient_x_input", "occlusion"])
@@ -216,16 +232,16 @@ def test_randomised_weights_change_the_maps(request, method, capsys):
     s = _scores(request, method)
     frames = N_OCCLUSION_FRAMES if method == "occlusion" else N_FRAMES
     assert s.n_rank >= 0.9 * frames, s
-    if method != "occlusion":
+    if method == "gradient_x_input":
         assert s.rank_corr_random < MAX_RANK_CORR, s
         return
-    # Occlusion: the < 0.5 criterion is met on some trainings and not on others (+0.40 .. +0.58): reported here
-    # and in the README with its range, asserted with the margin the spread supports.
-    _report(capsys, "known-answer model: occlusion randomisation check", (
+    # Attention, GradCAM, occlusion: the < 0.5 criterion is met on some trainings and not on others (or only
+    # just): reported here and in the README with its range, asserted with the margin the spread supports.
+    _report(capsys, f"known-answer model: {method} randomisation check", (
         f"rank corr. with a random-weights model {s.rank_corr_random:+.2f} (criterion < {MAX_RANK_CORR}: "
-        f"{'met' if s.rank_corr_random < MAX_RANK_CORR else 'not met'} on this training; measured +0.40 .. +0.58 "
-        f"over trainings)"))
-    assert s.rank_corr_random < OCCLUSION_MAX_RANK_CORR, s
+        f"{'met' if s.rank_corr_random < MAX_RANK_CORR else 'not met'} on this training; measured "
+        f"{MEASURED_RANK_CORR[method]} over trainings)"))
+    assert s.rank_corr_random < SPREAD_MAX_RANK_CORR, s
 
 
 # ----------------------------------------------------------------- pixel-level causal maps find the target
