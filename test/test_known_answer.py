@@ -35,36 +35,40 @@ OCCLUSION_PATCH, OCCLUSION_STRIDE = 16, 16
 DELETION_DRAWS = 4  # random draws per frame in the deletion test (the library default is 8)
 MIN_INTERVENTION_RATIO = 5.0  # chunk change when the target moves vs when the distractor moves
 MAX_ERROR_TO_BASELINE = 0.5  # held-out chunk MAE / mean-action baseline MAE ("clearly below")
+# Held-out chunk MAE / the hold-still baseline's: criterion < 0.5 (the model knows where the target is), measured
+# 0.40-0.47 over trainings: reported; asserted below the largest measured value plus a margin.
+HOLD_CRITERION = 0.5
+MAX_ERROR_TO_HOLD = 0.6
 
 # Spread over trainings (issue 20; bench/training_spread.py and README "What each map is good for"): CPU training
 # is deterministic on one machine but not across machines, so every criterion on this model is asserted only
 # with the margin its measured spread supports. Trainings measured: LeRobot 0.4.4 on two machines (the first
 # model's numbers and the issue-20 report) and LeRobot 0.6.1 seeds 0, 1 and 2 here (bench/training_spread.json).
-#   attention:  mass @ATT_MASS@x uniform, target > distractor @ATT_WIN@ %        -> both fail on every training
-#   GradCAM:    mass @GC_MASS@x uniform, target > distractor @GC_WIN@ %         -> within reach of their 2.0x and
+#   attention:  mass 0.83-1.12x uniform, target > distractor 27-61 %        -> both fail on every training
+#   GradCAM:    mass 0.88-1.99x uniform, target > distractor 22-70 %         -> within reach of their 2.0x and
 #               80 % criteria on some trainings: reported, no strict xfail; asserted is what every training
 #               supports with margin: far less localised than gradient x input (below)
-#   rank corr. with a random-weights model: attention @ATT_RC@, GradCAM @GC_RC@, occlusion @OCC_RC@
+#   rank corr. with a random-weights model: attention -0.05 .. +0.56, GradCAM -0.07 .. +0.47, occlusion +0.40 .. +0.58
 #               -> each straddles (or nears) the 0.5 criterion on some training: reported, asserted < 0.75
 # Strict xfail stays only where every training fails by a wide margin (an unexpected pass fails the run, so a
 # fix is noticed).
 NOT_LOCALISED = pytest.mark.xfail(
     strict=True,
     reason="known limitation: the from-scratch known-answer model's layer4 attention does not localise the "
-    "target (@ATT_MASS@x uniform; it prefers the target in @ATT_WIN@ % of frames)",
+    "target (0.83-1.12x uniform; it prefers the target in 27-61 % of frames)",
 )
 # GradCAM's mass on the target, against the 2.0 criterion: what every training supports with margin is that it
-# is far less localised than gradient x input: at most a quarter of its mass (measured @GC_TO_GXI@).
+# is far less localised than gradient x input: at most a quarter of its mass (measured 0.07-0.17 of it).
 MAX_GRADCAM_TO_GRADIENT_MASS = 0.25
 # GradCAM's preference for the target, against the 80 % criterion: at least this far below gradient x input's
-# (100 % on every training; GradCAM @GC_WIN@ %).
+# (100 % on every training; GradCAM 22-70 %).
 MIN_GRADCAM_WIN_GAP = 0.15
 # The randomisation check (Adebayo et al. 2018) of attention, GradCAM and occlusion: criterion < 0.5, reported;
 # asserted below SPREAD_MAX_RANK_CORR (the largest measured value plus a margin): the trained model's maps are
-# not the random model's. Gradient x input (@GXI_RC@) keeps the 0.5 criterion. For occlusion a blur fill
+# not the random model's. Gradient x input (+0.25 .. +0.30) keeps the 0.5 criterion. For occlusion a blur fill
 # (sigma = patch / 2) was tried to make it robust: +0.86 on every training (worse), not adopted.
 SPREAD_MAX_RANK_CORR = 0.75
-MEASURED_RANK_CORR = {"attention": "@ATT_RC@", "gradcam": "@GC_RC@", "occlusion": "@OCC_RC@"}
+MEASURED_RANK_CORR = {"attention": "-0.05 .. +0.56", "gradcam": "-0.07 .. +0.47", "occlusion": "+0.40 .. +0.58"}
 
 
 @pytest.fixture(scope="module")
@@ -157,12 +161,15 @@ def test_held_out_action_error_clearly_below_mean_action_baseline(model, capsys)
         )
         lines.append("              per joint (model): " + ", ".join(
             f"{k} {x:.2f}" for k, x in v["model"]["per_joint"].items()))
+    # The chunk is where the target matters (the first action is within a few degrees of the state):
+    # the model must beat "stand still" there too, i.e. it knows where the target is.
+    to_hold = err["chunk"]["model"]["overall"] / err["chunk"]["hold_state_baseline"]["overall"]
+    lines.append(f"chunk MAE / hold-still baseline: {to_hold:.3f} (criterion < {HOLD_CRITERION}: "
+                 f"{'met' if to_hold < HOLD_CRITERION else 'not met'}; measured 0.40-0.47 over trainings)")
     _report(capsys, "known-answer model: held-out action error", "\n".join(lines))
     for view in ("first_action", "chunk"):
         assert err[view]["model_to_mean_baseline"] < MAX_ERROR_TO_BASELINE, err[view]
-    # The chunk is where the target matters (the first action is within a few degrees of the state):
-    # the model must beat "stand still" there too, i.e. it knows where the target is.
-    assert err["chunk"]["model"]["overall"] < 0.5 * err["chunk"]["hold_state_baseline"]["overall"]
+    assert to_hold < MAX_ERROR_TO_HOLD, err["chunk"]
     # Training time is reported above (build seconds), not asserted: it depends on the load on the machine
     # (BENCHMARKS.md holds the timing targets).
 
@@ -206,7 +213,7 @@ def test_maps_put_mass_on_the_target(maps, method, capsys):
     pixel = maps.get("gradient_x_input", "front").ratio_vs_uniform
     _report(capsys, "known-answer model: GradCAM mass on the target", (
         f"{s.ratio_vs_uniform:.2f}x uniform (criterion >= {MIN_RATIO}: {'met' if s.ratio_vs_uniform >= MIN_RATIO else 'not met'}; "
-        f"measured @GC_MASS@x over trainings); gradient x input {pixel:.1f}x"))
+        f"measured 0.88-1.99x over trainings); gradient x input {pixel:.1f}x"))
     assert s.ratio_vs_uniform < MAX_GRADCAM_TO_GRADIENT_MASS * pixel, (s, pixel)
 
 
@@ -222,7 +229,7 @@ def test_maps_prefer_the_target_over_the_distractor(maps, method, capsys):
     pixel = maps.get("gradient_x_input", "front").target_beats_distractor
     _report(capsys, "known-answer model: GradCAM prefers the target", (
         f"in {s.target_beats_distractor:.0%} of frames (criterion >= {MIN_WIN:.0%}: "
-        f"{'met' if s.target_beats_distractor >= MIN_WIN else 'not met'}; measured @GC_WIN@ % over trainings); "
+        f"{'met' if s.target_beats_distractor >= MIN_WIN else 'not met'}; measured 22-70 % over trainings); "
         f"gradient x input {pixel:.0%}"))
     assert s.target_beats_distractor <= pixel - MIN_GRADCAM_WIN_GAP, (s, pixel)
 
