@@ -174,7 +174,10 @@ class ActInterpNode(Node):
     # ----------------------------------------------------------------- service, parameters, diag
     def _on_enable_commands(self, request, response):
         response.success, response.message = self.loop.enable_commands(bool(request.data))
-        (self.get_logger().info if response.success else self.get_logger().warning)(response.message)
+        if response.success:  # separate call sites: rclpy's logger refuses two severities from one line
+            self.get_logger().info(response.message)
+        else:
+            self.get_logger().warning(response.message)
         return response
 
     def _apply_settings(self, new: NodeSettings, changed: list[str]) -> None:
