@@ -17,6 +17,10 @@ OLDEST_END_TESTS=(test/test_lerobot_compat.py test/test_engine_loading.py test/t
 status=0
 if [[ " $ends " == *" newest "* ]]; then
   bash scripts/setup_env.sh
+  # Train (or find cached) the models the tests use before pytest: on a cold cache training would count
+  # against a single test's timeout (test/prepare_models.py).
+  echo "[test] preparing the trained models (minutes on a cold cache, seconds when cached)"
+  .venv/bin/python test/prepare_models.py || status=$?
   echo "[test] the whole suite in .venv"
   .venv/bin/python -m pytest test/ "${pytest_args[@]}" "$@" || status=$?
 fi

@@ -1,0 +1,44 @@
+"""Build what the tests train and cache, before pytest starts (test support, run by scripts/test.sh).
+
+On a cold cache (a new machine, or code that changes a model's cache key) training takes minutes: the
+known-answer model (~10 min on 2 cores), the two env-state models (~5 min each) and the known-answer map
+evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker at
+11), so a cold run could end a test that was only training. Here it counts against nothing. On a warm cache
+each step is a cache lookup (seconds).
+
+    python test/prepare_models.py
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the tests' own constants
+
+
+def main() -> int:
+    import test_env_state_known_answer as env_test
+
+    from act_interp_ros.demo import env_state_model as em
+    from act_interp_ros.demo import known_answer as ka
+
+    started = time.perf_counter()
+    steps = [("known-answer model", lambda: ka.ensure_known_answer_model(progress=False))]
+    steps += [(f"env-state model ({variant})", lambda spec=spec: em.ensure_env_state_model(progress=False, spec=spec))
+              for variant, spec in env_test.VARIANTS.items()]
+    steps.append(("known-answer map evaluation", lambda: ka.cached_map_evaluation(
+        ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)))
+    for name, build in steps:
+        t0 = time.perf_counter()
+        result = build()
+        built = getattr(result, "built", None)
+        state = "trained now" if built else "cached" if built is False else "ready"
+        print(f"[prepare] {name}: {state} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"[prepare] models ready in {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
