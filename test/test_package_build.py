@@ -28,7 +28,7 @@ def install_dir(tmp_path_factory, repo_root) -> Path:
     src = ws / "src" / "act_interp_ros"
     shutil.copytree(
         repo_root, src,
-        ignore=shutil.ignore_patterns(".venv", ".git", "build", "install", "log", "__pycache__", "*.egg-info", "out*"),
+        ignore=shutil.ignore_patterns(".venv*", ".git", "build", "install", "log", "__pycache__", "*.egg-info", "out*"),
     )
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(
