@@ -8,18 +8,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-
 from act_interp_ros.dataset.errors import DatasetError, first_line
 
 logger = logging.getLogger(__name__)
 
 #: Decoder candidates, in the order the probe tries them.
 DEFAULT_VIDEO_BACKENDS: tuple[str, ...] = ("torchcodec", "pyav")
-
-
 _PROBED_BACKENDS: dict[tuple[str, ...], str] = {}
-
-
 _TORCHVISION_VIDEO_WARNING = r".*video decoding and encoding capabilities of torchvision are deprecated.*"
 
 
