@@ -47,6 +47,14 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv $VENV_ARGS "$VENV"
 fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  # PyTorch from PyPI is a CUDA build: the venv takes 6-9 GB, and pip needs room for the wheels while it
+  # installs. Say so in one line instead of pip's "No space left on device" halfway through.
+  free_gb=$(( $(df -Pk "$VENV" | awk 'NR==2 {print $4}') / 1048576 ))
+  if ! compgen -G "$VENV/lib/python*/site-packages/torch" >/dev/null && [ "$free_gb" -lt "${ACT_INTERP_MIN_FREE_GB:-12}" ]; then
+    echo "[setup] only ${free_gb} GB free where $VENV lives; installing needs about ${ACT_INTERP_MIN_FREE_GB:-12} GB" \
+      "(PyTorch from PyPI is a CUDA build): free some space or set VENV=/path/on/a/larger/disk" >&2
+    exit 1
+  fi
   echo "[setup] installing act_interp_ros[$EXTRAS] ${LEROBOT} and dependencies into $VENV (first time: a few minutes;"
   echo "[setup]   PyTorch from PyPI is a CUDA build of several GB)"
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
