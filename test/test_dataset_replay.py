@@ -282,7 +282,7 @@ def narrow_range_checkpoint(tmp_path_factory):
 def test_training_range_guard_flags_dataset_frames_and_skips_on_request(datasets, narrow_range_checkpoint, repo_root,
                                                                          tmp_path):
     """Issue 21 offline on a dataset: every frame's shoulder_pan is outside the checkpoint's training range."""
-    from act_interp_ros.offline.session import NoActionError
+    from act_interp_ros.offline.options import NoActionError
 
     ds, ckpt = datasets["video"], str(narrow_range_checkpoint)
     opts = DatasetReplayOptions(side_every=0, write_video=False, write_plot=False)

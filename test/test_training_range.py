@@ -132,3 +132,30 @@ def test_a_camera_far_from_its_training_statistics_is_flagged_never_skipped():
     assert pipe.last_flags == []
     off = TrainingRangeGuard(state_stats(**cams), JOINTS, camera_keys=[FRONT], image_tolerance=0.0)
     assert off.images == {}
+
+
+def test_a_recorded_frame_goes_through_the_same_guard_and_observation():
+    """Dataset frames (policy units, no ROS) use the pipeline's guard and observation builder, like bag ticks."""
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    frames = {FRONT: rgb, WRIST: rgb}
+    in_range = (LO + HI) / 2
+    outside = in_range.copy()
+    outside[2] = LO[2] - 0.5 * (HI[2] - LO[2])
+    for policy in ("warn", "skip"):
+        pipe = pipeline_with(TrainingRangeGuard(state_stats(), JOINTS), out_of_range_policy=policy)
+        good = pipe.prepare_recorded(frames, in_range, None, "frame 3")
+        assert good.current_ros is None and pipe.last_flags == []
+        assert good.observation["observation.images.front"].shape == (3, 48, 64)
+        np.testing.assert_allclose(good.observation["observation.state"].numpy(), in_range, rtol=1e-6)
+        result = pipe.prepare_recorded(frames, outside, None, "frame 4")
+        assert [f.counter for f in pipe.last_flags] == ["state_outside_training_range.elbow_flex"]
+        if policy == "warn":
+            assert not hasattr(result, "kind"), result
+        else:
+            assert result.kind == "bad_input.training_range"
+            assert result.detail.startswith("frame 4 elbow_flex=")
+    pipe = pipeline_with(TrainingRangeGuard(state_stats(), JOINTS))
+    bad = in_range.copy()
+    bad[0] = np.nan
+    result = pipe.prepare_recorded(frames, bad, None, "frame 5")
+    assert result.kind == "bad_input.observation" and result.detail.startswith("frame 5: state contains non-finite")

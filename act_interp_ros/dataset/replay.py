@@ -29,28 +29,38 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from lerobot.utils.constants import ACTION
 
-from act_interp_ros.core import InterpretableACT, ObservationBuilder, ObservationError
-from act_interp_ros.dataset.features import FeatureMatch, check_policy_features
+from act_interp_ros.core import InterpretableACT
+from act_interp_ros.dataset.features import check_policy_features
 from act_interp_ros.dataset.source import LeRobotDatasetSource
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline import plots
-from act_interp_ros.offline import session
-from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
+from act_interp_ros.offline.interpreter import OfflineTick, faithfulness_summary
+from act_interp_ros.offline.options import ReplayError, TickSchedule
 from act_interp_ros.offline.records import CameraFrame, TickRecord
-from act_interp_ros.offline.rerun_ticks import RerunTicks
-from act_interp_ros.offline.session import ReplayError
-from act_interp_ros.offline.summary import TickStats, timings
-from act_interp_ros.pipeline import SkipReason, TrainingRangeGuard, check_policy_options, load_policy
-from act_interp_ros.pipeline.tick import NS, out_of_range_skip
+from act_interp_ros.offline.session import (
+    AttachedPolicy,
+    OfflineSession,
+    ReplaySource,
+    SequenceResult,
+    SequenceSpec,
+    SessionResult,
+)
+from act_interp_ros.offline.summary import timings
+from act_interp_ros.pipeline import (
+    SkipReason,
+    TickPipeline,
+    TrainingRangeGuard,
+    check_policy_options,
+    load_policy,
+)
+from act_interp_ros.pipeline.tick import NS
 from act_interp_ros.rerun_recording import episode_entity
 from act_interp_ros.settings import NodeSettings, SettingsError, camera_name
 from act_interp_ros.settings.vocabulary import CAMERA_KEY_PREFIX
@@ -61,7 +71,7 @@ from act_interp_ros.dataset.replay_options import (
     EpisodeSummary,
 )
 
-__all__ = ["DatasetReplayOptions", "DatasetReplaySummary", "EpisodeSummary", "dataset_joint_names",
+__all__ = ["DatasetReplayOptions", "DatasetReplaySummary", "DatasetSource", "EpisodeSummary", "dataset_joint_names",
            "dataset_settings", "replay_dataset"]
 
 logger = logging.getLogger(__name__)
@@ -107,144 +117,101 @@ def normalize_camera_map(camera_map: Mapping[str, str] | None) -> dict[str, str]
     return {_camera_key(k): _camera_key(v) for k, v in (camera_map or {}).items()}
 
 
-# ---------------------------------------------------------------------------------------------- run
-class _DatasetRun:
-    """One dataset replay run (see :func:`replay_dataset`)."""
+# ------------------------------------------------------------------------------------------- source
+class DatasetSource(ReplaySource):
+    """LeRobotDataset episodes as a replay source: one sequence per episode, in ``OUT/episode_NNN/``.
 
-    def __init__(self, source: LeRobotDatasetSource, wrapped: InterpretableACT, settings: NodeSettings,
-                 options: DatasetReplayOptions, match: FeatureMatch, joint_names: list[str]) -> None:
-        self.source = source
-        self.wrapped = wrapped
-        self.settings = settings
+    Args:
+        dataset: a local root, a hub repo id, or an open :class:`LeRobotDatasetSource`.
+        settings: the node's settings (made the dataset's by :func:`dataset_settings` at :meth:`open`).
+        options: :class:`DatasetReplayOptions` (checked).
+    """
+
+    unit = "frame"
+
+    def __init__(self, dataset: str | os.PathLike[str] | LeRobotDatasetSource, settings: NodeSettings,
+                 options: DatasetReplayOptions) -> None:
+        self.dataset = dataset
+        self.node_settings = settings
         self.options = options
-        self.match = match
-        self.joint_names = joint_names
-        self.fps = float(source.fps)
-        self.methods = session.methods_for(options, settings)
-        self.side_every = session.side_every_for(options, settings, self.fps, self.methods,
-                                                 env_state=wrapped.env_state_dim > 0)
-        if self.side_every == 0:
-            self.methods = []
+        self.warnings: list[str] = []
+
+    def open(self) -> None:
+        """Open the dataset, select the episodes, name the joints (before the policy load)."""
+        dataset, options = self.dataset, self.options
+        if isinstance(dataset, LeRobotDatasetSource):
+            self.source, self.dataset_name = dataset, str(dataset.root)
+        else:
+            self.source = LeRobotDatasetSource.open(dataset, video_backend=options.video_backend)
+            self.dataset_name = os.fspath(dataset)
+        self.name = self.source.repo_id
+        self.episodes = self.source.select_episodes(options.episodes)
+        self.episode_summaries: list[EpisodeSummary] = []
+        names = dataset_joint_names(self.source)
+        self.settings = dataset_settings(self.node_settings, names, self.source.fps)
+        self.joint_names = names or list(self.settings.joint_names)
+
+    def load_policy(self, path: str) -> InterpretableACT:
+        try:
+            return load_policy(self.settings.replace(policy_path=path),
+                               device=self.options.device or self.node_settings.device, check_inputs=False)
+        except SettingsError as exc:
+            raise ReplayError(str(exc)) from None
+
+    def attach(self, wrapped: InterpretableACT) -> AttachedPolicy:
+        """Check the dataset's features and the attention options against the policy; the tick pipeline for its
+        frames (training-range guard and observation, as in the bag replay and the node; no command limits:
+        actions stay in dataset units)."""
+        s = self.settings
+        self.match = match = check_policy_features(
+            self.source, wrapped.config, camera_map=normalize_camera_map(self.options.camera_map),
+            allow_resize=bool(s.image_resize))
+        try:
+            check_policy_options(s, wrapped.policy)
+        except SettingsError as exc:
+            raise ReplayError(str(exc)) from None
+        self.wrapped = wrapped
         self.cam_keys = list(match.camera_map)  # policy order
-        self.builder = ObservationBuilder(wrapped.config, resize=bool(settings.image_resize), device=wrapped.device)
-        self.builder.resized_cameras.update(match.resize)  # check_policy_features warned about them already
-        self.warnings = [f"camera {k}: dataset frames are {a[0]}x{a[1]}, resized to the policy's {b[0]}x{b[1]}"
-                         for k, (a, b) in match.resize.items()]
-        # the training-range guard, as in the bag replay and the node (the dataset is in policy units already)
-        self.guard = TrainingRangeGuard.from_policy(wrapped, joint_names, settings.training_range_margin,
-                                                    settings.image_stats_tolerance, self.cam_keys)
-        self.skip_out_of_range = settings.out_of_range_policy == "skip"
-        for note in self.guard.notes:
+        self.warnings += [f"camera {k}: dataset frames are {a[0]}x{a[1]}, resized to the policy's {b[0]}x{b[1]}"
+                          for k, (a, b) in match.resize.items()]
+        guard = TrainingRangeGuard.from_policy(wrapped, self.joint_names, s.training_range_margin,
+                                               s.image_stats_tolerance, self.cam_keys)
+        for note in guard.notes:
             logger.warning("%s", note)
             self.warnings.append(note)
+        self.pipeline = TickPipeline(s, wrapped.config, device=wrapped.device, guard=guard)
+        self.pipeline.builder.resized_cameras.update(match.resize)  # check_policy_features warned about them
+        return AttachedPolicy(s, float(self.source.fps), env_state=wrapped.env_state_dim > 0)
 
-    def run(self, out_dir: Path, episodes: list[int], t_start: float, dataset_name: str,
-            policy_name: str) -> DatasetReplaySummary:
-        opts = self.options
-        interp = session.make_interpreter(self.wrapped, self.settings, opts, self.methods,
-                                          faithfulness=opts.faithfulness_samples > 0,
-                                          render=opts.write_video or opts.rerun_path is not None)
-        from tqdm import tqdm
+    def sequences(self, methods: Sequence[str]) -> list[SequenceSpec]:
+        w, lengths, specs = self.wrapped, self.source.episode_lengths, []
+        for ep in self.episodes:
+            table = out.TickTable(self.cam_keys, [camera_name(k) for k in self.cam_keys], None, [], self.joint_names,
+                                  has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
+                                  methods=list(methods), recorded=True)
+            info = self.source.episode_info(ep)
+            specs.append(SequenceSpec(
+                folder=episode_entity(ep), title=f"episode {ep} of {self.source.repo_id}", episode=ep,
+                n_ticks=lengths[ep], table=table, task=", ".join(info.tasks), data=info,
+                frame_sizes={k: self.source.image_sizes[d] for k, d in self.match.camera_map.items()}))
+        return specs
 
-        lengths = self.source.episode_lengths
-        bar = tqdm(total=sum(lengths[e] for e in episodes), unit="frame", disable=not opts.progress, file=sys.stderr,
-                   dynamic_ncols=True, desc="replay", mininterval=0.5)
-        self.current: session.SequenceOutputs | None = None
-        self.overall = TickStats()
-        self.results: dict[str, dict[str, list]] = {}
-        self.tables: list[tuple[int, out.TickTable]] = []
-        summaries: list[EpisodeSummary] = []
-        try:
-            with session.StagedRun(out_dir, opts, self.joint_names, self.settings, self.source.repo_id) as run:
-                run.on_abort(lambda: self.current.abort() if self.current is not None else None)
-                self.wrapped.policy.eval()
-                for ep in episodes:
-                    summaries.append(self._episode(ep, run, out_dir, interp, bar))
-                committed = run.commit([episode_entity(ep) for ep in episodes], self.overall)
-        finally:
-            bar.close()
-            interp.close()
-        loop_s = sum(s.timings["ticks_s"] for s in summaries)
-        warnings = list(self.warnings)
-        warnings += [f"episode {s.episode}: {s.no_action_message()}" for s in summaries if s.no_action_message()]
-        source = self.source
-        return DatasetReplaySummary(
-            **self.overall.fields(), plan_resets=interp.plan_resets, faithfulness=faithfulness_summary(self.results),
-            outputs={name: str(path) for name, path in committed.items()},
-            timings=timings(total_s=time.perf_counter() - t_start, loop_s=loop_s, model_s=interp.model_s,
-                                    outputs_s=sum(s.timings["outputs_s"] for s in summaries),
-                                    ticks=self.overall.ticks,
-                                    read_s=sum(s.timings["read_s"] for s in summaries)),
-            warnings=warnings, dataset=dataset_name, repo_id=source.repo_id, root=str(source.root), policy=policy_name,
-            out_dir=str(out_dir), fps=source.fps, batch_size=opts.batch_size, side_every=self.side_every,
-            methods=self.methods, camera_map=dict(self.match.camera_map),
-            resized={k: f"{a[0]}x{a[1]} -> {b[0]}x{b[1]}" for k, (a, b) in self.match.resize.items()},
-            video_backend=source.video_backend, joint_names=self.joint_names,
-            action_error=plots.action_error_stats(self.tables), episodes=[s.to_dict() for s in summaries],
-        )
-
-    def _episode(self, ep: int, run: session.StagedRun, out_dir: Path, interp: OfflineInterpreter,
-                 bar) -> EpisodeSummary:
-        """Replay one episode into ``stage/episode_NNN/`` (its summary.json included)."""
+    def ticks(self, seq: SequenceSpec, schedule: TickSchedule) -> Iterator[OfflineTick]:
         t0 = time.perf_counter()
-        reader = self.source.open_episode(ep)  # validates the episode's files before any frame
-        info = self.source.episode_info(ep)
-        task = ", ".join(info.tasks)
-        t_open = time.perf_counter()
-        name = episode_entity(ep)
-        w = self.wrapped
-        table = out.TickTable(self.cam_keys, [camera_name(k) for k in self.cam_keys], None, [], self.joint_names,
-                              has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0, methods=self.methods,
-                              recorded=True)
-        outputs = self.current = session.SequenceOutputs(
-            run.stage.path(name), table, self.options,
-            frame_sizes={k: self.source.image_sizes[d] for k, d in self.match.camera_map.items()}, fps=self.fps,
-            methods=self.methods, title=f"episode {ep} of {self.source.repo_id}",
-            rerun=RerunTicks(run.rerun, ep, task=task) if run.rerun is not None else None)
-        schedule = session.TickSchedule(len(reader), self.side_every, self.options.faithfulness_samples)
-        resets0, model0 = interp.plan_resets, interp.model_s
-        interp.reset()  # a fresh plan at the episode start
-
-        def emit(records: list[TickRecord]) -> None:
-            for rec in records:
-                outputs.on_tick(rec)
-                self.overall.add(rec)
-                bar.update(1)
-
+        reader = self.source.open_episode(seq.episode)  # validates the episode's files before any frame
+        seq.timings["open_s"] = time.perf_counter() - t0
         read_s = 0.0
         frames = iter(reader)
         while True:
             t_read = time.perf_counter()
             frame = next(frames, None)
             read_s += time.perf_counter() - t_read
+            seq.timings["read_s"] = read_s
             if frame is None:
-                break
-            emit(interp.add(self._tick(frame, schedule)))
-        emit(interp.flush())
-        t_loop = time.perf_counter()
-        names = outputs.finish()
-        self.current = None
-        results = interp.take_deletion_results()
-        for method, per_cam in results.items():
-            for cam, parts in per_cam.items():
-                self.results.setdefault(method, {}).setdefault(cam, []).extend(parts)
-        self.tables.append((ep, table))
-        summary = EpisodeSummary(
-            **outputs.stats.fields(), plan_resets=interp.plan_resets - resets0,
-            faithfulness=faithfulness_summary(results),
-            outputs={n: str(out_dir / name / n) for n in [*names, out.SUMMARY_NAME]},
-            timings=timings(total_s=time.perf_counter() - t0, loop_s=t_loop - t_open,
-                                    model_s=interp.model_s - model0, outputs_s=time.perf_counter() - t_loop,
-                                    ticks=len(reader), open_s=t_open - t0, read_s=read_s),
-            episode=ep, task=task, length=len(reader), duration_s=round(info.duration_s, 6),
-            action_error=plots.action_error_stats([(ep, table)]),
-        )
-        out.write_json_atomic(run.stage.path(name) / out.SUMMARY_NAME, summary.to_dict())
-        logger.info("episode %d: %d frames (%d skipped), action MAE %s", ep, summary.ticks, summary.skipped,
-                    summary.action_error["all"]["mae"])
-        return summary
+                return
+            yield self._tick(frame, schedule)
 
-    def _tick(self, frame, schedule: session.TickSchedule) -> OfflineTick:
+    def _tick(self, frame, schedule: TickSchedule) -> OfflineTick:
         """The tick of one dataset frame: its record (frames, recorded action) and preprocessed batch."""
         t_ns = round(frame.timestamp * NS)
         rec = TickRecord(index=frame.frame_index, time_ns=t_ns, rel_s=frame.timestamp, log_ns=t_ns,
@@ -252,38 +219,52 @@ class _DatasetRun:
         for key, ds_key in self.match.camera_map.items():
             rec.frames[key] = CameraFrame(key, camera_name(key), ds_key, frame.images[ds_key], t_ns, "")
         tick = OfflineTick(rec)
-        w = self.wrapped
-        if self._range_skip(rec, frame):
+        prepared = self.pipeline.prepare_recorded(self.match.policy_images(frame.images), frame.state,
+                                                  frame.env_state, f"frame {frame.frame_index}")
+        rec.range_flags = list(self.pipeline.last_flags)
+        if isinstance(prepared, SkipReason):
+            rec.skip = prepared
             return tick
-        try:
-            observation = self.builder.build(self.match.policy_images(frame.images),
-                                             state=frame.state if w.state_dim else None,
-                                             env_state=frame.env_state if w.env_state_dim else None)
-        except ObservationError as exc:  # e.g. a non-finite state: this frame computes no action
-            rec.skip = SkipReason("bad_input.observation", f"frame {frame.frame_index}: {exc}")
-            return tick
-        tick.batch = w.preprocess(observation)
+        tick.batch = self.wrapped.preprocess(prepared.observation)
         tick.side = schedule.side(frame.frame_index)
         tick.faithfulness = schedule.faithfulness(frame.frame_index)
         return tick
 
-    def _range_skip(self, rec: TickRecord, frame) -> bool:
-        """Flag the frame's inputs outside the training range on ``rec``; True when the tick is skipped for it."""
-        g, w = self.guard, self.wrapped
-        for key, ds_key in self.match.camera_map.items():
-            flag = g.check_image(key, camera_name(key), frame.images[ds_key])
-            if flag is not None:
-                rec.range_flags.append(flag)
-        values = []
-        if w.state_dim and frame.state is not None and np.all(np.isfinite(frame.state)):
-            values += g.check_state(np.asarray(frame.state, dtype=np.float64))
-        if w.env_state_dim and frame.env_state is not None and np.all(np.isfinite(frame.env_state)):
-            values += g.check_env(np.asarray(frame.env_state, dtype=np.float64))
-        rec.range_flags.extend(values)
-        if values and self.skip_out_of_range:
-            rec.skip = out_of_range_skip(f"frame {frame.frame_index}", values)
-            return True
-        return False
+    def sequence_done(self, result: SequenceResult, folder: Path, final: Path) -> list[str]:
+        """The episode's own ``summary.json``."""
+        spec = result.spec
+        summary = EpisodeSummary(
+            **result.stats.fields(), plan_resets=result.plan_resets,
+            faithfulness=faithfulness_summary(result.deletion),
+            outputs={n: str(final / n) for n in [*result.names, out.SUMMARY_NAME]},
+            timings=result.timings(), episode=spec.episode, task=spec.task, length=spec.n_ticks,
+            duration_s=round(spec.data.duration_s, 6), action_error=plots.action_error_stats([(spec.episode, spec.table)]),
+        )
+        out.write_json_atomic(folder / out.SUMMARY_NAME, summary.to_dict())
+        logger.info("episode %d: %d frames (%d skipped), action MAE %s", spec.episode, summary.ticks, summary.skipped,
+                    summary.action_error["all"]["mae"])
+        self.episode_summaries.append(summary)
+        return [out.SUMMARY_NAME]
+
+    def summarise(self, result: SessionResult) -> DatasetReplaySummary:
+        summaries, source = self.episode_summaries, self.source
+        warnings = list(self.warnings)
+        warnings += [f"episode {s.episode}: {s.no_action_message()}" for s in summaries if s.no_action_message()]
+        seqs = result.sequences
+        return DatasetReplaySummary(
+            **result.stats.fields(), plan_resets=result.plan_resets, faithfulness=result.faithfulness,
+            outputs={name: str(path) for name, path in result.outputs.items()},
+            timings=timings(total_s=result.total_s, loop_s=result.loop_s, model_s=result.model_s,
+                            outputs_s=sum(r.outputs_s for r in seqs), ticks=result.stats.ticks,
+                            read_s=sum(r.spec.timings.get("read_s", 0.0) for r in seqs)),
+            warnings=warnings, dataset=self.dataset_name, repo_id=source.repo_id, root=str(source.root),
+            policy=result.policy, out_dir=str(result.out_dir), fps=source.fps, batch_size=self.options.batch_size,
+            side_every=result.side_every, methods=result.methods, camera_map=dict(self.match.camera_map),
+            resized={k: f"{a[0]}x{a[1]} -> {b[0]}x{b[1]}" for k, (a, b) in self.match.resize.items()},
+            video_backend=source.video_backend, joint_names=self.joint_names,
+            action_error=plots.action_error_stats([(r.spec.episode, r.spec.table) for r in seqs]),
+            episodes=[s.to_dict() for s in summaries],
+        )
 
 
 # --------------------------------------------------------------------------------------- public API
@@ -312,38 +293,9 @@ def replay_dataset(
         DatasetError, ReplayError: bad input (one line each); NoActionError (a ReplayError): no frame computed
         an action, nothing was written; act_interp_ros.core.PolicyLoadError: the policy cannot be loaded.
     """
-    t_start = time.perf_counter()
     options = options or DatasetReplayOptions()
     check_options(options)
-    out_path = Path(out_dir)
-    session.check_out_dir(out_path)
-    if isinstance(dataset, LeRobotDatasetSource):
-        source = dataset
-    else:
-        source = LeRobotDatasetSource.open(dataset, video_backend=options.video_backend)
-    episodes = source.select_episodes(options.episodes)
-    joint_names = dataset_joint_names(source)
-    ds_settings = dataset_settings(settings, joint_names, source.fps)
-
-    def load(path: str) -> InterpretableACT:
-        try:
-            return load_policy(ds_settings.replace(policy_path=path), device=options.device or settings.device,
-                               check_inputs=False)
-        except SettingsError as exc:
-            raise ReplayError(str(exc)) from None
-
-    with session.opened_policy(policy, load) as (wrapped, policy_name):
-        match = check_policy_features(source, wrapped.config, camera_map=normalize_camera_map(options.camera_map),
-                                      allow_resize=bool(ds_settings.image_resize))
-        try:
-            check_policy_options(ds_settings, wrapped.policy)
-        except SettingsError as exc:
-            raise ReplayError(str(exc)) from None
-        run = _DatasetRun(source, wrapped, ds_settings, options, match, joint_names or list(ds_settings.joint_names))
-        dataset_name = os.fspath(dataset) if not isinstance(dataset, LeRobotDatasetSource) else str(source.root)
-        summary = run.run(out_path, episodes, t_start, dataset_name, str(policy_name))
-    session.write_summary(summary, out_path)
-    logger.info("replayed %d episode(s), %d frames (%d skipped) at %.1f frames/s into %s", len(episodes),
-                summary.ticks, summary.skipped, summary.timings["ticks_per_s"], out_path)
+    summary = OfflineSession(DatasetSource(dataset, settings, options), policy, options).run(out_dir)
+    logger.info("replayed %d episode(s), %d frames (%d skipped) at %.1f frames/s into %s", len(summary.episodes),
+                summary.ticks, summary.skipped, summary.timings["ticks_per_s"], out_dir)
     return summary
-

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from act_interp_ros.offline import session
-from act_interp_ros.offline.session import OfflineOptions, ReplayError
+from act_interp_ros.offline import options as offline_options
+from act_interp_ros.offline.options import OfflineOptions, ReplayError
 from act_interp_ros.offline.summary import TickSummary
 
 @dataclass(kw_only=True)
 class DatasetReplayOptions(OfflineOptions):
-    """How to replay a dataset: the common :class:`~act_interp_ros.offline.session.OfflineOptions` plus:
+    """How to replay a dataset: the common :class:`~act_interp_ros.offline.options.OfflineOptions` plus:
 
     Attributes:
         episodes: episode indices to replay, in this order (``None`` = all).
@@ -64,7 +64,7 @@ class DatasetReplaySummary(TickSummary):
 
 
 def check_options(options: DatasetReplayOptions) -> None:
-    session.check_options(options)
+    offline_options.check_options(options)
     if options.episodes is not None:
         bad = [e for e in options.episodes if isinstance(e, bool) or not isinstance(e, int) or e < 0]
         if bad:

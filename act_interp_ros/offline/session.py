@@ -1,190 +1,202 @@
-"""What the bag replay and the dataset replay share: options and their checks, the side/faithfulness
-schedule, the policy, per-sequence outputs (videos, table, plots, Rerun) and the summary fields.
+"""One offline replay, whatever it reads: an :class:`OfflineSession` with one lifecycle.
 
-A *sequence* is what one set of per-tick outputs covers: the replayed range of a bag, or one dataset
-episode. Each runner turns its input into :class:`~act_interp_ros.offline.records.TickRecord` objects
-(through :class:`~act_interp_ros.offline.interpreter.OfflineInterpreter`) and hands them, in tick order,
-to a :class:`SequenceOutputs`; everything below that line is common.
+    open the source (check its inputs) -> load and attach the policy -> run the ticks, sequence by sequence
+    -> write the outputs (committed together, or none) -> summarise (``summary.json``)
+
+A *source* (:class:`ReplaySource`: a bag, :mod:`act_interp_ros.bag.replay.run`; a LeRobotDataset,
+:mod:`act_interp_ros.dataset.replay`) supplies only what differs: how its inputs are checked, which settings the
+policy runs under, its sequences and their ticks, extra outputs (the output bag) and its summary's fields.
+A *sequence* is what one set of per-tick outputs covers: the replayed range of a bag, or one dataset episode.
+Every tick goes through :class:`~act_interp_ros.offline.interpreter.OfflineInterpreter` (the node's own policy
+step) and its record, in tick order, to the sequence's outputs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
+import sys
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-
-from act_interp_ros.core import DeletionTest, InterpretableACT
+from act_interp_ros.core import DeletionResult, DeletionTest, InterpretableACT
 from act_interp_ros.offline import outputs as out
-from act_interp_ros.offline import plots
-from act_interp_ros.offline.interpreter import OfflineInterpreter
+from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
+from act_interp_ros.offline.options import OfflineOptions, TickSchedule, check_out_dir, methods_for, side_every_for
 from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.offline.rerun_ticks import RerunTicks
+from act_interp_ros.offline.staging import SequenceOutputs, StagedRun, write_summary
+from act_interp_ros.offline.summary import TickStats, TickSummary
 from act_interp_ros.pipeline import TickPipeline
 from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
-from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings
-from act_interp_ros.offline.summary import (
-    TickStats,
-    TickSummary,
-)
-from act_interp_ros.offline.rerun_ticks import (
-    open_rerun,
-    RerunTicks,
-)
 
-__all__ = [
-    "NO_OUTPUTS",
-    "NoActionError",
-    "OfflineOptions",
-    "ReplayError",
-    "SequenceOutputs",
-    "StagedRun",
-    "TickSchedule",
-    "check_options",
-    "make_interpreter",
-    "opened_policy",
-    "side_every_for",
-    "write_summary",
-]
+__all__ = ["AttachedPolicy", "ExtraOutput", "OfflineSession", "ReplaySource", "SequenceResult", "SequenceSpec",
+           "SessionResult", "opened_policy"]
 
 logger = logging.getLogger(__name__)
 
 
-class ReplayError(RuntimeError):
-    """The replay cannot run on this input (input, policy and configuration disagree); one clear line."""
-
-
-class NoActionError(ReplayError):
-    """No tick of the run computed an action, so the run wrote no output (the command line exits 2)."""
-
-
-#: How every line about a run without any action ends (such a run commits nothing into the output directory).
-NO_OUTPUTS = "no outputs were written"
-
-
-# ------------------------------------------------------------------------------------------- options
-@dataclass(kw_only=True)
-class OfflineOptions:
-    """Options every offline replay takes (bag: :class:`~act_interp_ros.bag.replay.ReplayOptions`, dataset:
-    :class:`~act_interp_ros.dataset.replay.DatasetReplayOptions`).
+@dataclass
+class AttachedPolicy:
+    """How a source runs the attached policy.
 
     Attributes:
-        batch_size: runnable ticks per batched forward pass (1 = sequential; the actions are the same).
-        methods: side methods to compute (any of gradcam, gradient_x_input, integrated_gradients, occlusion);
-            ``None`` = the config's ``side_methods``.
-        side_every: side methods every N ticks (tick index % N == 0; 0 = off, 1 = every tick);
-            ``None`` = from the config's ``side_rate_hz`` (round(rate / side_rate_hz)).
-        faithfulness_samples: side ticks per sequence (about evenly spread) on which every map's deletion
-            test runs (0 = none); each costs ``n_cameras * 4 * (1 + 4)`` forwards per method.
-        write_video, write_table, write_plot: which per-sequence outputs to write.
-        table_format: ``"csv"`` or ``"parquet"``.
-        device: torch device; ``None`` = the config's ``device``.
-        progress: show a tqdm progress bar on stderr.
-        rerun_path: also write a Rerun recording (``.rrd``) here (``None`` = none).
+        settings: the settings the ticks run under (a dataset's: its fps and joints).
+        rate_hz: the tick rate (side-method schedule, video fps).
+        env_state: the policy has an environment state (its sensitivity runs on side ticks).
+        command_pipeline: the tick pipeline whose command limits apply (bags: ROS units); ``None`` = actions stay
+            in policy units, without a command (datasets).
+        render: render overlays even without videos or Rerun (for the output bag).
     """
 
-    batch_size: int = 1
-    methods: Sequence[str] | None = None
-    side_every: int | None = None
-    faithfulness_samples: int = 8
-    write_video: bool = True
-    write_table: bool = True
-    write_plot: bool = True
-    table_format: str = "csv"
-    device: str | None = None
-    progress: bool = False
-    rerun_path: str | os.PathLike[str] | None = None
+    settings: NodeSettings
+    rate_hz: float
+    env_state: bool
+    command_pipeline: TickPipeline | None = None
+    render: bool = False
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+@dataclass
+class SequenceSpec:
+    """One set of per-tick outputs.
 
-
-def check_options(options: OfflineOptions) -> None:
-    """Raise :class:`ReplayError` (one line) for a bad common option."""
-    if not _is_int(options.batch_size) or options.batch_size < 1:
-        raise ReplayError(f"batch size must be an integer >= 1, got {options.batch_size!r}")
-    if options.side_every is not None and (not _is_int(options.side_every) or options.side_every < 0):
-        raise ReplayError(f"side-every must be an integer >= 0 (0 = off, 1 = every tick), got {options.side_every!r}")
-    if options.methods is not None:
-        unknown = [m for m in options.methods if m not in ALL_METHODS]
-        if unknown:
-            raise ReplayError(f"methods {unknown} unknown; expected some of {', '.join(ALL_METHODS)}")
-    if not _is_int(options.faithfulness_samples) or options.faithfulness_samples < 0:
-        raise ReplayError(f"faithfulness samples must be an integer >= 0, got {options.faithfulness_samples!r}")
-    if options.table_format not in out.TABLE_FORMATS:
-        raise ReplayError(f"table format must be one of {', '.join(out.TABLE_FORMATS)}, got {options.table_format!r}")
-    if options.rerun_path is not None:
-        path = Path(options.rerun_path)
-        if path.suffix != ".rrd":
-            raise ReplayError(f"--rerun must name a Rerun recording file ending in .rrd, got '{path}'")
-        if path.is_dir():
-            raise ReplayError(f"--rerun '{path}' is a directory; expected a .rrd file path")
-        if importlib.util.find_spec("rerun") is None:
-            raise ReplayError("--rerun needs the rerun-sdk package (pip install rerun-sdk)")
-
-
-def check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ReplayError(f"output path '{out_dir}' exists and is not a directory")
-
-
-def side_every_for(options: OfflineOptions, settings: NodeSettings, rate_hz: float, methods: Sequence[str],
-                   env_state: bool = False) -> int:
-    """Side methods (and, for ``env_state`` policies, the env-state sensitivity) every N ticks: the option, else
-    ``round(rate / side_rate_hz)`` (0 = never)."""
-    if not methods and not env_state:
-        return 0
-    if options.side_every is not None:
-        return int(options.side_every)
-    if settings.side_rate_hz <= 0:
-        return 0
-    return max(1, round(rate_hz / settings.side_rate_hz))
-
-
-def methods_for(options: OfflineOptions, settings: NodeSettings) -> list[str]:
-    return list(settings.side_methods if options.methods is None else options.methods)
-
-
-class TickSchedule:
-    """Which ticks of a sequence of ``n_ticks`` get the side methods and the deletion (faithfulness) test.
-
-    Side ticks: ``k % side_every == 0``. Faithfulness: about ``samples`` of the side ticks, evenly spread
-    (every ``faith_every``-th one); without side methods, about ``samples`` of all ticks (attention only).
+    Attributes:
+        folder: its folder under the output directory (``""`` = the output directory itself).
+        title: names it in the plots' titles.
+        episode: its Rerun episode index; task: its Rerun task label.
+        n_ticks: how many ticks it has.
+        table: its (empty) tick table (the columns say what is recorded).
+        frame_sizes: camera key -> (H, W) of the source frames (video sizes).
+        data: the source's own handle (a dataset's episode index).
     """
 
-    def __init__(self, n_ticks: int, side_every: int, samples: int) -> None:
-        self.side_every = int(side_every)
-        if samples <= 0:
-            self.faith_every = 0
-        else:
-            candidates = -(-n_ticks // self.side_every) if self.side_every else n_ticks
-            self.faith_every = max(1, -(-candidates // samples))
-
-    def side(self, k: int) -> bool:
-        return self.side_every > 0 and k % self.side_every == 0
-
-    def faithfulness(self, k: int) -> bool:
-        if not self.faith_every:
-            return False
-        if self.side_every:
-            return k % self.side_every == 0 and (k // self.side_every) % self.faith_every == 0
-        return k % self.faith_every == 0
+    folder: str
+    title: str
+    episode: int
+    n_ticks: int
+    table: out.TickTable
+    frame_sizes: dict[str, tuple[int, int]]
+    task: str = ""
+    data: Any = None
+    timings: dict[str, float] = field(default_factory=dict)  # the source's own (open_s, read_s)
 
 
-def make_interpreter(wrapped: InterpretableACT, settings: NodeSettings, options: OfflineOptions,
-                     methods: Sequence[str], *, faithfulness: bool, pipeline: TickPipeline | None = None,
-                     render: bool = True) -> OfflineInterpreter:
-    """The offline interpreter for a run (the deletion test only when some tick samples faithfulness; the
-    env-state sensitivity for policies with an env state)."""
-    deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if faithfulness else None
-    return OfflineInterpreter(wrapped, settings, methods=methods, batch_size=options.batch_size, pipeline=pipeline,
-                              render=render, deletion=deletion, env_sensitivity=env_state_sensitivity(wrapped, settings))
+@dataclass
+class SequenceResult:
+    """What one sequence gave: its spec, tick counts, the files written into its folder, its deletion results,
+    plan resets, model time and wall times (s)."""
+
+    spec: SequenceSpec
+    stats: TickStats
+    names: list[str]
+    deletion: dict[str, dict[str, list[DeletionResult]]]
+    plan_resets: int
+    model_s: float
+    loop_s: float
+    outputs_s: float
+    total_s: float
+
+    def timings(self) -> dict[str, float]:
+        from act_interp_ros.offline.summary import timings
+
+        return timings(total_s=self.total_s, loop_s=self.loop_s, model_s=self.model_s, outputs_s=self.outputs_s,
+                       ticks=self.spec.n_ticks, **self.spec.timings)
+
+
+@dataclass
+class SessionResult:
+    """What the whole run gave, for the source's summary.
+
+    Attributes:
+        policy: the policy's name (its path); out_dir: the output directory.
+        sequences: one result per sequence, in order.
+        stats: tick counts over every sequence.
+        methods, side_every: the side methods computed and their schedule.
+        plan_resets, model_s: over the run.
+        faithfulness: method -> camera -> pooled deletion-test result.
+        outputs: committed output name -> final path.
+        open_s: checking the source's inputs (before the policy load); run_s: from the attached policy to the
+            committed outputs; loop_s: ticking (read, model, per-tick outputs); total_s: the whole run.
+    """
+
+    policy: str
+    out_dir: Path
+    sequences: list[SequenceResult]
+    stats: TickStats
+    methods: list[str]
+    side_every: int
+    plan_resets: int
+    model_s: float
+    faithfulness: dict[str, Any]
+    outputs: dict[str, Path]
+    open_s: float
+    run_s: float
+    loop_s: float
+    total_s: float
+
+
+class ExtraOutput(Protocol):
+    """An output a source adds beside the per-sequence ones (the bag replay's output bag): it sees every record
+    first, then is finished (returns the names it staged) or aborted."""
+
+    def on_tick(self, rec: TickRecord) -> None: ...
+    def finish(self) -> list[str]: ...
+    def abort(self) -> None: ...
+
+
+class ReplaySource(ABC):
+    """What a replay reads. Attributes: ``name`` (the Rerun recording), ``unit`` (the progress bar's),
+    ``joint_names`` (policy order), ``warnings`` (for the summary)."""
+
+    name: str = "replay"
+    unit: str = "tick"
+    joint_names: list[str]
+    warnings: list[str]
+
+    def open(self) -> None:
+        """Check the inputs before the (slow) policy load; raise one clear line when they cannot be replayed."""
+
+    @abstractmethod
+    def load_policy(self, path: str) -> InterpretableACT:
+        """Load the policy at ``path`` under this source's settings."""
+
+    @abstractmethod
+    def attach(self, wrapped: InterpretableACT) -> AttachedPolicy:
+        """Check ``wrapped`` against the inputs; how it runs."""
+
+    @abstractmethod
+    def sequences(self, methods: Sequence[str]) -> list[SequenceSpec]:
+        """The sequences to replay (after :meth:`attach`); ``methods``: the side methods (table columns)."""
+
+    @abstractmethod
+    def ticks(self, seq: SequenceSpec, schedule: TickSchedule) -> Iterator[OfflineTick]:
+        """The sequence's ticks in order (skipped ones with ``rec.skip``), scheduled by ``schedule``."""
+
+    def extra_outputs(self, stage: out.OutputStage, methods: Sequence[str]) -> list[ExtraOutput]:
+        """Outputs beside the per-sequence ones, staged in ``stage`` (none by default)."""
+        return []
+
+    def sequence_done(self, result: SequenceResult, folder: Path, final: Path) -> list[str]:
+        """After a sequence's outputs are written in ``folder`` (staged; ``final``: where they will be): more files
+        of its own (names)."""
+        return []
+
+    def no_action_hint(self, stats: TickStats) -> str:
+        """What to try, after the reasons, when no tick computed an action."""
+        return ""
+
+    @abstractmethod
+    def summarise(self, result: SessionResult) -> TickSummary:
+        """The run's summary (``summary.json``)."""
+
+    def close(self) -> None:
+        """Release what :meth:`open` opened."""
 
 
 @contextmanager
@@ -201,134 +213,126 @@ def opened_policy(policy: str | os.PathLike[str] | InterpretableACT,
         wrapped.close()
 
 
-# ------------------------------------------------------------------------------------------- staging
-class StagedRun:
-    """The outputs of one run: an :class:`~act_interp_ros.offline.outputs.OutputStage` in ``out_dir`` and, with
-    ``options.rerun_path``, a Rerun recording (``self.rerun``). :meth:`commit` puts everything in place
-    together; leaving the ``with`` block by an exception runs the registered cleanups (:meth:`on_abort`),
-    deletes the partial Rerun file and discards the stage, so a failed run leaves no output. A run in which no
-    tick computed an action is a failed run: :meth:`commit` raises :class:`NoActionError` instead of
-    committing, so the output directory keeps what it held (an earlier run's outputs included).
-    """
-
-    def __init__(self, out_dir: Path, options: OfflineOptions, joint_names: Sequence[str], settings: NodeSettings,
-                 name: str) -> None:
-        self.stage = out.OutputStage(out_dir)
-        self.rerun = None
-        self._cleanups: list[Callable[[], None]] = []
-        if options.rerun_path is not None:
-            try:
-                self.rerun = open_rerun(options.rerun_path, joint_names, settings, name)
-            except BaseException:
-                self.stage.abandon()
-                raise
-
-    def __enter__(self) -> StagedRun:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            self.abort()
-
-    def on_abort(self, cleanup: Callable[[], None]) -> None:
-        """Run ``cleanup`` (e.g. closing a partial writer) if the run fails."""
-        self._cleanups.append(cleanup)
-
-    def commit(self, staged: Sequence[str], stats: TickStats, hint: str = "") -> dict[str, Path]:
-        """Close the Rerun file, commit the staged outputs (removing an earlier run's stale ones); name -> path.
-
-        ``stats`` counts the run's ticks: when none computed an action nothing is committed and
-        :class:`NoActionError` says why (``hint``, e.g. what to try, follows the reasons).
-        """
-        problem = stats.no_action_message()
-        if problem is not None:
-            raise NoActionError(f"{problem}{hint}; {NO_OUTPUTS}")
-        rrd = self.rerun.close() if self.rerun is not None else None
-        committed = out.commit_outputs(self.stage, staged, {rrd.name} if rrd is not None else set())
-        if rrd is not None:
-            committed[rrd.name] = rrd
-        self._cleanups.clear()
-        return committed
-
-    def abort(self) -> None:
-        for cleanup in reversed(self._cleanups):
-            cleanup()
-        if self.rerun is not None:
-            self.rerun.abort()
-        self.stage.abandon()
-
-
-# -------------------------------------------------------------------------------------------- outputs
-class SequenceOutputs:
-    """The per-tick outputs of one sequence, built inside ``directory`` (in the staging area): the attention
-    video per camera and the grid video, the tick table, the attention/faithfulness plot and, when the table
-    holds recorded actions, the predicted-vs-recorded action plot; optionally the sequence's episode in a
-    Rerun recording.
+class OfflineSession:
+    """Runs ``source`` through ``policy`` (see the module docstring).
 
     Args:
-        directory: where the files are built (created).
-        table: the sequence's (empty) tick table; its columns say what is recorded.
-        options: which outputs to write and the table format.
-        frame_sizes: camera key -> (H, W) of the source frames (video sizes).
-        fps: video frame rate (the tick rate).
-        methods: side methods (a grid column each).
-        title: names the sequence in the plots' titles.
-        rerun: the sequence's :class:`RerunTicks` (``None`` = no Rerun).
+        source: what to replay.
+        policy: a ``pretrained_model/`` directory (loaded by the source, closed at the end) or a loaded policy.
+        options: the common offline options (checked by the caller).
     """
 
-    def __init__(self, directory: Path, table: out.TickTable, options: OfflineOptions, *,
-                 frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str], title: str,
-                 rerun: RerunTicks | None = None) -> None:
-        self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.table = table
+    def __init__(self, source: ReplaySource, policy: str | os.PathLike[str] | InterpretableACT,
+                 options: OfflineOptions) -> None:
+        self.source = source
+        self.policy = policy
         self.options = options
-        self.title = title
-        self.rerun = rerun
-        self.stats = TickStats()
-        self.videos = None
-        if options.write_video:
-            from act_interp_ros.offline.videos import ReplayVideos
+        self.attached: AttachedPolicy | None = None
 
-            self.videos = ReplayVideos(self.dir, table.camera_keys, table.camera_names, frame_sizes, fps,
-                                       methods=methods)
+    def run(self, out_dir: str | os.PathLike[str]) -> TickSummary:
+        """Replay into ``out_dir``; returns the summary (also in ``out_dir/summary.json``).
 
-    def on_tick(self, rec: TickRecord) -> None:
-        self.stats.add(rec)
-        self.table.add(rec)
-        if self.videos is not None:
-            self.videos.on_tick(rec)
-        if self.rerun is not None:
-            self.rerun.on_tick(rec)
+        Outputs appear only when some tick computed an action (else :class:`~.options.NoActionError`), and an
+        earlier run's outputs that this run does not write are removed.
+        """
+        t_start = time.perf_counter()
+        out_path = Path(out_dir)
+        check_out_dir(out_path)
+        try:
+            self.source.open()
+            open_s = time.perf_counter() - t_start
+            with opened_policy(self.policy, self.source.load_policy) as (wrapped, policy_name):
+                result = self._run(wrapped, policy_name, out_path, t_start, open_s)
+                summary = self.source.summarise(result)
+        finally:
+            self.source.close()
+        write_summary(summary, out_path)
+        return summary
 
-    def finish(self) -> list[str]:
-        """Close the videos, write the table and plots; returns the file names written (in ``directory``)."""
-        names: list[str] = []
-        if self.videos is not None:
-            names += self.videos.close()
-            self.videos = None
+    # ---------------------------------------------------------------------------------------- stages
+    def _run(self, wrapped: InterpretableACT, policy_name: str, out_path: Path, t_start: float,
+             open_s: float) -> SessionResult:
+        self.attached = attached = self.source.attach(wrapped)
+        t_run = time.perf_counter()
         opts = self.options
-        if opts.write_table:
-            name = out.table_name(opts.table_format)
-            self.table.write(self.dir / name, opts.table_format)
-            names.append(name)
-        if opts.write_plot:
-            plots.write_attention_plot(self.table, self.dir / out.PLOT_NAME, title=f"ACT attention over {self.title}")
-            names.append(out.PLOT_NAME)
-            if self.table.recorded:
-                plots.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
-                                      title=f"Predicted vs recorded action, {self.title} (| = new chunk)")
-                names.append(out.ACTION_PLOT_NAME)
-        return names
+        methods = methods_for(opts, attached.settings)
+        side_every = side_every_for(opts, attached.settings, attached.rate_hz, methods, env_state=attached.env_state)
+        if side_every == 0:
+            methods = []
+        specs = self.source.sequences(methods)
+        deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if opts.faithfulness_samples > 0 else None
+        interp = OfflineInterpreter(
+            wrapped, attached.settings, methods=methods, batch_size=opts.batch_size,
+            pipeline=attached.command_pipeline, deletion=deletion,
+            render=attached.render or opts.write_video or opts.rerun_path is not None,
+            env_sensitivity=env_state_sensitivity(wrapped, attached.settings))
+        from tqdm import tqdm
 
-    def abort(self) -> None:
-        if self.videos is not None:
-            self.videos.abort()
-            self.videos = None
+        bar = tqdm(total=sum(s.n_ticks for s in specs), unit=self.source.unit, disable=not opts.progress,
+                   file=sys.stderr, dynamic_ncols=True, desc="replay", mininterval=0.5)
+        stats = TickStats()
+        results: list[SequenceResult] = []
+        pooled: dict[str, dict[str, list[DeletionResult]]] = {}
+        try:
+            with StagedRun(out_path, opts, self.source.joint_names, attached.settings, self.source.name) as run:
+                extras = self.source.extra_outputs(run.stage, methods)
+                for extra in extras:
+                    run.on_abort(extra.abort)
+                staged: list[str] = []
+                wrapped.policy.eval()
+                for spec in specs:
+                    result = self._sequence(spec, run, interp, extras, methods, side_every, bar, stats)
+                    results.append(result)
+                    for method, per_cam in result.deletion.items():
+                        for cam, parts in per_cam.items():
+                            pooled.setdefault(method, {}).setdefault(cam, []).extend(parts)
+                    staged += [spec.folder] if spec.folder else result.names
+                loop_s = sum(r.loop_s for r in results)
+                for extra in extras:
+                    staged += extra.finish()
+                committed = run.commit(staged, stats, hint=self.source.no_action_hint(stats))
+        finally:
+            bar.close()
+            interp.close()
+        now = time.perf_counter()
+        return SessionResult(
+            policy=str(policy_name), out_dir=out_path, sequences=results, stats=stats, methods=methods,
+            side_every=side_every, plan_resets=interp.plan_resets, model_s=interp.model_s,
+            faithfulness=faithfulness_summary(pooled), outputs=committed, open_s=open_s, run_s=now - t_run,
+            loop_s=loop_s, total_s=now - t_start)
 
+    def _sequence(self, spec: SequenceSpec, run: StagedRun, interp: OfflineInterpreter, extras: list[ExtraOutput],
+                  methods: list[str], side_every: int, bar, overall: TickStats) -> SequenceResult:
+        """Run one sequence's ticks into its outputs (in ``stage/<folder>``)."""
+        t0 = time.perf_counter()
+        folder = run.stage.path(spec.folder) if spec.folder else run.stage.dir
+        outputs = SequenceOutputs(
+            folder, spec.table, self.options, frame_sizes=spec.frame_sizes, fps=self.attached.rate_hz,
+            methods=methods, title=spec.title,
+            rerun=RerunTicks(run.rerun, spec.episode, task=spec.task) if run.rerun is not None else None)
+        run.on_abort(outputs.abort)
+        schedule = TickSchedule(spec.n_ticks, side_every, self.options.faithfulness_samples)
+        resets0, model0 = interp.plan_resets, interp.model_s
+        interp.policy.reset()  # a fresh plan at the sequence's start
+        interp.reset()
 
-def write_summary(summary: TickSummary, out_dir: Path) -> None:
-    """List ``summary.json`` among the outputs and write it into ``out_dir`` (atomically)."""
-    path = Path(out_dir) / out.SUMMARY_NAME
-    summary.outputs[out.SUMMARY_NAME] = str(path)
-    out.write_json_atomic(path, summary.to_dict())
+        def emit(records: list[TickRecord]) -> None:
+            for rec in records:
+                for extra in extras:
+                    extra.on_tick(rec)
+                outputs.on_tick(rec)
+                overall.add(rec)
+                bar.update(1)
+
+        for tick in self.source.ticks(spec, schedule):
+            emit(interp.add(tick))
+        emit(interp.flush())
+        t_loop = time.perf_counter()
+        names = outputs.finish()
+        done = time.perf_counter()
+        result = SequenceResult(spec, outputs.stats, names, interp.take_deletion_results(),
+                                interp.plan_resets - resets0, interp.model_s - model0,
+                                loop_s=t_loop - t0, outputs_s=done - t_loop, total_s=done - t0)
+        final = run.stage.out_dir / spec.folder if spec.folder else run.stage.out_dir
+        result.names += self.source.sequence_done(result, folder, final)
+        return result

@@ -69,14 +69,15 @@ class PreparedTick:
 
     Attributes:
         frames: camera key -> (H, W, 3) uint8 RGB at the source size (overlays are drawn on these).
-        current_ros: (n_joints,) joint positions in ROS units, policy order (the step limit's reference).
+        current_ros: (n_joints,) joint positions in ROS units, policy order (the step limit's reference);
+            ``None`` for a recorded frame already in policy units (:meth:`TickPipeline.prepare_recorded`).
         observation: the raw LeRobot observation (unbatched tensors, images (3, h, w) float in [0, 1] at
             the policy's size) for ``InterpretableACT.preprocess``.
         stamps_ns: input topic -> header stamp of the message used (ns).
     """
 
     frames: dict[str, np.ndarray]
-    current_ros: np.ndarray
+    current_ros: np.ndarray | None
     observation: dict[str, Any]
     stamps_ns: dict[str, int] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class TickPipeline:
         self.limit_tolerance = float(settings.joint_limit_tolerance)
         self.builder = ObservationBuilder(config, resize=bool(settings.image_resize), device=device)
         self.has_state = config.robot_state_feature is not None
-        env_dim = int(config.env_state_feature.shape[0]) if config.env_state_feature is not None else 0
+        self.env_dim = env_dim = int(config.env_state_feature.shape[0]) if config.env_state_feature is not None else 0
         self.env_topic = settings.env_state_topic if env_dim else None
         self.env = (EnvStateMapping(settings.env_state_type, env_dim, settings.env_state_scale,
                                     settings.env_state_offset) if env_dim else None)
@@ -182,6 +183,39 @@ class TickPipeline:
         except ObservationError as exc:
             return SkipReason("bad_input.observation", str(exc))
         return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})
+
+    def prepare_recorded(self, images: Mapping[str, np.ndarray], state: np.ndarray | None,
+                         env_state: np.ndarray | None, where: str) -> PreparedTick | SkipReason:
+        """The policy-side stages for a recorded frame already in policy units (a LeRobotDataset frame): no gate,
+        decoding or joint mapping; the training-range guard, then the observation.
+
+        Args:
+            images: policy camera key -> (H, W, 3) uint8 RGB at the recorded size.
+            state: (n_joints,) policy units, or ``None``; env_state: (n_env,) or ``None``.
+            where: names the frame in skip reasons (``frame 12``).
+        Returns:
+            a :class:`PreparedTick` without ``current_ros`` (no ROS command), or the skip reason.
+        """
+        self.last_flags = flags = []
+        if self.guard is not None:
+            for key, frame in images.items():
+                flag = self.guard.check_image(key, camera_name(key), frame)
+                if flag is not None:
+                    flags.append(flag)
+            values = []
+            if self.has_state and state is not None and np.all(np.isfinite(state)):
+                values += self.guard.check_state(np.asarray(state, dtype=np.float64))
+            if self.env_dim and env_state is not None and np.all(np.isfinite(env_state)):
+                values += self.guard.check_env(np.asarray(env_state, dtype=np.float64))
+            flags.extend(values)
+            if values and self.skip_out_of_range:
+                return out_of_range_skip(where, values)
+        try:
+            observation = self.builder.build(dict(images), state if self.has_state else None,
+                                             env_state if self.env_dim else None)
+        except ObservationError as exc:  # e.g. a non-finite state: this frame computes no action
+            return SkipReason("bad_input.observation", f"{where}: {exc}")
+        return PreparedTick(dict(images), None, observation)
 
     def limit(self, action_policy: np.ndarray, current_ros: np.ndarray) -> tuple[np.ndarray, bool]:
         """(A,) finite policy-unit action -> (limited ROS command, clamped?).

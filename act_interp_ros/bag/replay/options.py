@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 
 from act_interp_ros.bag.replay.plan import CLOCKS
-from act_interp_ros.offline import session
-from act_interp_ros.offline.session import OfflineOptions, ReplayError
+from act_interp_ros.offline import options as offline_options
+from act_interp_ros.offline.options import OfflineOptions, ReplayError
 from act_interp_ros.offline.summary import TickSummary
 from act_interp_ros.settings import DEFAULT_NODE_NAME
 
 @dataclass(kw_only=True)
 class ReplayOptions(OfflineOptions):
-    """How to replay a bag: the common :class:`~act_interp_ros.offline.session.OfflineOptions` (batch size,
+    """How to replay a bag: the common :class:`~act_interp_ros.offline.options.OfflineOptions` (batch size,
     methods, side schedule, faithfulness samples, outputs, device, progress, Rerun) plus:
 
     Attributes:
@@ -83,11 +83,11 @@ def zero_stamp_problem(zero: Sequence[str], stamped: Sequence[str], clock: str) 
                 f"{'this topic' if len(zero) == 1 else 'these topics'} does not stamp its messages")
     return (f"{text}; the freshness gate skips inputs stamped 0 (unstamped) on either clock, like the node, so no "
             f"tick can compute an action until the publisher stamps them (header.stamp = when the data was taken); "
-            f"{session.NO_OUTPUTS}")
+            f"{offline_options.NO_OUTPUTS}")
 
 
 def check_options(options: ReplayOptions) -> None:
-    session.check_options(options)
+    offline_options.check_options(options)
     if options.clock not in CLOCKS:
         raise ReplayError(f"clock must be one of {', '.join(CLOCKS)}, got {options.clock!r}")
     if options.rate_hz is not None and not (math.isfinite(options.rate_hz) and options.rate_hz > 0):

@@ -4,8 +4,9 @@
 through the node's own pipeline (:mod:`act_interp_ros.pipeline`: the same gate, decoding, joint checks,
 observation, plan rule and limits as the live node, so both skip the same ticks for the same reasons), and
 writes the selected outputs (output bag, videos, per-tick table, plot, ``summary.json``, optionally a Rerun
-recording with the bag as episode 0 on the bag's time axis). The outputs, the option checks and the
-summary fields are shared with the dataset replay (:mod:`act_interp_ros.offline.session`).
+recording with the bag as episode 0 on the bag's time axis). :class:`BagSource` supplies only the bag: the
+lifecycle (policy, ticks, outputs, summary) is :class:`~act_interp_ros.offline.session.OfflineSession`'s, the
+same as the dataset replay's.
 
 Policy rule: the policy is reset at the start. Every tick that passes the pipeline runs one forward pass
 (fresh attention each tick) and advances the policy's action queue / temporal ensembler exactly like
@@ -23,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
-import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,12 +43,11 @@ from act_interp_ros.bag.replay.plan import NS, PlanError, TickPlan, TopicIndex, 
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.inputs.env_state import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
 from act_interp_ros.inputs.image_decoding import ImageDecodeError, decode_image
-from act_interp_ros.offline import session
 from act_interp_ros.offline.interpreter import OfflineTick
+from act_interp_ros.offline.options import NoActionError, ReplayError, TickSchedule
 from act_interp_ros.offline.records import CameraFrame, TickRecord
-from act_interp_ros.offline.rerun_ticks import RerunTicks
-from act_interp_ros.offline.session import NoActionError, ReplayError
-from act_interp_ros.offline.summary import timings
+from act_interp_ros.offline.session import AttachedPolicy, OfflineSession, ReplaySource, SequenceSpec, SessionResult
+from act_interp_ros.offline.summary import TickStats, timings
 from act_interp_ros.pipeline import (
     SkipReason,
     TickPipeline,
@@ -72,26 +71,54 @@ from act_interp_ros.bag.replay.topics import (
     Undecodable,
 )
 
-__all__ = ["NoActionError", "ReplayError", "replay_bag"]
+__all__ = ["BagSource", "NoActionError", "ReplayError", "replay_bag"]
 
 logger = logging.getLogger(__name__)
 
 
-class _Replay:
-    """One replay run (see :func:`replay_bag`)."""
+class _OutputBag:
+    """The output bag as an extra output of the session: inputs copied as the bag is read, outputs per tick."""
 
-    def __init__(self, reader: BagReader, settings: NodeSettings, options: ReplayOptions) -> None:
-        self.reader = reader
+    def __init__(self, writer) -> None:
+        self.writer = writer
+
+    def on_tick(self, rec: TickRecord) -> None:
+        self.writer.on_tick(rec)
+
+    def finish(self) -> list[str]:
+        self.writer.input_done()
+        self.writer.close()
+        return [out.BAG_NAME]
+
+    def abort(self) -> None:
+        self.writer.abort()
+
+
+class BagSource(ReplaySource):
+    """A recorded bag as a replay source: one sequence, the replayed range (see :func:`replay_bag`).
+
+    Args:
+        bag: rosbag2 directory, ``.mcap`` or ``.db3`` file.
+        settings: the live node's settings.
+        options: :class:`ReplayOptions` (checked).
+    """
+
+    def __init__(self, bag: str | os.PathLike[str], settings: NodeSettings, options: ReplayOptions) -> None:
+        self.bag = bag
         self.settings = settings
         self.options = options
+        self.joint_names = list(settings.joint_names)
         self.rate_hz = float(options.rate_hz or settings.control_rate_hz)
-        self.methods = session.methods_for(options, settings)
-        # env-state policies also measure their coordinate sensitivity on side ticks
-        self.side_every = session.side_every_for(options, settings, self.rate_hz, self.methods,
-                                                 env_state=bool(settings.env_state_topic))
-        if self.side_every == 0:
-            self.methods = []
         self.warnings: list[str] = []
+        self.reader: BagReader | None = None
+        self.bag_out = None
+
+    # ---------------------------------------------------------------------------------- open
+    def open(self) -> None:
+        """Open the bag, check its topics, index it (pass 1) and plan the ticks: before the (slow) policy load."""
+        self.reader = reader = open_bag(self.bag)
+        settings = self.settings
+        self.name = Path(reader.path).name
         self.cameras: list[ReplayCamera] = []
         for key, topic, transport in zip(settings.camera_keys, settings.camera_topics, settings.camera_transports):
             t, msgtype = resolve_camera(reader, key, topic, transport)
@@ -112,9 +139,20 @@ class _Replay:
         self.env_stamped = has_header(settings.env_state_type)
         # The pipeline sees the topics actually read (a compressed fallback keeps its camera key).
         self.pipeline_settings = settings.replace(camera_topics=[c.topic for c in self.cameras])
+        self._index()
+        try:
+            self.plan_ = build_plan(self.idx, rate_hz=self.rate_hz, clock=self.options.clock,
+                                    start_s=self.options.start_s, end_s=self.options.end_s,
+                                    max_input_age_s=self.settings.max_input_age_s,
+                                    tick_times_ns=self.options.tick_times_ns)
+        except PlanError as exc:
+            raise ReplayError(str(exc)) from None
 
-    # ---------------------------------------------------------------------------------- index
-    def index(self) -> None:
+    def close(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+
+    def _index(self) -> None:
         """Pass 1: header stamps and log times of every camera / joint-state message; source image sizes.
 
         Raises NoActionError when a topic's header stamps are all 0 (:func:`zero_stamp_problem`)."""
@@ -143,17 +181,16 @@ class _Replay:
             except (ImageDecodeError, BagError):
                 cam.size_hw = (0, 0)
 
-    def plan(self) -> None:
+    # -------------------------------------------------------------------------------- policy
+    def load_policy(self, path: str) -> InterpretableACT:
         try:
-            self.plan_ = build_plan(self.idx, rate_hz=self.rate_hz, clock=self.options.clock,
-                                    start_s=self.options.start_s, end_s=self.options.end_s,
-                                    max_input_age_s=self.settings.max_input_age_s,
-                                    tick_times_ns=self.options.tick_times_ns)
-        except PlanError as exc:
+            return load_policy(self.settings.replace(policy_path=path),
+                               device=self.options.device or self.settings.device)
+        except SettingsError as exc:
             raise ReplayError(str(exc)) from None
 
-    def attach_policy(self, wrapped: InterpretableACT) -> None:
-        """Check the policy against the config (the same check as the node's)."""
+    def attach(self, wrapped: InterpretableACT) -> AttachedPolicy:
+        """Check the policy against the config (the same check as the node's); the node's pipeline and limits."""
         try:
             check_policy(self.settings, wrapped.policy)
         except SettingsError as exc:
@@ -170,75 +207,32 @@ class _Replay:
         for cam in self.cameras:
             if cam.size_hw == (0, 0):
                 cam.size_hw = tuple(wrapped.image_shapes[cam.key])
+        self.contract = output_contract(s, has_state=wrapped.state_dim > 0, has_env_state=wrapped.env_state_dim > 0)
+        return AttachedPolicy(s, self.rate_hz, env_state=bool(s.env_state_topic), command_pipeline=self.pipeline,
+                              render=self.options.write_bag)
 
-    # ------------------------------------------------------------------------------------ run
-    def run(self, out_dir: Path, policy_name: str, t_start: float, index_s: float) -> ReplaySummary:
-        """Pass 2 and the outputs; ``t_start``/``index_s``: when the run started and how long pass 1 took."""
-        t_indexed = time.perf_counter()
-        opts, s, w = self.options, self.settings, self.wrapped
-        plan = self.plan_
-        cam_keys = [c.key for c in self.cameras]
-        cam_names = [c.name for c in self.cameras]
-        self.contract = output_contract(s, has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0)
-        table = out.TickTable(cam_keys, cam_names, self.joint_topic, [c.topic for c in self.cameras],
-                              list(s.joint_names), has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
-                              methods=self.methods)
-        self.schedule = session.TickSchedule(len(plan.ticks), self.side_every, opts.faithfulness_samples)
-        self.interp = session.make_interpreter(
-            w, s, opts, self.methods, faithfulness=bool(self.schedule.faith_every), pipeline=self.pipeline,
-            render=opts.write_bag or opts.write_video or opts.rerun_path is not None)
-        self.bag_out = None
-        staged: list[str] = []
-        try:
-            with session.StagedRun(out_dir, opts, s.joint_names, s, Path(self.reader.path).name) as run:
-                if opts.write_bag:
-                    from act_interp_ros.bag.bag_output import OutputBagWriter
+    # ------------------------------------------------------------------------------ sequences
+    def sequences(self, methods: Sequence[str]) -> list[SequenceSpec]:
+        """One sequence: the replayed range (Rerun episode 0, on the bag's time axis)."""
+        w = self.wrapped
+        table = out.TickTable([c.key for c in self.cameras], [c.name for c in self.cameras], self.joint_topic,
+                              [c.topic for c in self.cameras], list(self.settings.joint_names),
+                              has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0, methods=list(methods))
+        return [SequenceSpec(folder="", title=self.name, episode=0, n_ticks=len(self.plan_.ticks), table=table,
+                             frame_sizes={c.key: c.size_hw for c in self.cameras})]
 
-                    self.bag_out = OutputBagWriter(
-                        run.stage.path(out.BAG_NAME), self.reader, list(self.reader.topics), self.contract,
-                        node=opts.node_name, settings=s, methods=self.methods)
-                    run.on_abort(self.bag_out.abort)
-                self.outputs = session.SequenceOutputs(  # the bag is Rerun episode 0, on the bag's time axis
-                    run.stage.dir, table, opts, frame_sizes={c.key: c.size_hw for c in self.cameras}, fps=self.rate_hz,
-                    methods=self.methods, title=Path(self.reader.path).name,
-                    rerun=RerunTicks(run.rerun, 0) if run.rerun is not None else None)
-                run.on_abort(self.outputs.abort)
-                w.policy.eval()
-                w.reset()
-                t_loop = time.perf_counter()
-                self._stream()
-                loop_s = time.perf_counter() - t_loop
-                if self.bag_out is not None:
-                    self.bag_out.close()
-                    staged.append(out.BAG_NAME)
-                staged += self.outputs.finish()
-                t_done = time.perf_counter()
-                stats = self.outputs.stats
-                committed = run.commit(staged, stats, hint=no_action_hint(stats.kinds))
-        finally:
-            self.interp.close()
-        return ReplaySummary(
-            bag=str(self.reader.path), policy=policy_name, out_dir=str(out_dir), clock=opts.clock, rate_hz=self.rate_hz,
-            batch_size=opts.batch_size, side_every=self.side_every,
-            start_ns=plan.ticks[0], end_ns=plan.ticks[-1], **self.outputs.stats.fields(),
-            plan_resets=self.interp.plan_resets, methods=self.methods,
-            faithfulness=self.interp.faithfulness_summary(),
-            input_topics={c.key: c.topic for c in self.cameras} | {"joint_state": self.joint_topic},
-            output_topics=dict(self.bag_out.topics) if self.bag_out is not None else {},
-            output_counts=({t: n for t, n in self.bag_out.counts.items() if t in self.bag_out.topics}
-                           if self.bag_out is not None else {}),
-            outputs={name: str(path) for name, path in committed.items()},
-            timings=timings(index_s=index_s, total_s=time.perf_counter() - t_start, loop_s=loop_s,
-                                    model_s=self.interp.model_s, outputs_s=t_done - t_indexed - loop_s,
-                                    ticks=len(plan.ticks)),
-            warnings=self.warnings,
-        )
+    def extra_outputs(self, stage: out.OutputStage, methods: Sequence[str]) -> list[_OutputBag]:
+        if not self.options.write_bag:
+            return []
+        from act_interp_ros.bag.bag_output import OutputBagWriter
 
-    # ------------------------------------------------------------------------------ streaming
-    def _stream(self) -> None:
-        """Pass 2: read the bag in log order, build ticks as soon as their inputs are read, run the policy."""
-        from tqdm import tqdm
+        self.bag_out = OutputBagWriter(stage.path(out.BAG_NAME), self.reader, list(self.reader.topics), self.contract,
+                                       node=self.options.node_name, settings=self.settings, methods=list(methods))
+        return [_OutputBag(self.bag_out)]
 
+    def ticks(self, seq: SequenceSpec, schedule: TickSchedule) -> Iterator[OfflineTick]:
+        """Pass 2: read the bag in log order; each tick as soon as its inputs are read (inputs copied into the
+        output bag on the way)."""
         plan: TickPlan = self.plan_
         n = len(plan.ticks)
         cache: dict[tuple[str, int], Any] = {}
@@ -254,35 +248,26 @@ class _Replay:
             read_to = min(read_to, 2**63 - 1)
         read = {t: (0 if read_from is None else int(np.searchsorted(self.idx[t].log_ns, read_from, side="left")))
                 for t in self.topics}
-        self._bar = tqdm(total=n, unit="tick", disable=not self.options.progress, file=sys.stderr, dynamic_ncols=True,
-                         desc="replay", mininterval=0.5)
-        try:
-            for msg in self.reader.messages(topics, start_ns=read_from, stop_ns=read_to):
-                if copy and (plan.copy_range is None or plan.copy_range[0] <= msg.log_ns <= plan.copy_range[1]):
-                    self.bag_out.on_input(msg)
-                if msg.topic not in read:
-                    continue
-                j = read[msg.topic]
-                read[msg.topic] = j + 1
-                if (msg.topic, j) in plan.last_use:
-                    cache[(msg.topic, j)] = self._deserialize(msg)
-                while next_tick < n and all(int(plan.selection[t][next_tick]) < read[t] for t in self.topics):
-                    self._build_tick(next_tick, cache)
-                    for t in self.topics:
-                        jj = int(plan.selection[t][next_tick])
-                        if jj >= 0 and plan.last_use.get((t, jj)) == next_tick:
-                            cache.pop((t, jj), None)
-                    next_tick += 1
-                if next_tick == n and not copy:
-                    break
-            if next_tick < n:  # pragma: no cover - the index guarantees every selected message is read
-                raise BagError(f"bag '{self.reader.path}' changed while it was read (tick {next_tick} of {n} lacks input)")
-            for rec in self.interp.flush():
-                self._emit(rec)
-            if self.bag_out is not None:
-                self.bag_out.input_done()
-        finally:
-            self._bar.close()
+        for msg in self.reader.messages(topics, start_ns=read_from, stop_ns=read_to):
+            if copy and (plan.copy_range is None or plan.copy_range[0] <= msg.log_ns <= plan.copy_range[1]):
+                self.bag_out.on_input(msg)
+            if msg.topic not in read:
+                continue
+            j = read[msg.topic]
+            read[msg.topic] = j + 1
+            if (msg.topic, j) in plan.last_use:
+                cache[(msg.topic, j)] = self._deserialize(msg)
+            while next_tick < n and all(int(plan.selection[t][next_tick]) < read[t] for t in self.topics):
+                yield self._tick(next_tick, cache, schedule)
+                for t in self.topics:
+                    jj = int(plan.selection[t][next_tick])
+                    if jj >= 0 and plan.last_use.get((t, jj)) == next_tick:
+                        cache.pop((t, jj), None)
+                next_tick += 1
+            if next_tick == n and not copy:
+                break
+        if next_tick < n:  # pragma: no cover - the index guarantees every selected message is read
+            raise BagError(f"bag '{self.reader.path}' changed while it was read (tick {next_tick} of {n} lacks input)")
 
     def _deserialize(self, msg: RawMessage) -> Any:
         """The message object, or an undecodable marker (a bad_input tick, like a message the node cannot use)."""
@@ -291,7 +276,7 @@ class _Replay:
         except BagError as exc:
             return Undecodable(msg.topic, str(exc))
 
-    def _build_tick(self, k: int, cache: dict[tuple[str, int], Any]) -> None:
+    def _tick(self, k: int, cache: dict[tuple[str, int], Any], schedule: TickSchedule) -> OfflineTick:
         plan: TickPlan = self.plan_
         t_ns = plan.ticks[k]
         rec = TickRecord(index=k, time_ns=t_ns, rel_s=(t_ns - plan.origin_ns) / NS, log_ns=t_ns + plan.log_offset_ns)
@@ -309,35 +294,49 @@ class _Replay:
                     rgb = None
                 if rgb is not None:
                     rec.frames[cam.key] = CameraFrame(cam.key, cam.name, cam.topic, rgb,
-                                                          rec.input_stamps_ns[cam.topic], str(msg.header.frame_id))
+                                                      rec.input_stamps_ns[cam.topic], str(msg.header.frame_id))
         tick = OfflineTick(rec)
         bad = next((m for m in msgs.values() if isinstance(m, Undecodable)), None)
         if bad is not None:
             kind = {self.joint_topic: "bad_input.joint_state", self.env_topic: "bad_input.env_state"}.get(
                 bad.topic, "bad_input.image")
             rec.skip = SkipReason(kind, f"{bad.topic} {bad.error}")
+            return tick
+        env = None
+        if self.env_topic and msgs[self.env_topic] is not None:
+            env = EnvStateInput(msgs[self.env_topic], rec.input_stamps_ns[self.env_topic])
+        snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic], env)
+        prepared = self.pipeline.prepare(snap)
+        rec.range_flags = list(self.pipeline.last_flags)
+        if isinstance(prepared, SkipReason):
+            rec.skip = prepared
         else:
-            env = None
-            if self.env_topic and msgs[self.env_topic] is not None:
-                env = EnvStateInput(msgs[self.env_topic], rec.input_stamps_ns[self.env_topic])
-            snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic], env)
-            prepared = self.pipeline.prepare(snap)
-            rec.range_flags = list(self.pipeline.last_flags)
-            if isinstance(prepared, SkipReason):
-                rec.skip = prepared
-            else:
-                tick.batch = self.wrapped.preprocess(prepared.observation)
-                tick.current_ros = prepared.current_ros
-                tick.side = self.schedule.side(k)
-                tick.faithfulness = self.schedule.faithfulness(k)
-        for done in self.interp.add(tick):
-            self._emit(done)
+            tick.batch = self.wrapped.preprocess(prepared.observation)
+            tick.current_ros = prepared.current_ros
+            tick.side = schedule.side(k)
+            tick.faithfulness = schedule.faithfulness(k)
+        return tick
 
-    def _emit(self, rec: TickRecord) -> None:
-        if self.bag_out is not None:
-            self.bag_out.on_tick(rec)
-        self.outputs.on_tick(rec)
-        self._bar.update(1)
+    # ------------------------------------------------------------------------------- summary
+    def no_action_hint(self, stats: TickStats) -> str:
+        return no_action_hint(stats.kinds)
+
+    def summarise(self, result: SessionResult) -> ReplaySummary:
+        plan, opts, bag_out = self.plan_, self.options, self.bag_out
+        return ReplaySummary(
+            bag=str(self.reader.path), policy=result.policy, out_dir=str(result.out_dir), clock=opts.clock,
+            rate_hz=self.rate_hz, batch_size=opts.batch_size, side_every=result.side_every,
+            start_ns=plan.ticks[0], end_ns=plan.ticks[-1], **result.stats.fields(),
+            plan_resets=result.plan_resets, methods=result.methods, faithfulness=result.faithfulness,
+            input_topics={c.key: c.topic for c in self.cameras} | {"joint_state": self.joint_topic},
+            output_topics=dict(bag_out.topics) if bag_out is not None else {},
+            output_counts=({t: n for t, n in bag_out.counts.items() if t in bag_out.topics}
+                           if bag_out is not None else {}),
+            outputs={name: str(path) for name, path in result.outputs.items()},
+            timings=timings(index_s=result.open_s, total_s=result.total_s, loop_s=result.loop_s,
+                            model_s=result.model_s, outputs_s=result.run_s - result.loop_s, ticks=len(plan.ticks)),
+            warnings=self.warnings,
+        )
 
 
 # --------------------------------------------------------------------------------------- public API
@@ -368,25 +367,7 @@ def replay_bag(
     """
     options = options or ReplayOptions()
     check_options(options)
-    out_path = Path(out_dir)
-    session.check_out_dir(out_path)
-
-    def load(path: str) -> InterpretableACT:
-        try:
-            return load_policy(settings.replace(policy_path=path), device=options.device or settings.device)
-        except SettingsError as exc:
-            raise ReplayError(str(exc)) from None
-
-    with open_bag(bag) as reader:
-        t_start = time.perf_counter()
-        replay = _Replay(reader, settings, options)  # inputs are checked before the (slow) policy load
-        replay.index()
-        replay.plan()
-        index_s = time.perf_counter() - t_start
-        with session.opened_policy(policy, load) as (wrapped, policy_name):
-            replay.attach_policy(wrapped)
-            summary = replay.run(out_path, str(policy_name), t_start, index_s)
-    session.write_summary(summary, out_path)
+    summary = OfflineSession(BagSource(bag, settings, options), policy, options).run(out_dir)
     logger.info("replayed %d ticks (%d skipped) at %.1f ticks/s into %s", summary.ticks, summary.skipped,
-                summary.timings["ticks_per_s"], out_path)
+                summary.timings["ticks_per_s"], out_dir)
     return summary
