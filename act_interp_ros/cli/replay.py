@@ -10,11 +10,14 @@ offline (no ROS/DDS needed).
     common options: [--batch-size N] [--methods M ...] [--side-every N] [--faithfulness-samples N]
                     [--rerun FILE.rrd] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
                     [--strict-size] [--device cpu] [-p NAME:=VALUE ...]
+                    [--ablate CAMERA:x,y,w,h[:mean|blur] | --ablate-top CAMERA:MAP:PERCENT[:mean|blur]]
 
 A bag writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publishes), ``attention_<cam>.mp4``
 and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``. A dataset
 writes the same per episode into ``DIR/episode_NNN/`` (no bag; plus ``action_plot.png``, predicted vs
 recorded action) and ``DIR/summary.json`` across episodes. ``--rerun`` also writes a Rerun recording.
+``--ablate`` edits a region of one camera on every tick and records how much the executed chunk changes
+(``ablation_change`` column, ``ablation_plot.png``, the summary's ``ablation``, ``ablated_<cam>.mp4``).
 ``--check-units`` runs no model and writes nothing: per joint, the bag's range in policy units against the
 checkpoint's training range, a verdict and, when a simple fit explains a mismatch, the ``joint_scale`` /
 ``joint_offset`` that fix it; it exits 3 when a joint is outside its training range.
@@ -99,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--faithfulness-samples", type=int, default=8, metavar="N",
                    help="run the deletion (faithfulness) test of every map on about N method ticks (0 = off; "
                    "default 8)")
+    ablate = p.add_mutually_exclusive_group()
+    ablate.add_argument("--ablate", default=None, metavar="CAMERA:x,y,w,h[:mean|blur]",
+                        help="edit this box (source pixels) of one camera on every tick, filled with the dataset's "
+                        "mean colour or blurred, and record how much the executed chunk changes against the unedited "
+                        "run: a column, ablation_plot.png, the summary and ablated_<camera>.mp4. Test a hypothesis "
+                        "(\"it follows the shadow\"): ablate the suspect region, then an equal region on the object")
+    ablate.add_argument("--ablate-top", default=None, metavar="CAMERA:MAP:PERCENT[:mean|blur]",
+                        help="the same for the top PERCENT %% of a map's cells on each tick (MAP: attention, or a "
+                        "side method computed in this run, e.g. front:gradient_x_input:10 with --side-every 1)")
     p.add_argument("--no-bag", action="store_true", help="bag: do not write the output bag")
     p.add_argument("--no-video", action="store_true", help="do not write videos")
     p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
@@ -231,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:
             batch_size=args.batch_size, methods=args.methods, side_every=args.side_every,
             faithfulness_samples=args.faithfulness_samples, write_video=not args.no_video,
             write_table=not args.no_table, write_plot=not args.no_plot, table_format=args.table_format,
-            device=args.device, progress=not args.quiet, rerun_path=args.rerun,
+            device=args.device, progress=not args.quiet, rerun_path=args.rerun, ablate=_ablation(args),
         )
         summary = (_replay_dataset if args.dataset is not None else _replay_bag)(args, settings, common)
     except KeyboardInterrupt:
@@ -264,6 +276,21 @@ def _run(args: argparse.Namespace) -> int:
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
     return 0  # a run without any action raised NoActionError (a ReplayError) before committing anything
+
+
+def _ablation(args: argparse.Namespace):
+    """``--ablate`` / ``--ablate-top`` -> an AblationSpec (``None`` without); a bad spec is one ReplayError line."""
+    from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
+    from act_interp_ros.core.ablation import AblationSpec  # noqa: PLC0415
+
+    try:
+        if args.ablate is not None:
+            return AblationSpec.parse_box(args.ablate)
+        if args.ablate_top is not None:
+            return AblationSpec.parse_top(args.ablate_top)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+    return None
 
 
 def _check_units(args: argparse.Namespace, settings: NodeSettings) -> int:

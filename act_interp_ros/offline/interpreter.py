@@ -5,7 +5,8 @@ Used by the bag replay and the dataset replay. Per batch of runnable ticks (``ba
 1. one forward pass with attention capture (fresh maps for every tick, as ``force_model_run`` gives);
 2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) and, for env-state
    policies, the env-state sensitivity on the ticks scheduled for them, batched;
-3. the deletion (faithfulness) test of every map method on the sampled ticks;
+3. the deletion (faithfulness) test of every map method on the sampled ticks, and the ``--ablate`` edit (how
+   much the executed chunk changes when a region of one camera is edited) on every tick where it applies;
 4. in tick order, the node's own policy step (:class:`~act_interp_ros.pipeline.PolicyStep`): the plan rule (a
    skipped tick resets the plan), the action from the policy's own queue / ensembler, a non-finite action
    becomes a skipped tick, the command limits when a pipeline is given (bags: ROS units, the node's limits);
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from act_interp_ros.core import DeletionResult, DeletionTest, EnvStateSensitivity, InterpretableACT
+from act_interp_ros.core.ablation import Ablation, AblationSpec, ablated_frame, box_mask, top_mask
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.pipeline import PolicyStep, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
@@ -76,12 +78,17 @@ class OfflineInterpreter:
         render: render overlays (for videos, the output bag, Rerun).
         deletion: the deletion test for faithfulness ticks (``None`` = none).
         env_sensitivity: the env-state sensitivity check for side ticks (env-state policies; ``None`` = none).
+        ablation: what to edit on every tick (``None`` = nothing); checked against the policy's cameras.
     """
 
     def __init__(self, policy: InterpretableACT, settings: NodeSettings, *, methods: Sequence[str] = (),
                  batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
-                 deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None) -> None:
+                 deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None,
+                 ablation: AblationSpec | None = None) -> None:
         self.env_sensitivity = env_sensitivity
+        self.ablation_spec = ablation
+        self.ablation = Ablation(policy.policy, ablation.camera, ablation.fill) if ablation is not None else None
+        self._mean_rgb = _mean_rgb(policy, ablation.camera) if ablation is not None else None
         self.policy = policy
         self.settings = settings
         self.methods = list(methods)
@@ -126,6 +133,7 @@ class OfflineInterpreter:
                 rows[id(t)] = i
             self._side_maps(runnable)
             self._faithfulness(runnable)
+            self._ablate(runnable)
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
             if t.batch is None:
@@ -150,6 +158,8 @@ class OfflineInterpreter:
             self.side.close()
         if self.deletion is not None:
             self.deletion.close()
+        if self.ablation is not None:
+            self.ablation.close()
 
     # --------------------------------------------------------------------------------- internals
     def _side_maps(self, runnable: list[OfflineTick]) -> None:
@@ -183,6 +193,33 @@ class OfflineInterpreter:
             for t, ratio in zip(wants, ratios):
                 t.rec.faithfulness[method] = float(ratio)
 
+    def _ablate(self, runnable: list[OfflineTick]) -> None:
+        """Edit the spec's region on every tick where it exists; record the chunk's change (and the edited frame)."""
+        if self.ablation is None:
+            return
+        spec, hw = self.ablation_spec, self.ablation.image_hw
+        masks: list[np.ndarray | None] = []
+        for t in runnable:
+            rec = t.rec
+            if spec.box is not None:
+                frame = rec.frames.get(spec.camera)
+                masks.append(box_mask(spec.box, frame.rgb.shape[:2], hw) if frame is not None else None)
+                continue
+            maps = (rec.interpretation.camera_maps if spec.method == "attention"
+                    else rec.side_maps.get(spec.method, {}))
+            saliency = maps.get(spec.camera)
+            masks.append(top_mask(saliency, hw, spec.percent) if saliency is not None else None)
+        if all(m is None for m in masks):
+            return
+        changes = self.ablation.run(_stack([t.batch for t in runnable]), masks)
+        for t, mask, change in zip(runnable, masks, changes):
+            if mask is None:
+                continue
+            t.rec.ablation_change = float(change)
+            frame = t.rec.frames.get(spec.camera)
+            if self.render and frame is not None:
+                t.rec.ablated_frame = ablated_frame(frame.rgb, mask, spec.fill, self._mean_rgb)
+
     def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
         result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
@@ -205,6 +242,14 @@ class OfflineInterpreter:
             for method, maps in rec.side_maps.items():
                 rec.side_overlays.setdefault(method, {})[key] = method_overlay(
                     frame.rgb, maps[key], method, key, alpha=s.overlay_alpha, suffix=f" {rec.rel_s:.2f}s")
+
+
+def _mean_rgb(policy: InterpretableACT, camera: str) -> np.ndarray | None:
+    """(3,) the camera's mean colour (0..1) in the policy's normaliser: what ``mean`` fills with; ``None`` if absent."""
+    from act_interp_ros.pipeline.training_range import normalizer_stats
+
+    mean = normalizer_stats(policy.preprocessor).get(camera, {}).get("mean")
+    return None if mean is None else np.asarray(mean, dtype=np.float64).reshape(-1)[:3]
 
 
 def faithfulness_summary(results: dict[str, dict[str, list[DeletionResult]]]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from act_interp_ros.core.ablation import AblationSpec
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings
@@ -48,6 +49,8 @@ class OfflineOptions:
         device: torch device; ``None`` = the config's ``device``.
         progress: show a tqdm progress bar on stderr.
         rerun_path: also write a Rerun recording (``.rrd``) here (``None`` = none).
+        ablate: edit this region of one camera on every tick and record how much the executed chunk changes
+            (:class:`~act_interp_ros.core.ablation.AblationSpec`; ``None`` = no edit).
     """
 
     batch_size: int = 1
@@ -61,6 +64,7 @@ class OfflineOptions:
     device: str | None = None
     progress: bool = False
     rerun_path: str | os.PathLike[str] | None = None
+    ablate: AblationSpec | None = None
 
 
 def _is_int(value: Any) -> bool:
@@ -89,6 +93,13 @@ def check_options(options: OfflineOptions) -> None:
             raise ReplayError(f"--rerun '{path}' is a directory; expected a .rrd file path")
         if importlib.util.find_spec("rerun") is None:
             raise ReplayError("--rerun needs the rerun-sdk package (pip install rerun-sdk)")
+    spec = options.ablate
+    if spec is not None:
+        if not isinstance(spec, AblationSpec):
+            raise ReplayError(f"ablate must be an AblationSpec (AblationSpec.parse_box / parse_top), got {spec!r}")
+        if spec.method is not None and spec.method not in ("attention", *ALL_METHODS):
+            raise ReplayError(f"--ablate-top '{spec.label}': map '{spec.method}' unknown; expected one of attention, "
+                              f"{', '.join(ALL_METHODS)}")
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -36,12 +36,18 @@ BAG_NAME = "interp_bag"
 GRID_VIDEO_NAME = "grid.mp4"
 PLOT_NAME = "attention_plot.png"
 ACTION_PLOT_NAME = "action_plot.png"
+ABLATION_PLOT_NAME = "ablation_plot.png"
 SUMMARY_NAME = "summary.json"
 
 
 def camera_video_name(camera: str) -> str:
     """File name of a camera's attention video (``camera`` = short name, e.g. ``front``)."""
     return f"attention_{camera}.mp4"
+
+
+def ablated_video_name(camera: str) -> str:
+    """File name of the video of a camera's frames as edited by ``--ablate`` (``camera`` = short name)."""
+    return f"ablated_{camera}.mp4"
 
 
 def table_name(fmt: str) -> str:
@@ -189,19 +195,20 @@ class TickTable:
 
         tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, outside_training_range, new_plan, maps,
         attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
-        lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>...,
+        lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>..., ablation_change?,
         action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
     ``outside_training_range`` lists the inputs outside the checkpoint's training range (joint names,
     ``env_state.<name>``, ``image.<camera>``; empty when none); ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
     sampled ticks; ``env_sensitivity`` (env-state policies) the executed chunk's change per env-state unit; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
-    ``predicted - recorded``.
+    ``predicted - recorded``; ``ablation_change`` (with ``--ablate``) the executed chunk's change when the region is
+    edited (normalised L2; empty where the region does not exist on the tick).
     """
 
     def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str | None,
                  camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool,
-                 methods: Sequence[str] = (), recorded: bool = False) -> None:
+                 methods: Sequence[str] = (), recorded: bool = False, ablation: bool = False) -> None:
         self.camera_keys = list(camera_keys)
         self.camera_names = list(camera_names)
         self.camera_topics = list(camera_topics)
@@ -211,6 +218,7 @@ class TickTable:
         self.has_env_state = has_env_state
         self.methods = list(methods)
         self.recorded = recorded
+        self.ablation = ablation
         self.rows: list[dict[str, Any]] = []
 
     @property
@@ -255,6 +263,8 @@ class TickTable:
             row[f"lift_{name}"] = lifts.get(key, nan)
         for m in ("attention", *self.methods):
             row[f"faith_{m}"] = rec.faithfulness.get(m, nan)
+        if self.ablation:
+            row["ablation_change"] = rec.ablation_change if rec.ablation_change is not None else nan
         if self.has_env_state:
             row["env_sensitivity"] = rec.env_sensitivity if rec.env_sensitivity is not None else nan
         for j, name in enumerate(self.action_names):
@@ -289,6 +299,7 @@ class TickTable:
         cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "outside_training_range",
                 "new_plan", "maps",
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
+        cols += ["ablation_change"] if self.ablation else []
         cols += ["env_sensitivity"] if self.has_env_state else []
         cols += [f"action_{n}" for n in self.action_names]
         if self.recorded:

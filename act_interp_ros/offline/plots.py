@@ -69,6 +69,42 @@ def write_attention_plot(table: TickTable, path: Path, title: str = "") -> None:
 
 
 # ------------------------------------------------------------------------------ predicted vs recorded
+def write_ablation_plot(table: TickTable, path: Path, label: str, title: str = "") -> None:
+    """PNG over the episode: how much the executed chunk changes when ``--ablate`` edits its region (normalised
+    L2 of the executed actions), per tick; skipped ticks shaded grey, ticks that start a new chunk marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows = table.rows
+    t = np.array([r["time_s"] for r in rows], dtype=np.float64)
+    y = np.array([r.get("ablation_change", np.nan) for r in rows], dtype=np.float64)
+    skipped = np.array([r["skipped"] for r in rows], dtype=bool)
+    new_plan = np.array([bool(r["new_plan"]) for r in rows], dtype=bool)
+    fig = Figure(figsize=(10, 3.6), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    ok = np.isfinite(y)
+    ax.plot(t[ok], y[ok], "-", color="#e53935", lw=1.6, label=f"--ablate {label}")
+    if ok.any():
+        ax.axhline(float(np.median(y[ok])), color="#e53935", lw=1.0, ls="--", alpha=0.6, label="median")
+    if skipped.any():
+        ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
+                        transform=ax.get_xaxis_transform(), label="skipped tick")
+    if new_plan.any():
+        ax.plot(t[new_plan], np.zeros(int(new_plan.sum())), "|", color="black", ms=6,
+                transform=ax.get_xaxis_transform(), label="new chunk")
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("executed chunk change\n(normalised L2)")
+    ax.set_xlabel("time since start of replay (s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, ncols=4)
+    ax.set_title(title or "Chunk change under --ablate", fontsize=10)
+    if len(t):
+        ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
+    fig.savefig(path, format="png")
+
+
 def action_errors(table: TickTable) -> dict[str, np.ndarray]:
     """joint -> (n_rows,) predicted - recorded action (policy units; NaN where either is missing)."""
     if not table.recorded:

@@ -49,6 +49,9 @@ class TickRecord:
         faithfulness: method -> deletion-test ratio (top-k vs random deletion) on sampled ticks.
         env_sensitivity: change of the executed chunk per unit of env-state change, on side ticks (env-state
             policies only; action units per env-state unit).
+        ablation_change: the executed chunk's change when the ``--ablate`` region is edited (normalised L2), on
+            ticks where the region exists (``None`` otherwise).
+        ablated_frame: the edited frame at source size (what the policy saw under the edit; videos only).
         range_flags: inputs outside the checkpoint's training range at this tick
             (:class:`~act_interp_ros.pipeline.RangeFlag`; bag replay).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
@@ -71,6 +74,8 @@ class TickRecord:
     side_maps: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     faithfulness: dict[str, float] = field(default_factory=dict)
     env_sensitivity: float | None = None
+    ablation_change: float | None = None
+    ablated_frame: np.ndarray | None = None
     range_flags: list = field(default_factory=list)
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)

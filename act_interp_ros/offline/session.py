@@ -25,9 +25,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from act_interp_ros.core import DeletionResult, DeletionTest, InterpretableACT
+from act_interp_ros.core.ablation import box_mask
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
-from act_interp_ros.offline.options import OfflineOptions, TickSchedule, check_out_dir, methods_for, side_every_for
+from act_interp_ros.offline.options import (
+    OfflineOptions,
+    ReplayError,
+    TickSchedule,
+    check_out_dir,
+    methods_for,
+    side_every_for,
+)
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.offline.rerun_ticks import RerunTicks
 from act_interp_ros.offline.staging import SequenceOutputs, StagedRun, write_summary
@@ -260,17 +268,18 @@ class OfflineSession:
         if side_every == 0:
             methods = []
         specs = self.source.sequences(methods)
+        self._check_ablation(wrapped, methods, specs)
         deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if opts.faithfulness_samples > 0 else None
         interp = OfflineInterpreter(
             wrapped, attached.settings, methods=methods, batch_size=opts.batch_size,
             pipeline=attached.command_pipeline, deletion=deletion,
             render=attached.render or opts.write_video or opts.rerun_path is not None,
-            env_sensitivity=env_state_sensitivity(wrapped, attached.settings))
+            env_sensitivity=env_state_sensitivity(wrapped, attached.settings), ablation=opts.ablate)
         from tqdm import tqdm
 
         bar = tqdm(total=sum(s.n_ticks for s in specs), unit=self.source.unit, disable=not opts.progress,
                    file=sys.stderr, dynamic_ncols=True, desc="replay", mininterval=0.5)
-        stats = TickStats()
+        stats = TickStats(ablation=opts.ablate.label if opts.ablate is not None else None)
         results: list[SequenceResult] = []
         pooled: dict[str, dict[str, list[DeletionResult]]] = {}
         try:
@@ -300,6 +309,27 @@ class OfflineSession:
             side_every=side_every, plan_resets=interp.plan_resets, model_s=interp.model_s,
             faithfulness=faithfulness_summary(pooled), outputs=committed, open_s=open_s, run_s=now - t_run,
             loop_s=loop_s, total_s=now - t_start)
+
+    def _check_ablation(self, wrapped: InterpretableACT, methods: list[str], specs: list[SequenceSpec]) -> None:
+        """One line when ``--ablate``/``--ablate-top`` cannot apply: unknown camera, a map not computed, a box
+        outside the frames."""
+        spec = self.options.ablate
+        if spec is None:
+            return
+        cameras = list(wrapped.image_shapes)
+        if spec.camera not in cameras:
+            raise ReplayError(f"--ablate '{spec.label}': camera '{spec.camera}' is not one of the policy's "
+                              f"{', '.join(cameras)}")
+        if spec.method is not None and spec.method != "attention" and spec.method not in methods:
+            raise ReplayError(f"--ablate-top '{spec.label}': {spec.method} maps are not computed in this run "
+                              f"(side methods: {', '.join(methods) or 'none'}); add it with --methods and set "
+                              "--side-every 1 to edit every tick")
+        if spec.box is not None:
+            for seq in specs:
+                try:
+                    box_mask(spec.box, seq.frame_sizes[spec.camera], tuple(wrapped.image_shapes[spec.camera]))
+                except ValueError as exc:
+                    raise ReplayError(f"--ablate '{spec.label}': {exc}") from None
 
     def _sequence(self, spec: SequenceSpec, run: StagedRun, interp: OfflineInterpreter, extras: list[ExtraOutput],
                   methods: list[str], side_every: int, bar, overall: TickStats) -> SequenceResult:

@@ -100,13 +100,14 @@ class SequenceOutputs:
         self.options = options
         self.title = title
         self.rerun = rerun
-        self.stats = TickStats()
+        ablate = options.ablate
+        self.stats = TickStats(ablation=ablate.label if ablate is not None else None)
         self.videos = None
         if options.write_video:
             from act_interp_ros.offline.videos import ReplayVideos
 
             self.videos = ReplayVideos(self.dir, table.camera_keys, table.camera_names, frame_sizes, fps,
-                                       methods=methods)
+                                       methods=methods, ablated=ablate.camera if ablate is not None else None)
 
     def on_tick(self, rec: TickRecord) -> None:
         self.stats.add(rec)
@@ -130,6 +131,10 @@ class SequenceOutputs:
         if opts.write_plot:
             plots.write_attention_plot(self.table, self.dir / out.PLOT_NAME, title=f"ACT attention over {self.title}")
             names.append(out.PLOT_NAME)
+            if self.options.ablate is not None:
+                plots.write_ablation_plot(self.table, self.dir / out.ABLATION_PLOT_NAME, self.options.ablate.label,
+                                          title=f"Chunk change under --ablate, {self.title} (| = new chunk)")
+                names.append(out.ABLATION_PLOT_NAME)
             if self.table.recorded:
                 plots.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
                                       title=f"Predicted vs recorded action, {self.title} (| = new chunk)")

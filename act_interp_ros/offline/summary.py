@@ -22,7 +22,9 @@ class TickStats:
     """Counts over tick records: processed / skipped (by kind, by kind and input, first reason of each),
     side ticks, and the mean attention share per group over the processed ticks."""
 
-    def __init__(self) -> None:
+    def __init__(self, ablation: str | None = None) -> None:
+        self.ablation_label = ablation
+        self._ablation: list[float] = []
         self.ticks = self.processed = self.skipped = self.side_ticks = 0
         self.kinds: Counter[str] = Counter()
         self.groups: Counter[str] = Counter()
@@ -44,6 +46,8 @@ class TickStats:
             return
         self.processed += 1
         self.side_ticks += bool(rec.side_maps)
+        if rec.ablation_change is not None:
+            self._ablation.append(float(rec.ablation_change))
         if rec.interpretation is not None:
             for g, v in rec.interpretation.fractions.items():
                 self._shares.setdefault(group_name(g), []).append(float(v))
@@ -61,7 +65,18 @@ class TickStats:
             "attention_mean": {g: round(float(np.mean(v)), 6) for g, v in self._shares.items()},
             "outside_training_range": dict(sorted(self.out_of_range.items())),
             "outside_training_range_examples": dict(sorted(self.out_of_range_examples.items())),
+            "ablation": self.ablation_fields(),
         }
+
+    def ablation_fields(self) -> dict[str, Any]:
+        """``--ablate``: the spec and the executed chunk's change over the ticks where it applied ({} without)."""
+        if self.ablation_label is None:
+            return {}
+        v = np.asarray(self._ablation, dtype=np.float64)
+        stats = ({"mean": float(v.mean()), "median": float(np.median(v)), "p90": float(np.percentile(v, 90)),
+                  "max": float(v.max())} if v.size else {"mean": None, "median": None, "p90": None, "max": None})
+        return {"spec": self.ablation_label, "ticks": int(v.size),
+                **{k: (round(x, 6) if x is not None else None) for k, x in stats.items()}}
 
 
 @dataclass(kw_only=True)
@@ -73,7 +88,9 @@ class TickSummary:
     first full reason of each in ``reason_examples``. ``attention_mean``: mean share of the decoder's
     attention per group (proprio, env_state, latent, each camera) over the processed ticks.
     ``faithfulness``: method -> camera -> deletion-test result. ``outside_training_range``: flag counter
-    (``state_outside_training_range.<joint>``, ...) -> ticks, with the first line of each in ``..._examples``. ``outputs`` maps each output's name to its
+    (``state_outside_training_range.<joint>``, ...) -> ticks, with the first line of each in ``..._examples``. ``ablation`` (with
+    ``--ablate``): the spec and the executed chunk's change (mean, median, p90, max; normalised L2) over the ticks
+    where the edit applied. ``outputs`` maps each output's name to its
     final path; ``timings`` has wall times (s) and ticks/s.
     """
 
@@ -92,6 +109,7 @@ class TickSummary:
     warnings: list[str] = field(default_factory=list)
     outside_training_range: dict[str, int] = field(default_factory=dict)
     outside_training_range_examples: dict[str, str] = field(default_factory=dict)
+    ablation: dict[str, Any] = field(default_factory=dict)
 
     def range_line(self) -> str:
         """One summary line: which inputs were outside the training range on how many ticks (first example)."""

@@ -1,7 +1,8 @@
 """Replay videos: one attention mp4 per camera and one grid mp4 (rows = cameras, columns = attention | each
 side method, e.g. GradCAM | gradient x input).
 
-Every tick writes exactly one frame to every video (frame count = tick count, frame rate = control
+With ``--ablate``, ``ablated_<camera>.mp4`` shows that camera's frames as the edit left them, with the chunk's
+change. Every tick writes exactly one frame to every video (frame count = tick count, frame rate = control
 rate), so video time is bag time. A skipped tick shows the camera's latest frame dimmed, with the
 reason; before a camera's first frame it is black. A side-method column holds that method's latest
 overlay (its label says at which time it was computed) between side ticks.
@@ -20,7 +21,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from act_interp_ros.offline.outputs import GRID_VIDEO_NAME, TickRecord, camera_video_name
+from act_interp_ros.offline.outputs import GRID_VIDEO_NAME, TickRecord, ablated_video_name, camera_video_name
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.pipeline.side_methods import LABELS
 
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 GRID_CELL_MAX_W = 320
 BAR_H = 22
+ABLATED = "ablated:"  # the key of the --ablate video's writer (camera keys never start with it)
 
 
 def _even(n: int) -> int:
@@ -121,13 +123,16 @@ class ReplayVideos:
         frame_sizes: camera key -> (H, W) of the source frames (the per-camera video size).
         fps: frame rate (the control rate).
         methods: side methods with a grid column each (in order).
+        ablated: camera key whose ``--ablate``-edited frames get their own video (``ablated_<camera>.mp4``).
     """
 
     def __init__(self, directory: Path, camera_keys: Sequence[str], camera_names: Sequence[str],
-                 frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str] = ()) -> None:
+                 frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str] = (),
+                 ablated: str | None = None) -> None:
         self.keys = list(camera_keys)
         self.names = dict(zip(camera_keys, camera_names))
         self.methods = list(methods)
+        self.ablated = ablated
         self.writers: dict[str, Mp4Writer] = {}
         self._last_frame: dict[str, np.ndarray] = {}
         self._last_side: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.methods}
@@ -144,6 +149,10 @@ class ReplayVideos:
             grid_hw = (BAR_H + self.cell[0] * len(self.keys), self.cell[1] * n_cols)
             self.grid = Mp4Writer(directory / GRID_VIDEO_NAME, fps, grid_hw)
             self.file_names.append(GRID_VIDEO_NAME)
+            if ablated is not None:
+                name = ablated_video_name(self.names[ablated])
+                self.writers[ABLATED] = Mp4Writer(directory / name, fps, frame_sizes[ablated])
+                self.file_names.append(name)
         except BaseException:
             self.abort()
             raise
@@ -182,10 +191,22 @@ class ReplayVideos:
             text += "".join(f"  {self.names[k]} {fr[k]:.0%}" for k in self.keys if k in fr)
         draw_label(bar, text[:100], y=4, scale=0.4)
         self.grid.write(np.concatenate([bar, body], axis=0))
+        if self.ablated is not None:
+            self._write_ablated(rec)
+
+    def _write_ablated(self, rec: TickRecord) -> None:
+        writer = self.writers[ABLATED]
+        if rec.ablated_frame is None:
+            reason = rec.skip_reason if rec.skipped else "the edited region is not on this tick"
+            view = placeholder(self._last_frame.get(self.ablated), writer.size_hw, f"t={rec.rel_s:.2f}s {reason}")
+        else:
+            view = rec.ablated_frame.copy()
+            draw_label(view, f"t={rec.rel_s:.2f}s change {rec.ablation_change:.2f}", y=4, scale=0.4)
+        writer.write(view)
 
     def close(self) -> list[str]:
         for writer in (*self.writers.values(), self.grid):
-            writer.close()
+            writer.close()  # the per-camera videos, the ablated one included
         return list(self.file_names)
 
     def abort(self) -> None:
