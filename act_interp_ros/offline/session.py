@@ -39,7 +39,7 @@ from act_interp_ros.offline.options import (
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.offline.rerun_ticks import RerunTicks
 from act_interp_ros.offline.staging import SequenceOutputs, StagedRun, write_summary
-from act_interp_ros.offline.summary import TickStats, TickSummary
+from act_interp_ros.offline.summary import TickStats, TickSummary, timings
 from act_interp_ros.pipeline import TickPipeline
 from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
 from act_interp_ros.settings import NodeSettings
@@ -111,8 +111,7 @@ class SequenceResult:
     total_s: float
 
     def timings(self) -> dict[str, float]:
-        from act_interp_ros.offline.summary import timings
-
+        """The sequence's ``timings`` (s) with ticks/s, and the source's own (open_s, read_s)."""
         return timings(total_s=self.total_s, loop_s=self.loop_s, model_s=self.model_s, outputs_s=self.outputs_s,
                        ticks=self.spec.n_ticks, **self.spec.timings)
 
