@@ -230,7 +230,8 @@ class Moment:
     index: int
     stamp_ns: int
     phase: str
-    maps: dict[str, dict[str, StampedFrame]]  # map ("attention", side methods) -> camera -> overlay
+    maps: dict[str, dict[str, StampedFrame]]  # map ("attention", side methods) -> camera -> overlay (may lack one)
+    max_side_gap_s: float = 0.5  # how far a side-method overlay may be from the moment
 
 
 def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str], methods: Sequence[str],
@@ -240,7 +241,9 @@ def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str
     Preferred: a side-method tick (overlays of every side method and camera with one stamp) inside the phase,
     shown with the attention overlays of the same stamp. Side methods run at a few Hz, so a short phase may
     hold none: then an attention stamp inside the phase is used with the nearest side-method overlays (at most
-    ``max_side_gap_s`` away; their time is printed on the still). Phases without overlays are left out.
+    ``max_side_gap_s`` away; their time is printed on the still). Phases without attention overlays are left
+    out; a side method without an overlay that near keeps its column, which says so (every still has the same
+    layout, also where side methods fell behind on a loaded machine).
     """
     att = {c: _Latest(rec.attention.get(c, [])) for c in cameras}
     side = {m: {c: _Latest(rec.side.get(m, {}).get(c, [])) for c in cameras} for m in methods}
@@ -285,10 +288,8 @@ def choose_moments(rec: Recording, timeline: DemoTimeline, cameras: Sequence[str
             continue
         maps = {"attention": a}
         for m in methods:
-            got = {c: f for c in cameras if (f := side[m][c].exact(t) or nearest(side[m][c], t)) is not None}
-            if len(got) == len(cameras):
-                maps[m] = got
-        moments.append(Moment(timeline.index_at(t), t, phase, maps))
+            maps[m] = {c: f for c in cameras if (f := side[m][c].exact(t) or nearest(side[m][c], t)) is not None}
+        moments.append(Moment(timeline.index_at(t), t, phase, maps, max_side_gap_s))
     return moments
 
 
@@ -323,11 +324,18 @@ def write_still(path: Path, moment: Moment, timeline: DemoTimeline, cameras: Seq
         boxes = timeline.boxes(i, cam)
         for ci, col in enumerate(cols):
             ax = axes[r][ci]
-            frame = moment.maps[col][cam]
-            ax.imshow(frame.rgb)
+            frame = moment.maps[col].get(cam)
             ax.set_xticks([])
             ax.set_yticks([])
             title = f"{cam}: {COLUMN_TITLES.get(col, col)}"
+            if frame is None:  # the side method fell behind: say so in its column
+                ax.imshow(np.full((h, w, 3), 40, np.uint8))
+                ax.text(w / 2, h / 2, f"no overlay within {moment.max_side_gap_s:g} s of this tick\n(the side "
+                        "method fell behind:\nthe node skips it when the CPU is busy)", color="white",
+                        ha="center", va="center", fontsize=8)
+                ax.set_title(title, fontsize=9)
+                continue
+            ax.imshow(frame.rgb)
             if col == "attention" and fractions and cam in fractions:
                 title += f"\n{fractions[cam]:.0%} of the attention on this camera"
             if frame.stamp_ns != moment.stamp_ns:
