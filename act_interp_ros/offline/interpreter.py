@@ -224,8 +224,9 @@ class OfflineInterpreter:
         result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
         rec.new_plan = result.new_plan
-        if result.skip is not None:
+        if result.skip is not None:  # e.g. a non-finite action: no outputs, the edit's change included
             rec.skip = result.skip
+            rec.ablation_change = rec.ablated_frame = None
             return
         rec.action, rec.command_ros, rec.command_clamped = result.action, result.command, result.clamped
 
