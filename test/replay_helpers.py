@@ -113,3 +113,19 @@ def count_video_frames(path) -> int:
         n += 1
     cap.release()
     return n
+
+
+def write_cli_bag(path: Path) -> Path:
+    """The 12-frame synthetic SO-101 bag (front + wrist, 96x128, raw, mcap) the command-line tests replay."""
+    from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
+
+    return write_synthetic_bag(path, storage="mcap", compressed=False, n_frames=12, image_size=(96, 128), seed=7)
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """``act_interp_replay ARGS`` in this process: (exit code, stdout, stderr)."""
+    from act_interp_ros.cli import replay as replay_cli
+
+    rc = replay_cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err

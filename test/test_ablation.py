@@ -19,7 +19,7 @@ from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.core.ablation import Ablation, AblationSpec, ablated_frame, box_mask, top_mask
 from act_interp_ros.offline.outputs import read_table
-from replay_helpers import count_video_frames
+from replay_helpers import count_video_frames, run_cli, write_cli_bag
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -100,16 +100,7 @@ def test_an_empty_edit_changes_nothing_and_no_mask_is_nan(node_checkpoint):
 # ------------------------------------------------------------------------------ replays, end to end
 @pytest.fixture(scope="module")
 def small_bag(tmp_path_factory):
-    from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
-
-    return write_synthetic_bag(tmp_path_factory.mktemp("ablate_bag") / "bag", storage="mcap", compressed=False,
-                               n_frames=12, image_size=(96, 128), seed=7)
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    rc = replay_cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return write_cli_bag(tmp_path_factory.mktemp("ablate_bag") / "bag")
 
 
 def test_bag_replay_with_ablate_writes_column_plot_summary_and_video(capsys, tmp_path, so101_checkpoint, small_bag):

@@ -15,7 +15,7 @@ import pytest
 
 from act_interp_ros.cli import replay as replay_cli
 from act_interp_ros.offline.outputs import STAGING_PREFIX, read_table
-from replay_helpers import storage_file, write_minimal_bag
+from replay_helpers import run_cli, storage_file, write_cli_bag, write_minimal_bag
 
 FINAL_NAMES = ("interp_bag", "attention_front.mp4", "attention_wrist.mp4", "grid.mp4", "ticks.csv",
                "ticks.parquet", "attention_plot.png", "summary.json")
@@ -23,16 +23,7 @@ FINAL_NAMES = ("interp_bag", "attention_front.mp4", "attention_wrist.mp4", "grid
 
 @pytest.fixture(scope="module")
 def small_bag(tmp_path_factory):
-    from act_interp_ros.bag.synthetic_bag import write_synthetic_bag
-
-    return write_synthetic_bag(tmp_path_factory.mktemp("cli_bag") / "bag", storage="mcap", compressed=False,
-                               n_frames=12, image_size=(96, 128), seed=7)
-
-
-def run_cli(capsys, *args) -> tuple[int, str, str]:
-    rc = replay_cli.main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
+    return write_cli_bag(tmp_path_factory.mktemp("cli_bag") / "bag")
 
 
 def assert_clean_error(rc: int, err: str, *needles: str) -> None:

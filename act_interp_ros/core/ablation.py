@@ -208,12 +208,8 @@ class Ablation:
             masks: per row, an (H, W) bool mask at the policy's image size of this camera, or ``None``.
         """
         io = self._io
-        io.check_ready()
-        images, extras = io.split(batch)
-        b = images[0].shape[0]
-        if len(masks) != b:
-            raise ValueError(f"Ablation: got {len(masks)} masks for a batch of {b} observations")
-        out = np.full(b, np.nan)
+        images, extras = io.split_for(batch, len(masks), "masks")
+        out = np.full(images[0].shape[0], np.nan)
         rows = [i for i, m in enumerate(masks) if m is not None]
         for start in range(0, len(rows), self.batch_size):
             part = rows[start : start + self.batch_size]

@@ -120,6 +120,16 @@ class ACTInputs:
             inputs[OBS_ENV_STATE] = extras[1]
         return self.policy.model(inputs)[0]
 
+    def split_for(self, batch: dict[str, Tensor], n_per_row: int, what: str) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """:meth:`check_ready` + :meth:`split`, and ValueError unless the batch has ``n_per_row`` rows (one ``what``
+        per row)."""
+        self.check_ready()
+        images, extras = self.split(batch)
+        b = images[0].shape[0]
+        if n_per_row != b:
+            raise ValueError(f"{self.who}: got {n_per_row} {what} for a batch of {b} observations")
+        return images, extras
+
     def check_ready(self) -> None:
         if self.policy.model.training:
             raise RuntimeError(f"{self.who} needs the policy in eval mode (call policy.eval())")

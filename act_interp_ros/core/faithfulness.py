@@ -192,11 +192,8 @@ class DeletionTest:
         Returns {camera key: :class:`DeletionResult`} for every camera that has a map in every element.
         """
         io = self._io
-        io.check_ready()
-        images, extras = io.split(batch)
+        images, extras = io.split_for(batch, len(maps), "maps")
         b = images[0].shape[0]
-        if len(maps) != b:
-            raise ValueError(f"DeletionTest: got {len(maps)} maps for a batch of {b} observations")
         cams = [i for i, k in enumerate(self.camera_keys) if all(k in m for m in maps)]
         if not cams:
             raise ValueError(
