@@ -1,8 +1,8 @@
 """Build what the tests train and cache, before pytest starts (test support, run by scripts/test.sh).
 
 On a cold cache (a new machine, or code that changes a model's cache key) training takes minutes: the
-known-answer model (~10 min on 2 cores), the two env-state models (~5 min each) and the known-answer map
-evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker at
+known-answer model (~10 min on 2 cores), the two env-state models (~5 min each), the known-answer map
+evaluation, and the shortcut pair (~5 min each) with its evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker at
 11), so a cold run could end a test that was only training. Here it counts against nothing. On a warm cache
 each step is a cache lookup (seconds).
 
@@ -23,6 +23,8 @@ def main() -> int:
 
     from act_interp_ros.demo import env_state_model as em
     from act_interp_ros.demo import known_answer as ka
+    from act_interp_ros.demo import shortcut_evaluation as se
+    from act_interp_ros.demo import shortcut_model as sm
 
     started = time.perf_counter()
     steps = [("known-answer model", lambda: ka.ensure_known_answer_model(progress=False))]
@@ -30,6 +32,10 @@ def main() -> int:
               for variant, spec in env_test.VARIANTS.items()]
     steps.append(("known-answer map evaluation", lambda: ka.cached_map_evaluation(
         ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)))
+    steps += [(f"{name} model (shortcut pair)", lambda spec=spec: sm.ensure_shortcut_model(spec))
+              for name, spec in sm.PAIR.items()]
+    steps += [(f"{name} model evaluation", lambda spec=spec: se.cached_shortcut_evaluation(
+        sm.ensure_shortcut_model(spec), **se.STANDARD_SHORTCUT_EVALUATION)) for name, spec in sm.PAIR.items()]
     for name, build in steps:
         t0 = time.perf_counter()
         result = build()

@@ -112,6 +112,7 @@ def build_synthetic_dataset(
     vcodec: str = "libsvtav1",
     keep_images: bool = True,
     overwrite: bool = False,
+    rendered: Sequence[Episode] | None = None,
 ) -> SyntheticDataset:
     """Render ``n_episodes`` synthetic SO-101 episodes and write them as a LeRobotDataset at ``root``.
 
@@ -126,12 +127,17 @@ def build_synthetic_dataset(
         vcodec: LeRobot video codec (``libsvtav1`` default; ``h264`` where the bundled FFmpeg has it).
         keep_images: keep the rendered source frames in the result (memory: T * H * W * 3 per camera).
         overwrite: replace an existing ``root``.
+        rendered: episodes already simulated and rendered elsewhere (``Episode.images`` holding ``cameras``,
+            e.g. the shortcut scene's); written instead of ``n_episodes`` new ones (``n_episodes``,
+            ``episode_steps`` and ``seed`` are then taken from them).
     Returns:
         :class:`SyntheticDataset` describing the written dataset and its source episodes.
     """
     from act_interp_ros.core.lerobot_compat import create_dataset
 
     root = Path(root)
+    if rendered is not None:
+        n_episodes, episode_steps, seed = len(rendered), [len(ep) for ep in rendered], rendered[0].seed if rendered else 0
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     steps = [int(episode_steps)] * n_episodes if isinstance(episode_steps, int) else [int(s) for s in episode_steps]
@@ -153,7 +159,10 @@ def build_synthetic_dataset(
         ds = create_dataset(repo_id, int(FPS), features, root=staging, robot_type="so101_follower",
                             use_videos=use_videos, vcodec=vcodec)
         for e, n in enumerate(steps):
-            ep = render_episode(simulate_episode(seed + e, n, scene_config=scene.config), scene)
+            if rendered is not None:
+                ep = rendered[e]
+            else:
+                ep = render_episode(simulate_episode(seed + e, n, scene_config=scene.config), scene)
             for t in range(n):
                 frame: dict = {CAMERA_KEY_PREFIX + c: ep.images[c][t] for c in cameras}
                 frame[OBS_STATE] = ep.state[t].astype(np.float32)

@@ -94,16 +94,16 @@ def evaluate_policy_maps(
     spec = spec_of(policy)
     cams = list(spec.cameras)
     frames = approach_frames(spec, n_frames, seed)
-    makers = _map_makers(methods, target, gradcam_layer, attribution_target, occlusion_patch, occlusion_stride,
+    makers = map_makers(methods, target, gradcam_layer, attribution_target, occlusion_patch, occlusion_stride,
                          occlusion_fill)
 
     torch.manual_seed(random_seed)
     random_policy = ACTPolicy(policy.config)
     random_policy.eval()
-    trained_maps = _maps(policy, preprocessor, frames, spec, makers)
-    random_maps = _maps(random_policy, preprocessor, frames, spec, makers)
+    trained_maps = policy_maps(policy, preprocessor, frames, spec, makers)
+    random_maps = policy_maps(random_policy, preprocessor, frames, spec, makers)
     deletion = (
-        _deletion(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws) if faithfulness else {}
+        deletion_results(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws) if faithfulness else {}
     )
 
     from act_interp_ros.synthetic import SyntheticScene
@@ -250,16 +250,17 @@ def _concat(parts: list[training.FrameSet]) -> training.FrameSet:
 
 
 @dataclass
-class _Maker:
-    """How to build one method's maps: ``make(policy)`` -> an object with ``attribute(batch, target)`` / ``close()``."""
+class MapMaker:
+    """How to build one method's maps (for :func:`policy_maps`): ``make(policy)`` -> an object with ``attribute(batch, target)`` / ``close()``."""
 
     make: Any
     target: Any
     window: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
-def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target, occlusion_patch, occlusion_stride,
-                occlusion_fill=0.0):
+def map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target, occlusion_patch, occlusion_stride,
+               occlusion_fill=0.0) -> dict[str, MapMaker]:
+    """{method: how to build its maps} for :func:`policy_maps` (arguments as :func:`evaluate_policy_maps`'s)."""
     from act_interp_ros.core import (
         DEFAULT_GRADIENT_TARGET,
         DEFAULT_PERTURBATION_TARGET,
@@ -269,20 +270,20 @@ def _map_makers(methods, gradcam_target, gradcam_layer: str, attribution_target,
         PixelOcclusion,
     )
 
-    makers: dict[str, _Maker] = {}
+    makers: dict[str, MapMaker] = {}
     for m in methods:
         if m == "attention":
-            makers[m] = _Maker(None, "decoder cross-attention (mean over heads and queries)")
+            makers[m] = MapMaker(None, "decoder cross-attention (mean over heads and queries)")
         elif m == "attention_executed":
-            makers[m] = _Maker(None, "decoder cross-attention (mean over heads and the executed queries)")
+            makers[m] = MapMaker(None, "decoder cross-attention (mean over heads and the executed queries)")
         elif m == "gradcam":
-            makers[m] = _Maker(lambda p: GradCAM(p, target_layer=gradcam_layer), gradcam_target)
+            makers[m] = MapMaker(lambda p: GradCAM(p, target_layer=gradcam_layer), gradcam_target)
         elif m == "gradient_x_input":
-            makers[m] = _Maker(PixelGradientXInput, attribution_target or DEFAULT_GRADIENT_TARGET)
+            makers[m] = MapMaker(PixelGradientXInput, attribution_target or DEFAULT_GRADIENT_TARGET)
         elif m == "integrated_gradients":
-            makers[m] = _Maker(PixelIntegratedGradients, attribution_target or DEFAULT_GRADIENT_TARGET)
+            makers[m] = MapMaker(PixelIntegratedGradients, attribution_target or DEFAULT_GRADIENT_TARGET)
         elif m == "occlusion":
-            maker = _Maker(lambda p: PixelOcclusion(p, patch=occlusion_patch, stride=occlusion_stride,
+            maker = MapMaker(lambda p: PixelOcclusion(p, patch=occlusion_patch, stride=occlusion_stride,
                                                     fill=occlusion_fill),
                            attribution_target or DEFAULT_PERTURBATION_TARGET)
             maker.window = {}
@@ -297,8 +298,8 @@ def _target_name(target) -> str:
     return f"{target.kind}" + (f"[{joint}]" if joint is not None else "")
 
 
-def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, makers: dict[str, _Maker],
-          batch_size: int = 32) -> dict[str, list[dict[str, np.ndarray]]]:
+def policy_maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, makers: dict[str, MapMaker],
+                batch_size: int = 32) -> dict[str, list[dict[str, np.ndarray]]]:
     """{method: [ {short camera name: map} per frame ]} for one policy (token grid or pixel maps)."""
     from act_interp_ros.core import InterpretableACT
 
@@ -332,8 +333,8 @@ def _maps(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec
     return out
 
 
-def _deletion(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, maps, random_draws: int,
-              batch_size: int = 16) -> dict[str, dict[str, Any]]:
+def deletion_results(policy, preprocessor, frames: training.FrameSet, spec: KnownAnswerSpec, maps, random_draws: int,
+                     batch_size: int = 16) -> dict[str, dict[str, Any]]:
     """{method: {short camera name: DeletionResult}} of the trained model's maps.
 
     Every method's test uses the same seed, so all methods are compared with the same random cells.
