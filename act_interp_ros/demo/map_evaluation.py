@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -15,7 +13,8 @@ import numpy as np
 
 from act_interp_ros.demo import training
 from act_interp_ros.demo.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, spearman
-from act_interp_ros.demo.model_cache import MAPS_SEED_BASE, PACKAGE_DIR, KnownAnswerModel
+from act_interp_ros.demo.model_cache import MAPS_SEED_BASE, KnownAnswerModel
+from act_interp_ros.demo.result_cache import cached_result
 from act_interp_ros.demo.training import KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
@@ -103,7 +102,8 @@ def evaluate_policy_maps(
     trained_maps = policy_maps(policy, preprocessor, frames, spec, makers)
     random_maps = policy_maps(random_policy, preprocessor, frames, spec, makers)
     deletion = (
-        deletion_results(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws) if faithfulness else {}
+        deletion_results(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws)
+        if faithfulness else {}
     )
 
     from act_interp_ros.synthetic import SyntheticScene
@@ -195,21 +195,8 @@ def cached_map_evaluation(model: KnownAnswerModel, **kwargs: Any) -> MapEvaluati
     The result is stored as JSON beside the checkpoint (``maps-<key>.json``); the demo and the known-answer
     test share it, so the evaluation (about a minute on 2 cores) runs once per machine.
     """
-    h = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
-    for rel in EVALUATION_SOURCES:
-        h.update(rel.encode())
-        h.update((PACKAGE_DIR / rel).read_bytes())
-    path = model.path.parent / f"maps-{h.hexdigest()[:16]}.json"
-    if path.is_file():
-        try:
-            return MapEvaluation.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError, KeyError) as exc:
-            logger.warning("ignoring the unreadable cached map evaluation %s (%s)", path, exc)
-    evaluation = evaluate_maps(model.path, **kwargs)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(evaluation.as_dict(), default=str))
-    os.replace(tmp, path)
-    return evaluation
+    return cached_result(model.path.parent, "maps", kwargs, EVALUATION_SOURCES,
+                         lambda: evaluate_maps(model.path, **kwargs), MapEvaluation.from_dict, MapEvaluation.as_dict)
 
 
 def spec_of(policy) -> KnownAnswerSpec:
@@ -251,7 +238,8 @@ def _concat(parts: list[training.FrameSet]) -> training.FrameSet:
 
 @dataclass
 class MapMaker:
-    """How to build one method's maps (for :func:`policy_maps`): ``make(policy)`` -> an object with ``attribute(batch, target)`` / ``close()``."""
+    """How to build one method's maps (for :func:`policy_maps`): ``make(policy)`` -> an object with
+    ``attribute(batch, target)`` / ``close()``."""
 
     make: Any
     target: Any

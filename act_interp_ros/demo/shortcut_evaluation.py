@@ -20,8 +20,6 @@ by the tests and the demo).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
@@ -32,7 +30,8 @@ import numpy as np
 from act_interp_ros.demo import model_metrics
 from act_interp_ros.demo.map_evaluation import EVALUATION_SOURCES, deletion_results, map_makers, policy_maps
 from act_interp_ros.demo.map_scores import map_mass, object_coverage
-from act_interp_ros.demo.model_cache import PACKAGE_DIR, KnownAnswerModel
+from act_interp_ros.demo.model_cache import KnownAnswerModel
+from act_interp_ros.demo.result_cache import cached_result
 from act_interp_ros.demo.shortcut_model import (
     EVALUATION_SEED_BASE,
     CueFrameSet,
@@ -265,21 +264,10 @@ def evaluate_shortcut_model(
 def cached_shortcut_evaluation(model: KnownAnswerModel, **kwargs: Any) -> ShortcutEvaluation:
     """:func:`evaluate_shortcut_model`, computed once per model, arguments and evaluation code (JSON beside the
     checkpoint, ``shortcut-eval-<key>.json``)."""
-    h = hashlib.sha256(json.dumps(kwargs, sort_keys=True, default=str).encode())
-    for rel in (*EVALUATION_SOURCES, "demo/shortcut_evaluation.py"):
-        h.update(rel.encode())
-        h.update((PACKAGE_DIR / rel).read_bytes())
-    path = model.path.parent / f"shortcut-eval-{h.hexdigest()[:16]}.json"
-    if path.is_file():
-        try:
-            return ShortcutEvaluation.from_dict(json.loads(path.read_text()))
-        except (ValueError, TypeError, KeyError) as exc:
-            logger.warning("ignoring the unreadable cached evaluation %s (%s)", path, exc)
-    evaluation = evaluate_shortcut_model(model, **kwargs)
-    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
-    tmp.write_text(json.dumps(evaluation.as_dict(), default=str))
-    os.replace(tmp, path)
-    return evaluation
+    sources = (*EVALUATION_SOURCES, "demo/shortcut_evaluation.py")
+    return cached_result(model.path.parent, "shortcut-eval", kwargs, sources,
+                         lambda: evaluate_shortcut_model(model, **kwargs), ShortcutEvaluation.from_dict,
+                         ShortcutEvaluation.as_dict)
 
 
 def pair_table(evaluations: dict[str, ShortcutEvaluation]) -> str:
