@@ -20,7 +20,6 @@ by the tests and the demo).
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -28,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from act_interp_ros.demo import model_metrics
-from act_interp_ros.demo.map_evaluation import EVALUATION_SOURCES, deletion_results, map_makers, policy_maps
+from act_interp_ros.demo.map_evaluation import (
+    EVALUATION_SOURCES,
+    PIXEL_METHODS,
+    deletion_results,
+    map_makers,
+    policy_maps,
+)
 from act_interp_ros.demo.map_scores import map_mass, object_coverage
 from act_interp_ros.demo.model_cache import KnownAnswerModel
 from act_interp_ros.demo.result_cache import cached_result
@@ -42,15 +47,12 @@ from act_interp_ros.demo.shortcut_model import (
 from act_interp_ros.synthetic import PHASES, forward_kinematics
 from act_interp_ros.synthetic.shortcut_scene import ShortcutScene
 
-logger = logging.getLogger(__name__)
-
 #: metres: an intervention moves the shadow or the cube at least this far ...
 MIN_MOVE = 0.06
 #: ... and keeps the shadow's centre this far from the cube's (their footprints do not overlap).
 MIN_GAP = 0.085
 #: Map methods scored by default (occlusion costs ~300 forwards per frame at 96x128; it runs offline).
 METHODS = ("attention", "gradcam", "gradient_x_input", "occlusion")
-PIXEL_METHODS = ("gradient_x_input", "integrated_gradients", "occlusion")
 #: The evaluation the tests, the demo and the README report (one cached computation per model).
 #: Occlusion uses 12 px patches at stride 12 (88 forwards per frame at 96x128, against 315 at the default
 #: stride 6).

@@ -42,25 +42,27 @@ class PanelMaps:
     end_xy: np.ndarray
 
 
-def model_panels(model: KnownAnswerModel, frames: CueFrameSet, spec: ShortcutSpec) -> list[PanelMaps]:
-    """Gradient x input, attention and the chunk's end point of ``model`` on every frame of ``frames``."""
+def model_panels(model: KnownAnswerModel, frame_sets: list[CueFrameSet], spec: ShortcutSpec) -> list[list[PanelMaps]]:
+    """Gradient x input, attention and the chunk's end point of ``model`` on every frame of each set (one load)."""
     from act_interp_ros.core import DEFAULT_GRADIENT_TARGET, InterpretableACT, PixelGradientXInput
 
     wrapped = InterpretableACT.from_pretrained(os.fspath(model.path), device="cpu")
     key = spec.camera_keys[0]
+    gxi = PixelGradientXInput(wrapped.policy)
+    out = []
     try:
-        batch = wrapped.preprocessor(raw_batch(frames, np.arange(len(frames)), spec, with_action=False))
-        _, interps = wrapped.predict_chunk(batch)
-        gxi = PixelGradientXInput(wrapped.policy)
-        try:
+        for frames in frame_sets:
+            batch = wrapped.preprocessor(raw_batch(frames, np.arange(len(frames)), spec, with_action=False))
+            _, interps = wrapped.predict_chunk(batch)
             pixel = gxi.attribute(batch, DEFAULT_GRADIENT_TARGET)
-        finally:
-            gxi.close()
-        chunks = model_metrics.predict_chunks(wrapped.policy, wrapped.preprocessor, wrapped.postprocessor, frames, spec)
+            chunks = model_metrics.predict_chunks(wrapped.policy, wrapped.preprocessor, wrapped.postprocessor,
+                                                  frames, spec)
+            ends = chunk_end_xy(chunks, spec)
+            out.append([PanelMaps(pixel[i][key], interps[i].camera_maps[key], ends[i]) for i in range(len(frames))])
     finally:
+        gxi.close()
         wrapped.close()
-    ends = chunk_end_xy(chunks, spec)
-    return [PanelMaps(pixel[i][key], interps[i].camera_maps[key], ends[i]) for i in range(len(frames))]
+    return out
 
 
 def write_comparison(models: dict[str, KnownAnswerModel], path: str | os.PathLike[str], frame: int = 0,
@@ -79,7 +81,7 @@ def write_comparison(models: dict[str, KnownAnswerModel], path: str | os.PathLik
     states = [one.episodes[0].scene_state(int(one.step[0])), moved_states[frame]]
     rows = []
     for name, model in models.items():
-        panels = model_panels(model, one, spec) + model_panels(model, one_moved, spec)
+        panels = [p[0] for p in model_panels(model, [one, one_moved], spec)]
         cells = []
         for k, (fs, state) in enumerate(((one, states[0]), (one_moved, states[1]))):
             image = fs.images[spec.cameras[0]][0]
