@@ -81,6 +81,7 @@ setup(
             f"act_interp_replay = {PACKAGE}.cli.replay:main",
             f"act_interp_make_bag = {PACKAGE}.cli.make_bag:main",
             f"act_interp_demo = {PACKAGE}.cli.demo:main",
+            f"act_interp_rviz_config = {PACKAGE}.ros.rviz_config:main",
         ],
     },
 )

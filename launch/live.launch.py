@@ -1,59 +1,59 @@
 """Live interpretability for an ACT policy on an SO-101 arm.
 
-    ros2 launch act_interp_ros live.launch.py policy_path:=/path/to/pretrained_model \
-        [config:=/path/to/params.yaml] [device:=cuda] [use_sim_time:=true] [rviz:=true] [publish_actions:=false]
+    ros2 launch act_interp_ros live.launch.py config:=/path/to/your_params.yaml \
+        [policy_path:=/path/to/pretrained_model] [publish_actions:=false] [device:=cuda] [use_sim_time:=true] \
+        [rviz:=true]
 
-The node exits (and takes the launch down) with one clear message if the configuration cannot work.
+The params file (``config:=``, default: the shipped config/so101.yaml) decides every parameter. A launch
+argument overrides it only when you give it: ``publish_actions:=false`` is observe-only (the policy and the
+overlays run, no command is published), whatever the file says. ``rviz:=true`` starts RViz with a layout for
+the configuration's cameras. The node exits (and takes the launch down) with one clear message if the
+configuration cannot work. The parameter building lives in act_interp_ros.ros.launch_params (tested without
+``ros2 launch``).
 """
 
+import tempfile
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, Shutdown
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+from launch.substitutions import PathJoinSubstitution
 from launch_ros.actions import Node
-from launch_ros.descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from act_interp_ros.ros.launch_params import LAUNCH_ARGUMENTS, node_parameters, wants_rviz
+from act_interp_ros.ros.rviz_config import rviz_config_for
 
-def generate_launch_description() -> LaunchDescription:
-    share = FindPackageShare("act_interp_ros")
-    use_sim_time = ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
-    arguments = [
-        DeclareLaunchArgument("policy_path", description="LeRobot ACT pretrained_model directory or hub repo id"),
-        DeclareLaunchArgument(
-            "config", default_value=PathJoinSubstitution([share, "config", "so101.yaml"]),
-            description="ROS 2 params file for act_interp_node",
-        ),
-        DeclareLaunchArgument("device", default_value="cpu", description="cpu, cuda, cuda:N or mps"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="true for bag replay with --clock"),
-        DeclareLaunchArgument("rviz", default_value="false", description="start RViz with the overlay displays"),
-        DeclareLaunchArgument(
-            "publish_actions", default_value="true", description="false = observe-only (no action topic)"
-        ),
-    ]
-    node = Node(
+
+def _nodes(context):
+    given = dict(context.launch_configurations)
+    config = given.get("config", "")
+    nodes = [Node(
         package="act_interp_ros",
         executable="act_interp_node",
         name="act_interp_node",
         output="screen",
         emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("config"),
-            {
-                "policy_path": LaunchConfiguration("policy_path"),
-                "device": LaunchConfiguration("device"),
-                "publish_actions": ParameterValue(LaunchConfiguration("publish_actions"), value_type=bool),
-                "use_sim_time": use_sim_time,
-            },
-        ],
+        parameters=node_parameters(config, given),
         on_exit=Shutdown(reason="act_interp_node exited"),
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="act_interp_rviz",
-        arguments=["-d", PathJoinSubstitution([share, "rviz", "act_interp.rviz"])],
-        parameters=[{"use_sim_time": use_sim_time}],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    return LaunchDescription([*arguments, node, rviz])
+    )]
+    if wants_rviz(given):
+        layout = tempfile.NamedTemporaryFile("w", prefix="act_interp_", suffix=".rviz", delete=False)
+        with layout:
+            layout.write(rviz_config_for(config or None, given.get("policy_path") or None))
+        sim_time = node_parameters("", {"use_sim_time": given.get("use_sim_time", "")})
+        nodes.append(Node(package="rviz2", executable="rviz2", name="act_interp_rviz",
+                          arguments=["-d", layout.name], parameters=sim_time))
+    return nodes
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("act_interp_ros")
+    arguments = [
+        DeclareLaunchArgument(
+            "config", default_value=PathJoinSubstitution([share, "config", "so101.yaml"]),
+            description="ROS 2 params file for act_interp_node (your copy of config/so101.yaml)",
+        ),
+        *(DeclareLaunchArgument(a.name, default_value=a.default, description=a.description)
+          for a in LAUNCH_ARGUMENTS),
+    ]
+    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])

@@ -40,11 +40,16 @@ def test_launch_file_parses_and_starts_the_installed_executable(repo_root):
     assert {"config", "so101.yaml"} <= set(strings(tree))
     assert (repo_root / "config" / "so101.yaml").is_file()
     assert "config/*.yaml" in setup and "launch/*.launch.py" in setup and "rviz/*.rviz" in setup
-    declared = {strings(c.args[0])[0] for c in calls(tree, "DeclareLaunchArgument")}
+    from act_interp_ros.ros.launch_params import LAUNCH_ARGUMENTS
+
+    declared = {a.name for a in LAUNCH_ARGUMENTS} | {strings(c.args[0])[0] for c in calls(tree, "DeclareLaunchArgument")
+                                                      if strings(c.args[0])}
     assert {"policy_path", "config", "device", "use_sim_time", "rviz", "publish_actions"} <= declared
-    # rviz2 only when asked, with the shipped config
+    # rviz2 only when asked (wants_rviz), with a layout generated for the configuration's cameras
     rviz = [k for k in nodes if strings(k["package"]) == ["rviz2"]][0]
-    assert "condition" in rviz and {"rviz", "act_interp.rviz"} <= set(strings(rviz["arguments"]))
+    assert "-d" in strings(rviz["arguments"])
+    assert any(getattr(c.func, "id", None) == "wants_rviz" for c in ast.walk(tree) if isinstance(c, ast.Call))
+    assert any(getattr(c.func, "id", None) == "rviz_config_for" for c in ast.walk(tree) if isinstance(c, ast.Call))
 
 
 def test_every_rviz_topic_is_published_by_the_node_with_the_default_config(repo_root):
@@ -63,3 +68,45 @@ def test_every_rviz_topic_is_published_by_the_node_with_the_default_config(repo_
     enabled = {d["Topic"]["Value"] for d in displays if d["Enabled"]}
     assert {o.topic() for o in contract.overlays("gradient_x_input")} <= enabled
     assert all(d["Class"] == "rviz_default_plugins/Image" for d in displays)
+
+
+def test_rviz_layout_for_a_checkpoints_cameras(tmp_path, repo_root):
+    """act_interp_rviz_config writes a layout for any camera set: a checkpoint's, or a params file's."""
+    import json
+    import subprocess
+    import sys
+
+    from act_interp_ros.ros.rviz_config import main, rviz_config_for
+
+    policy = tmp_path / "pretrained_model"
+    policy.mkdir()
+    keys = ["observation.images.top", "observation.images.side", "observation.images.gripper"]
+    (policy / "config.json").write_text(json.dumps({"input_features": {
+        **{k: {"type": "VISUAL", "shape": [3, 96, 128]} for k in keys},
+        "observation.state": {"type": "STATE", "shape": [6]}}}))
+    topics = lambda text: [d["Topic"]["Value"] for d in  # noqa: E731
+                           yaml.safe_load(text)["Visualization Manager"]["Displays"]]
+    shown = topics(rviz_config_for(policy_path=policy))
+    for cam in ("top", "side", "gripper"):
+        assert f"/act_interp_node/attention/{cam}/overlay" in shown
+        assert f"/act_interp_node/gradient_x_input/{cam}/overlay" in shown
+    assert not any("/front/" in t or "/wrist/" in t for t in shown)
+    # a params file's cameras
+    params = yaml.safe_load((repo_root / "config" / "so101.yaml").read_text())
+    params["act_interp_node"]["ros__parameters"].update(
+        camera_keys=keys, camera_topics=["/a", "/b", "/c"], camera_transports=["raw"] * 3)
+    params_file = tmp_path / "three.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    assert topics(rviz_config_for(params_file)) == shown
+    assert topics(rviz_config_for(params_file, policy)) == shown
+    # a mismatch between the two is one line naming both, and exit 2
+    out = tmp_path / "x.rviz"
+    assert main(["--params", str(repo_root / "config" / "so101.yaml"), "--policy", str(policy), "-o", str(out)]) == 2
+    assert not out.exists()
+    assert main(["--policy", str(policy), "-o", str(out)]) == 0
+    assert topics(out.read_text()) == shown
+    # the console script is installed
+    exe = __import__("pathlib").Path(sys.executable).with_name("act_interp_rviz_config")
+    run = subprocess.run([str(exe), "--params", str(params_file)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert topics(run.stdout) == shown
