@@ -1,8 +1,11 @@
 """Joint-space mapping between ROS (sensor_msgs/JointState, radians) and the policy (LeRobot units).
 
     policy = ros * scale + offset          ros = (policy - offset) / scale
+    command (ROS) = (action - command_offset - offset) / scale
 
-Limits and max step are in ROS units. Shared by the live node and the offline replay.
+``command_offset`` (policy units) is what a driver's command path adds beyond the inverse of its joint states
+(nimiCurtis/so101_ros2's bridge commands the gripper 10 units more open than it publishes): subtracted from
+commands only, so the arm executes the policy's action. Limits and max step are in ROS units. Shared by the live node and the offline replay.
 """
 from __future__ import annotations
 
@@ -47,10 +50,13 @@ class JointMapping:
         lower, upper: per joint command limits, ROS units (lower < upper).
         max_step: per joint largest command change from the current position per call to `limit`,
             ROS units (> 0).
+        command_offset: per joint, policy units the driver adds to a command beyond the inverse of its joint
+            states (default 0): :meth:`command_to_ros` subtracts it.
     """
 
     def __init__(self, names: Sequence[str], scale: Sequence[float], offset: Sequence[float],
-                 lower: Sequence[float], upper: Sequence[float], max_step: Sequence[float]) -> None:
+                 lower: Sequence[float], upper: Sequence[float], max_step: Sequence[float],
+                 command_offset: Sequence[float] | None = None) -> None:
         self.names: tuple[str, ...] = tuple(names)
         n = len(self.names)
         if n == 0:
@@ -62,6 +68,7 @@ class JointMapping:
         self.lower = _vector("lower", lower, n)
         self.upper = _vector("upper", upper, n)
         self.max_step = _vector("max_step", max_step, n)
+        self.command_offset = _vector("command_offset", [0.0] * n if command_offset is None else command_offset, n)
         if np.any(self.scale == 0):
             raise ValueError(f"JointMapping: 'scale' must be non-zero, got {self.scale.tolist()}")
         if np.any(self.lower >= self.upper):
@@ -76,7 +83,8 @@ class JointMapping:
     def from_settings(cls, settings) -> JointMapping:
         """Build from a (validated) NodeSettings."""
         return cls(settings.joint_names, settings.joint_scale, settings.joint_offset,
-                   settings.joint_lower_limits, settings.joint_upper_limits, settings.max_joint_step)
+                   settings.joint_lower_limits, settings.joint_upper_limits, settings.max_joint_step,
+                   settings.command_offset)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -92,6 +100,11 @@ class JointMapping:
         """(..., n) policy units (e.g. an action or a whole (chunk, n) action chunk) -> ROS units."""
         arr = self._shaped(action, "action")
         return (arr - self.offset) / self.scale
+
+    def command_to_ros(self, action: np.ndarray | Sequence[float]) -> np.ndarray:
+        """(..., n) policy-unit action -> the ROS command whose execution by the driver is that action
+        (:meth:`policy_to_ros` of ``action - command_offset``)."""
+        return self.policy_to_ros(self._shaped(action, "action") - self.command_offset)
 
     def _shaped(self, values, what: str) -> np.ndarray:
         arr = np.asarray(values, dtype=np.float64)

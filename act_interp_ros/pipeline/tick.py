@@ -220,11 +220,11 @@ class TickPipeline:
     def limit(self, action_policy: np.ndarray, current_ros: np.ndarray) -> tuple[np.ndarray, bool]:
         """(A,) finite policy-unit action -> (limited ROS command, clamped?).
 
-        The command moves at most ``max_joint_step`` from ``current_ros`` and always lies inside the limits.
+        ``command_offset`` is taken off first (the driver adds it back). The command moves at most ``max_joint_step`` from ``current_ros`` and always lies inside the limits.
         (Non-finite actions never get here: :class:`~act_interp_ros.pipeline.policy_step.PolicyStep` skips them.)
         """
         action = np.asarray(action_policy, dtype=np.float64)
-        return self.mapping.limit(self.mapping.policy_to_ros(action), current_ros)
+        return self.mapping.limit(self.mapping.command_to_ros(action), current_ros)
 
     # --------------------------------------------------------------------------------- helpers
 
