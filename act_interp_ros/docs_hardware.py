@@ -29,7 +29,7 @@ def _full_size(results: dict[str, Any]) -> str | None:
     return (f"| full size (dim_model {config['dim_model']}, {config['parameters_M']:g} M parameters) | "
             f"{_cams(config)} | {forward:.0f} ms | {gradcam:.0f} / {gxi:.0f} ms | "
             f"at most {1000 / forward:.1f}/s (1 / forward) | at most {1000 / (gradcam + gxi):.2f} Hz "
-            f"(1 / their sum); the default 2 Hz needs {metrics['side_methods_2hz_compute_s_per_s']:.2f} s per s | "
+            f"(1 / their sum); both at 2 Hz need {metrics['side_methods_2hz_compute_s_per_s']:.2f} s per s | "
             f"§3: benchmark process alone, {results['machine']['torch_threads']} torch threads |")
 
 

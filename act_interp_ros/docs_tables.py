@@ -37,17 +37,22 @@ def cli_markdown() -> str:
     return make()
 
 
+def known_answer_maps_markdown() -> str:
+    from act_interp_ros.docs_maps import known_answer_maps_markdown as make
+    return make()
+
+
 def hardware_markdown() -> str:
     from act_interp_ros.docs_hardware import hardware_markdown as make
     return make()
 
 
 TABLES = {"topics": topics_markdown, "parameters": parameters_markdown, "skip-reasons": skip_reasons_markdown,
-          "cli": cli_markdown, "hardware": hardware_markdown}
+          "cli": cli_markdown, "hardware": hardware_markdown, "known-answer-maps": known_answer_maps_markdown}
 
 #: file (relative to the repository) -> the generated tables it holds.
 DOCS = {"README.md": ("hardware",), "docs/node-reference.md": ("topics", "parameters", "skip-reasons"),
-        "docs/cli-reference.md": ("cli",)}
+        "docs/cli-reference.md": ("cli",), "docs/methods.md": ("known-answer-maps",)}
 
 
 def render_tables(text: str, names: tuple[str, ...] | None = None) -> str:
