@@ -82,8 +82,8 @@ def cli_markdown() -> str:
         module = importlib.import_module(module_name)
         build = getattr(module, "build_parser", None)
         if build is None:
-            sections.append(f"### `{script}`\n\nThe ROS 2 node: its arguments are ROS arguments (`--ros-args -p NAME:=VALUE "
-                            f"--params-file FILE`); parameters, topics and services are in "
+            sections.append(f"### `{script}`\n\nThe ROS 2 node: its arguments are ROS arguments (`--ros-args "
+                            f"-p NAME:=VALUE --params-file FILE`); parameters, topics and services are in "
                             f"[node-reference.md](node-reference.md).")
         else:
             sections.append(parser_markdown(script, build()))

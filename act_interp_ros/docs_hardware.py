@@ -46,7 +46,8 @@ def _demo_model(results: dict[str, Any]) -> str | None:
     from act_interp_ros.demo.model_cache import DEFAULT_SPEC as spec  # the known-answer model's; image_size (H, W)
 
     cams = f"{len(spec.cameras)} x {spec.image_size[1]}x{spec.image_size[0]}"
-    return (f"| the demo's known-answer ACT (dim_model {spec.dim_model}) | {cams} | {forward:.1f} ms | {gradcam:.0f} / {gxi:.0f} ms "
+    return (f"| the demo's known-answer ACT (dim_model {spec.dim_model}) | {cams} | {forward:.1f} ms | "
+            f"{gradcam:.0f} / {gxi:.0f} ms "
             f"(in the node) | {maps:.1f}/s measured ({100 * worst:.1f} % of 30 Hz ticks, worst of {len(runs)} runs) | "
             f"2 Hz asked (runs not counted) | §10: the live demo, {runs[0]['torch_threads']} torch thread |")
 

@@ -62,7 +62,8 @@ def known_answer_maps_markdown(path: Path = SPREAD) -> str:
     seed0 = rows[0]
     caption = (f"Seed 0, then [the range over seeds {', '.join(str(r['seed']) for r in rows)}]: {len(rows)} trainings "
                f"with LeRobot {data['lerobot']}, torch {data['torch'].split('+')[0]}, {data['training_threads']} "
-               f"training threads (`bench/training_spread.json`). The model acts on the target: moving it changes "
+               f"training threads, on {data.get('machine', {}).get('cpu_model', 'a CPU the file does not record')} "
+               f"(`bench/training_spread.json`). The model acts on the target: moving it changes "
                f"the chunk by {seed0['intervention_target_moved']:.1f} deg ({min(moved):.1f}-{max(moved):.1f}), "
                f"{seed0['intervention_ratio']:.0f}x as much as moving the distractor.")
     return "\n".join(head + body + ["", caption])

@@ -53,7 +53,8 @@ def test_the_attention_query_values_the_docs_name_are_accepted(value):
     assert settings.attention_query == (value if value != "3" else 3)
 
 
-PAGES = ["README.md", "CONTRIBUTING.md", *sorted(f"docs/{p.name}" for p in (Path(__file__).parents[1] / "docs").glob("*.md"))]
+PAGES = ["README.md", "CONTRIBUTING.md",
+         *sorted(f"docs/{p.name}" for p in (Path(__file__).parents[1] / "docs").glob("*.md"))]
 
 
 def test_the_readme_is_a_short_first_page_that_links_the_manual(repo_root):
