@@ -1,7 +1,8 @@
-"""The README's generated tables (topics, parameters, skip reasons), from the code that defines them.
+"""The documentation's generated tables, from the code (and benchmark results) that define them.
 
-``python -m act_interp_ros.docs_tables [README.md]`` rewrites the text between each pair of markers
-``<!-- <name>:begin -->`` / ``<!-- <name>:end -->``; a test keeps the README equal to it.
+``python -m act_interp_ros.docs_tables`` rewrites, in every file of :data:`DOCS`, the text between each pair of
+markers ``<!-- <name>:begin -->`` / ``<!-- <name>:end -->``; ``python -m act_interp_ros.docs_tables FILE`` only
+that file. A test (test/test_readme.py) keeps every file equal to it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from act_interp_ros.pipeline.contract import output_contract
 from act_interp_ros.pipeline.reasons import SKIP_KINDS
 from act_interp_ros.settings import NodeSettings, parameters_markdown
 
-__all__ = ["TABLES", "render_tables", "skip_reasons_markdown", "topics_markdown"]
+__all__ = ["DOCS", "TABLES", "render_file", "render_tables", "skip_reasons_markdown", "topics_markdown"]
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def topics_markdown() -> str:
@@ -29,19 +32,47 @@ def skip_reasons_markdown() -> str:
     return "\n".join(rows)
 
 
-TABLES = {"topics": topics_markdown, "parameters": parameters_markdown, "skip-reasons": skip_reasons_markdown}
+def cli_markdown() -> str:
+    from act_interp_ros.docs_cli import cli_markdown as make
+    return make()
 
 
-def render_tables(text: str) -> str:
-    """``text`` with every marked table regenerated (a missing marker pair is an error)."""
-    for name, make in TABLES.items():
+def known_answer_maps_markdown() -> str:
+    from act_interp_ros.docs_maps import known_answer_maps_markdown as make
+    return make()
+
+
+def hardware_markdown() -> str:
+    from act_interp_ros.docs_hardware import hardware_markdown as make
+    return make()
+
+
+TABLES = {"topics": topics_markdown, "parameters": parameters_markdown, "skip-reasons": skip_reasons_markdown,
+          "cli": cli_markdown, "hardware": hardware_markdown, "known-answer-maps": known_answer_maps_markdown}
+
+#: file (relative to the repository) -> the generated tables it holds.
+DOCS = {"README.md": ("hardware",), "docs/node-reference.md": ("topics", "parameters", "skip-reasons"),
+        "docs/cli-reference.md": ("cli",), "docs/methods.md": ("known-answer-maps",)}
+
+
+def render_tables(text: str, names: tuple[str, ...] | None = None) -> str:
+    """``text`` with the named tables (default: every table) regenerated (a missing marker pair is an error)."""
+    for name in names or tuple(TABLES):
         pattern = re.compile(rf"(<!-- {name}:begin -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
             raise ValueError(f"no <!-- {name}:begin --> ... <!-- {name}:end --> markers")
-        text = pattern.sub(lambda m, t=make(): m.group(1) + t + "\n" + m.group(2), text)
+        table = TABLES[name]()
+        text = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
     return text
 
 
+def render_file(relative: str) -> str:
+    """The file ``relative`` (a key of :data:`DOCS`) with its tables regenerated."""
+    return render_tables((REPO / relative).read_text(), DOCS[relative])
+
+
 if __name__ == "__main__":  # pragma: no cover - developer tool
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).resolve().parents[1] / "README.md")
-    path.write_text(render_tables(path.read_text()))
+    targets = [str(Path(p).resolve().relative_to(REPO)) for p in sys.argv[1:]] or list(DOCS)
+    for relative in targets:
+        (REPO / relative).write_text(render_file(relative))
+        print(f"regenerated {relative}")

@@ -147,6 +147,7 @@ def test_an_ablation_that_cannot_apply_is_one_line_and_no_output(capsys, tmp_pat
     assert not (out / "summary.json").exists()
 
 
+@pytest.mark.trained_models("known_answer")
 def test_ablating_the_target_moves_the_known_answer_models_chunk_far_more_than_the_distractor(tmp_path, repo_root,
                                                                                                capsys):
     """The user's workflow on a recording: ablate the suspect region, then an equal region elsewhere, compare."""

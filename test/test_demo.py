@@ -23,7 +23,7 @@ pytest.importorskip("rclpy")
 from act_interp_ros.cli import demo as demo_cli  # noqa: E402
 from act_interp_ros.demo import run_demo  # noqa: E402
 
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.trained_models("known_answer", "known_answer_maps")]
 
 SECONDS = 3.0
 

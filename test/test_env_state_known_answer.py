@@ -26,6 +26,8 @@ import pytest
 from act_interp_ros.demo import coordinate_use as cu
 from act_interp_ros.demo import env_state_model as em
 
+pytestmark = pytest.mark.trained_models("env_state")
+
 N_EPISODES = 32  # held-out episodes for the coordinate evaluation (2 early-approach frames each)
 MIN_SENSITIVITY_TO_EXPERT = 0.25  # trained model's sensitivity / the scripted expert's, same frames and deltas
 MIN_NAMED_CUBE_ACCURACY = 0.8  # given a cube's coordinates, the chunk goes to that cube (0.5 = ignored)

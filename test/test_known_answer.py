@@ -18,6 +18,8 @@ import pytest
 
 from act_interp_ros.demo import known_answer as ka
 
+pytestmark = pytest.mark.trained_models("known_answer", "known_answer_maps")
+
 N_FRAMES = 64  # held-out frames, one per held-out episode
 MIN_RATIO = 2.0  # target mass vs a uniform map
 MIN_WIN = 0.80  # fraction of frames with target mass > distractor mass

@@ -19,7 +19,7 @@ import pytest
 from act_interp_ros.demo import shortcut_evaluation as se
 from act_interp_ros.demo import shortcut_model as sm
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.trained_models("shortcut_pair", "shortcut_evaluation")]
 
 # The criteria, and what is asserted. CPU training is deterministic on one machine, not across machines,
 # so each criterion is asserted only with the margin that the spread over trainings supports: measured here on

@@ -13,6 +13,7 @@ def parameters_markdown() -> str:
     rows = ["| Parameter | Type | Default | Set at runtime | Description |", "|---|---|---|---|---|"]
     for s in parameter_specs():
         default = json.dumps(s.default).replace("|", "\\|")
-        rows.append(f"| `{s.name}` | {s.ros_type.lower()} | `{default}` | {'yes' if s.dynamic else 'no'} | "
+        kind = s.ros_type.lower() + (" or string" if s.any_type else "")  # any_type: e.g. -1, 3 or "executed"
+        rows.append(f"| `{s.name}` | {kind} | `{default}` | {'yes' if s.dynamic else 'no'} | "
                     f"{s.description} |")
     return "\n".join(rows)
