@@ -14,7 +14,7 @@ import numpy as np
 from act_interp_ros.demo import training
 from act_interp_ros.demo.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, spearman
 from act_interp_ros.demo.model_cache import MAPS_SEED_BASE, KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result
+from act_interp_ros.demo.result_cache import cached_result, import_closure
 from act_interp_ros.demo.training import KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
@@ -176,10 +176,9 @@ def evaluate_policy_maps(
     )
 
 
-#: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them).
-EVALUATION_SOURCES = ("demo/map_evaluation.py", "demo/map_scores.py", "core/attention.py", "core/gradcam.py",
-                      "core/attribution.py", "core/occlusion.py", "core/action_targets.py", "core/faithfulness.py",
-                      "core/interpretable_policy.py")
+#: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them): this module's import
+#: closure inside the package (test/test_result_cache.py checks it against an independent walk).
+EVALUATION_SOURCES = import_closure(__name__)
 
 
 #: The evaluation the README, the demo summary and the known-answer test report (one cached computation).

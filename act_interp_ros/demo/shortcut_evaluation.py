@@ -28,7 +28,6 @@ import numpy as np
 
 from act_interp_ros.demo import model_metrics
 from act_interp_ros.demo.map_evaluation import (
-    EVALUATION_SOURCES,
     PIXEL_METHODS,
     deletion_results,
     map_makers,
@@ -36,7 +35,7 @@ from act_interp_ros.demo.map_evaluation import (
 )
 from act_interp_ros.demo.map_scores import map_mass, object_coverage
 from act_interp_ros.demo.model_cache import KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result
+from act_interp_ros.demo.result_cache import cached_result, import_closure
 from act_interp_ros.demo.shortcut_model import (
     EVALUATION_SEED_BASE,
     CueFrameSet,
@@ -59,6 +58,9 @@ METHODS = ("attention", "gradcam", "gradient_x_input", "occlusion")
 STANDARD_SHORTCUT_EVALUATION: dict[str, Any] = {"n_frames": 48, "seed": 0, "methods": METHODS,
                                                 "deletion_random_draws": 4, "occlusion_patch": 12,
                                                 "occlusion_stride": 12}
+#: Source files whose bytes decide this evaluation's numbers (its cache key hashes them): this module's import
+#: closure inside the package.
+SHORTCUT_EVALUATION_SOURCES = import_closure(__name__)
 
 
 @dataclass
@@ -266,8 +268,7 @@ def evaluate_shortcut_model(
 def cached_shortcut_evaluation(model: KnownAnswerModel, **kwargs: Any) -> ShortcutEvaluation:
     """:func:`evaluate_shortcut_model`, computed once per model, arguments and evaluation code (JSON beside the
     checkpoint, ``shortcut-eval-<key>.json``)."""
-    sources = (*EVALUATION_SOURCES, "demo/shortcut_evaluation.py")
-    return cached_result(model.path.parent, "shortcut-eval", kwargs, sources,
+    return cached_result(model.path.parent, "shortcut-eval", kwargs, SHORTCUT_EVALUATION_SOURCES,
                          lambda: evaluate_shortcut_model(model, **kwargs), ShortcutEvaluation.from_dict,
                          ShortcutEvaluation.as_dict)
 
@@ -332,6 +333,7 @@ def _mean(values: list[float]) -> float:
 __all__ = [
     "METHODS",
     "MIN_MOVE",
+    "SHORTCUT_EVALUATION_SOURCES",
     "STANDARD_SHORTCUT_EVALUATION",
     "MapContrast",
     "ShortcutEvaluation",
