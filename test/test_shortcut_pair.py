@@ -16,8 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from act_interp_ros.demo import map_criteria as mc
 from act_interp_ros.demo import shortcut_evaluation as se
 from act_interp_ros.demo import shortcut_model as sm
+from act_interp_ros.demo.map_baselines import BASELINES
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -29,26 +31,22 @@ pytestmark = pytest.mark.timeout(900)
 #   intervention, shortcut follows the shadow:  3.3x, 3.1x   (criterion 3x: met, within noise of it)
 #   intervention, control follows the cube:     6.7x, 3.1x   (criterion 3x: met, within noise of it)
 #   held-out chunk MAE, larger / smaller:       1.04, 1.17   (criterion 1.25)
-#   shortcut, shadow > cube in mass:  gradient x input 94 %, 92 %; occlusion 98 %, 96 %   (criterion 80 %)
-#   control, cube > shadow in mass:   gradient x input 38 %, 54 %; occlusion 62 %, 83 %   (criterion 80 %)
 #   shadow moved, chunk heads for what the model uses: shortcut 94 %, 88 %; control 96 %, 88 %
-#   shadow moved, shadow > cube in mass, shortcut minus control: gradient x input +33, +29 points;
-#                                                                 occlusion +46, +65 points
+# The map criteria (thresholds, measured spread, the table in docs/map_criteria.md) live in
+# act_interp_ros/demo/map_criteria.py (SHORTCUT); each is put through a uniform and a random map here too and must
+# fail for both (issue 29). "More mass on the shadow than on the cube" alone is not one: a uniform map passes it
+# (the shadow covers about 3x the cube's pixels). What is asserted is the separation of the pair (the shortcut
+# model's share of such frames minus the control's: 0 for any map that ignores the model), the shortcut model's
+# per-area preference for the shadow, the control model's mass on the cube, and each model's faithfulness.
 CRITERION_INTERVENTION = 3.0
 MIN_INTERVENTION = 2.5
 CRITERION_ERROR_GAP = 0.25
 MAX_ERROR_GAP = 0.35
-MIN_MAP_WIN = 0.80  # the issue's share of frames
 MIN_HEADS = 0.75
-MIN_MOVED_GAP = 0.15  # shadow-moved frames: the shortcut model's maps prefer the shadow this much more often
-#: The control model's gradient x input puts more mass on the large dark shadow than on the cube it uses.
-GXI_FOOLED_BY_THE_SHADOW = pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: the control model's gradient x input puts more mass on the cube than on the shadow "
-    "in only 38-54 % of frames (criterion 80 %): the shadow covers 3x the cube's pixels and is the darkest "
-    "region, where the input factor x of gradient x input is largest; per unit area it does prefer the cube "
-    "(96 %, 54 %)",
-)
+#: Why the control model's gradient x input misses its criterion (strict xfail in test_map_criterion).
+GXI_FOOLED_BY_THE_SHADOW = (
+    "the shadow covers 3x the cube's pixels and is the darkest region, where the input factor x of gradient x "
+    "input is largest; per unit area it does prefer the cube (96 %, 54 %)")
 
 
 @pytest.fixture(scope="module")
@@ -96,43 +94,58 @@ def test_in_distribution_both_models_look_equally_good(pair):
         assert e["model"]["overall"] < 0.5 * e["mean_action_baseline"]["overall"], (name, e)
 
 
-@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
-def test_the_causal_maps_put_the_shortcut_models_mass_on_the_shadow(evaluations, method):
-    c = evaluations["shortcut"].contrast(method)
-    assert c.n_frames >= 40
-    assert c.cue_beats_cube >= MIN_MAP_WIN, f"shortcut: shadow mass > cube mass in {c.cue_beats_cube:.0%}"
-
-
-@pytest.mark.parametrize("method", [pytest.param("gradient_x_input", marks=GXI_FOOLED_BY_THE_SHADOW), "occlusion"])
-def test_the_causal_maps_put_the_control_models_mass_on_the_cube(evaluations, method):
-    """Occlusion: 62 % and 83 % on the two trainings (criterion 80 %): reported; asserted is the majority."""
-    c = evaluations["control"].contrast(method)
-    assert c.n_frames >= 40
-    floor = MIN_MAP_WIN if method == "gradient_x_input" else 0.5
-    assert 1 - c.cue_beats_cube >= floor, f"control: cube mass > shadow mass in {1 - c.cue_beats_cube:.0%}"
-
-
 def test_when_the_light_moves_each_chunk_heads_for_what_its_model_uses(evaluations):
     shortcut, control = evaluations["shortcut"], evaluations["control"]
     assert shortcut.heads_for_cue >= MIN_HEADS, shortcut
     assert 1 - control.heads_for_cue >= MIN_HEADS, control
 
 
-@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
-def test_with_the_shadow_moved_the_causal_maps_show_why(evaluations, method):
-    shortcut = evaluations["shortcut"].contrast(method, moved=True)
-    control = evaluations["control"].contrast(method, moved=True)
-    assert shortcut.cue_beats_cube > 0.5, shortcut
-    assert shortcut.cue_beats_cube - control.cue_beats_cube >= MIN_MOVED_GAP, (shortcut, control)
+def _marked(criteria: list[mc.Criterion]) -> list:
+    out = []
+    for c in criteria:
+        if c.status == "xfail":
+            why = GXI_FOOLED_BY_THE_SHADOW if c.method == "gradient_x_input" else ""
+            out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=True, reason=(
+                f"known limitation: {c.text} {c.op} {c.threshold} missed on every training: measured "
+                f"{c.measured}; {why}"))))
+        else:
+            out.append(pytest.param(c, id=c.id))
+    return out
 
 
-def test_the_causal_maps_are_faithful_to_the_model_that_made_them(evaluations):
-    """The deletion test on each model's own maps: deleting the map's top cells changes the chunk more than
-    deleting random cells (measured 2.2-3.1x over both trainings)."""
-    for name, ev in evaluations.items():
-        for method in ("gradient_x_input", "occlusion"):
-            assert ev.contrast(method).faithfulness_ratio > 1.5, (name, method, ev.contrast(method))
-    assert all(np.isfinite(c.faithfulness_ratio) for ev in evaluations.values() for c in ev.maps)
+@pytest.fixture(scope="module")
+def baselines(pair) -> dict[str, dict[str, se.ShortcutEvaluation]]:
+    """Each model's evaluation with a uniform / a seeded-noise map in place of its own (same frames, same scoring,
+    the deletion test on the model)."""
+    return {kind: {name: se.cached_shortcut_evaluation(model, **se.BASELINE_SHORTCUT_EVALUATION, baseline=kind)
+                   for name, model in pair.items()} for kind in BASELINES}
+
+
+@pytest.mark.parametrize("criterion", _marked(mc.SHORTCUT))
+def test_map_criterion(evaluations, criterion):
+    """Each map criterion on the pair (thresholds and measured spread: demo/map_criteria.py)."""
+    source = mc.shortcut_source(evaluations)
+    for name in evaluations:
+        assert source(name, criterion.method).n_frames >= 40, name
+    assert criterion.passes(source), criterion.describe(source)
+
+
+@pytest.mark.parametrize("kind", BASELINES)
+def test_baseline_maps_fail_every_pair_criterion(baselines, kind, capsys):
+    """A uniform map and a seeded-noise map, scored like the models' maps, pass none of the criteria above."""
+    source = mc.shortcut_source(baselines[kind])
+    with capsys.disabled():
+        print(f"\n=== shortcut pair criteria on a {kind} map ===\n" +
+              "\n".join(c.describe(source) for c in mc.SHORTCUT))
+    passed = [c.describe(source) for c in mc.SHORTCUT if c.passes(source)]
+    assert not passed, f"a {kind} map passes: {passed}"
+
+
+def test_the_criteria_table_in_the_docs_is_current(pair, evaluations, baselines):
+    """docs/map_criteria.md holds the table :mod:`act_interp_ros.demo.map_criteria_doc` generates."""
+    from act_interp_ros.demo import map_criteria_doc as doc
+
+    doc.check_section("shortcut", doc.shortcut_section(pair, evaluations, baselines))
 
 
 # ------------------------------------------------------------------------------ --ablate on a recording
