@@ -188,7 +188,8 @@ class DatasetSource(ReplaySource):
         for ep in self.episodes:
             table = out.TickTable(self.cam_keys, [camera_name(k) for k in self.cam_keys], None, [], self.joint_names,
                                   has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
-                                  methods=list(methods), recorded=True, ablation=self.options.ablate is not None)
+                                  methods=list(methods), recorded=True, ablation=self.options.ablate is not None,
+                                  move=self.options.move is not None)
             info = self.source.episode_info(ep)
             specs.append(SequenceSpec(
                 folder=episode_entity(ep), title=f"episode {ep} of {self.source.repo_id}", episode=ep,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from act_interp_ros.core.ablation import AblationSpec
+from act_interp_ros.core.region_move import MoveSpec
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings
@@ -51,6 +52,9 @@ class OfflineOptions:
         rerun_path: also write a Rerun recording (``.rrd``) here (``None`` = none).
         ablate: edit this region of one camera on every tick and record how much the executed chunk changes
             (:class:`~act_interp_ros.core.ablation.AblationSpec`; ``None`` = no edit).
+        move: move this region of one camera on every tick (and by the opposite shift, the control) and record
+            whether the executed chunk follows it (:class:`~act_interp_ros.core.region_move.MoveSpec`; ``None`` =
+            no move).
     """
 
     batch_size: int = 1
@@ -65,6 +69,7 @@ class OfflineOptions:
     progress: bool = False
     rerun_path: str | os.PathLike[str] | None = None
     ablate: AblationSpec | None = None
+    move: MoveSpec | None = None
 
 
 def _is_int(value: Any) -> bool:
@@ -100,6 +105,8 @@ def check_options(options: OfflineOptions) -> None:
         if spec.method is not None and spec.method not in ("attention", *ALL_METHODS):
             raise ReplayError(f"--ablate-top '{spec.label}': map '{spec.method}' unknown; expected one of attention, "
                               f"{', '.join(ALL_METHODS)}")
+    if options.move is not None and not isinstance(options.move, MoveSpec):
+        raise ReplayError(f"move must be a MoveSpec (MoveSpec.parse), got {options.move!r}")
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -101,13 +101,15 @@ class SequenceOutputs:
         self.title = title
         self.rerun = rerun
         ablate = options.ablate
-        self.stats = TickStats(ablation=ablate.label if ablate is not None else None)
+        self.stats = TickStats(ablation=ablate.label if ablate is not None else None,
+                               move=options.move.label if options.move is not None else None)
         self.videos = None
         if options.write_video:
             from act_interp_ros.offline.videos import ReplayVideos
 
             self.videos = ReplayVideos(self.dir, table.camera_keys, table.camera_names, frame_sizes, fps,
-                                       methods=methods, ablated=ablate.camera if ablate is not None else None)
+                                       methods=methods, ablated=ablate.camera if ablate is not None else None,
+                                       moved=options.move.camera if options.move is not None else None)
 
     def on_tick(self, rec: TickRecord) -> None:
         self.stats.add(rec)
@@ -135,6 +137,10 @@ class SequenceOutputs:
                 plots.write_ablation_plot(self.table, self.dir / out.ABLATION_PLOT_NAME, self.options.ablate.label,
                                           title=f"Chunk change under --ablate, {self.title} (| = new chunk)")
                 names.append(out.ABLATION_PLOT_NAME)
+            if self.options.move is not None:
+                plots.write_move_plot(self.table, self.dir / out.MOVE_PLOT_NAME, self.options.move.label,
+                                      title=f"Chunk change under --move, {self.title} (| = new chunk)")
+                names.append(out.MOVE_PLOT_NAME)
             if self.table.recorded:
                 plots.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
                                       title=f"Predicted vs recorded action, {self.title} (| = new chunk)")

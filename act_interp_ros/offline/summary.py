@@ -22,9 +22,11 @@ class TickStats:
     """Counts over tick records: processed / skipped (by kind, by kind and input, first reason of each),
     side ticks, and the mean attention share per group over the processed ticks."""
 
-    def __init__(self, ablation: str | None = None) -> None:
+    def __init__(self, ablation: str | None = None, move: str | None = None) -> None:
         self.ablation_label = ablation
         self._ablation: list[float] = []
+        self.move_label = move
+        self._move: list[tuple[float, float, float]] = []
         self.ticks = self.processed = self.skipped = self.side_ticks = 0
         self.kinds: Counter[str] = Counter()
         self.groups: Counter[str] = Counter()
@@ -48,6 +50,8 @@ class TickStats:
         self.side_ticks += bool(rec.side_maps)
         if rec.ablation_change is not None:
             self._ablation.append(float(rec.ablation_change))
+        if rec.move_change is not None:
+            self._move.append((rec.move_change, rec.move_control_change, rec.move_vs_control))
         if rec.interpretation is not None:
             for g, v in rec.interpretation.fractions.items():
                 self._shares.setdefault(group_name(g), []).append(float(v))
@@ -66,6 +70,7 @@ class TickStats:
             "outside_training_range": dict(sorted(self.out_of_range.items())),
             "outside_training_range_examples": dict(sorted(self.out_of_range_examples.items())),
             "ablation": self.ablation_fields(),
+            "move": self.move_fields(),
         }
 
     def ablation_fields(self) -> dict[str, Any]:
@@ -79,6 +84,34 @@ class TickStats:
                 **{k: (round(x, 6) if x is not None else None) for k, x in stats.items()}}
 
 
+    def move_fields(self) -> dict[str, Any]:
+        """``--move``: the spec; over the ticks where it applied, the mean executed chunk change under the move,
+        under the opposite (control) move and between the two, and ``follow`` = mean vs_control / (mean change +
+        mean control change) in [0, 1] ({} without)."""
+        if self.move_label is None:
+            return {}
+        v = np.asarray(self._move, dtype=np.float64).reshape(-1, 3)
+        if not len(v):
+            return {"spec": self.move_label, "ticks": 0, "change": None, "control_change": None,
+                    "vs_control": None, "follow": None}
+        change, control, vs = (float(x) for x in v.mean(axis=0))
+        follow = vs / (change + control) if change + control > 0 else None
+        return {"spec": self.move_label, "ticks": len(v), "change": round(change, 6),
+                "change_median": round(float(np.median(v[:, 0])), 6), "control_change": round(control, 6),
+                "vs_control": round(vs, 6), "follow": round(follow, 6) if follow is not None else None}
+
+
+def move_line(move: dict[str, Any]) -> str | None:
+    """One summary line of ``--move`` (``None`` without)."""
+    if not move:
+        return None
+    if not move["ticks"]:
+        return f"--move {move['spec']}: applied on no tick"
+    return (f"--move {move['spec']}: on {move['ticks']} ticks the executed chunk changed {move['change']:.3g} "
+            f"(opposite move {move['control_change']:.3g}); between the two {move['vs_control']:.3g}: follows the "
+            f"move {move['follow']:.2f} (1 = the chunk goes where the region goes, 0 = it only reacts to the edit)")
+
+
 @dataclass(kw_only=True)
 class TickSummary:
     """The summary fields of every replay (``summary.json``).
@@ -90,7 +123,7 @@ class TickSummary:
     ``faithfulness``: method -> camera -> deletion-test result. ``outside_training_range``: flag counter
     (``state_outside_training_range.<joint>``, ...) -> ticks, with the first line of each in ``..._examples``. ``ablation`` (with
     ``--ablate``): the spec and the executed chunk's change (mean, median, p90, max; normalised L2) over the ticks
-    where the edit applied. ``outputs`` maps each output's name to its
+    where the edit applied. ``move`` (with ``--move``): :meth:`TickStats.move_fields`. ``outputs`` maps each output's name to its
     final path; ``timings`` has wall times (s) and ticks/s.
     """
 
@@ -110,6 +143,7 @@ class TickSummary:
     outside_training_range: dict[str, int] = field(default_factory=dict)
     outside_training_range_examples: dict[str, str] = field(default_factory=dict)
     ablation: dict[str, Any] = field(default_factory=dict)
+    move: dict[str, Any] = field(default_factory=dict)
 
     def range_line(self) -> str:
         """One summary line: which inputs were outside the training range on how many ticks (first example)."""

@@ -218,7 +218,8 @@ class BagSource(ReplaySource):
         table = out.TickTable([c.key for c in self.cameras], [c.name for c in self.cameras], self.joint_topic,
                               [c.topic for c in self.cameras], list(self.settings.joint_names),
                               has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0, methods=list(methods),
-                              ablation=self.options.ablate is not None)
+                              ablation=self.options.ablate is not None,
+                              move=self.options.move is not None)
         return [SequenceSpec(folder="", title=self.name, episode=0, n_ticks=len(self.plan_.ticks), table=table,
                              frame_sizes={c.key: c.size_hw for c in self.cameras})]
 
