@@ -240,6 +240,81 @@ def test_ablate_on_a_recording_shows_the_shortcut_model_uses_the_shadow(ablation
             assert ratio >= CRITERION_INTERVENTION, (ep, ratio)
 
 
+# ------------------------------------------------------------------------------ --move on a recording
+MOVE_PX = 20  # the shadow's shift (px at 96x128; about 6-8 cm on the table)
+#: --move: the shortcut model's chunk must depend on where the shadow goes this many times more than the control's.
+CRITERION_MOVE = 3.0
+
+
+def _move_shift(cue_box: tuple, cube_box: tuple, hw: tuple[int, int]) -> tuple[int, int]:
+    """The first of (+-MOVE_PX, 0), (0, +-MOVE_PX) that keeps the moved and the opposite box inside the image and
+    off the cube's box."""
+    x, y, w, h = cue_box
+    cx, cy, cw, ch = cube_box
+
+    def ok(dx: int, dy: int) -> bool:
+        nx, ny = x + dx, y + dy
+        inside = nx >= 0 and ny >= 0 and nx + w <= hw[1] and ny + h <= hw[0]
+        apart = nx + w <= cx or cx + cw <= nx or ny + h <= cy or cy + ch <= ny
+        return inside and apart
+
+    for d in ((MOVE_PX, 0), (-MOVE_PX, 0), (0, MOVE_PX), (0, -MOVE_PX)):
+        if ok(*d) and ok(-d[0], -d[1]):
+            return d
+    raise AssertionError(f"no shift of {MOVE_PX} px keeps the shadow box {cue_box} in view and off the cube")
+
+
+@pytest.fixture(scope="module")
+def moves(pair, tmp_path_factory, repo_root) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """({model: mean over two held-out episodes of the summary's move fields}, report lines).
+
+    The recipe's decisive offline step on a LeRobotDataset of the shortcut scene (the --ablate episodes): ``--move``
+    the shadow's bounding box by MOVE_PX, against the opposite shift.
+    """
+    from act_interp_ros.core.region_move import MoveSpec
+    from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset
+    from act_interp_ros.dataset.synthetic import build_synthetic_dataset
+    from act_interp_ros.settings import load_settings_yaml
+
+    tmp_path = tmp_path_factory.mktemp("move")
+    spec = sm.SHORTCUT_SPEC
+    picked = _ablation_boxes(spec, 2)
+    ds = build_synthetic_dataset(tmp_path / "ds", rendered=[p[0] for p in picked], image_size=tuple(spec.image_size),
+                                 cameras=tuple(spec.cameras), use_videos=False)
+    lines, out = [], {}
+    for name, model in pair.items():
+        settings = load_settings_yaml(repo_root / "config" / "so101.yaml", overrides={"policy_path": str(model.path)})
+        per_ep = []
+        for ep, (_, cue_box, cube_box) in enumerate(picked):
+            dx, dy = _move_shift(cue_box, cube_box, tuple(spec.image_size))
+            move = MoveSpec.parse(f"front:{','.join(map(str, cue_box))}:{dx},{dy}")
+            opts = DatasetReplayOptions(episodes=[ep], methods=[], side_every=0, faithfulness_samples=0,
+                                        write_video=False, write_plot=False, move=move)
+            summary = replay_dataset(ds.root, str(model.path), settings, tmp_path / f"{name}_{ep}", opts)
+            assert summary.move["ticks"] == summary.processed == ABLATE_EPISODE_STEPS
+            per_ep.append(summary.move)
+            m = summary.move
+            lines.append(f"{name}, episode {ep}: --move {move.label}: chunk change {m['change']:.3f} (opposite "
+                         f"{m['control_change']:.3f}), move vs opposite {m['vs_control']:.3f}, follow {m['follow']:.2f}")
+        out[name] = {k: float(np.mean([m[k] for m in per_ep])) for k in ("change", "control_change", "vs_control")}
+    s, c = out["shortcut"], out["control"]
+    lines.append(f"shortcut / control: move vs opposite {s['vs_control'] / c['vs_control']:.1f}x, chunk change "
+                 f"{s['change'] / c['change']:.1f}x (criterion {CRITERION_MOVE:g}x)")
+    return out, lines
+
+
+def test_report_move(moves, capsys):
+    """Not a criterion: prints the --move numbers of both models."""
+    with capsys.disabled():
+        print("\n=== --move the shadow on the shortcut pair ===\n" + "\n".join(moves[1]))
+
+
+def test_moving_the_shadow_makes_the_shortcut_models_chunk_follow_it(moves):
+    """The decisive offline step: where the shadow goes decides the shortcut model's chunk, not the control's."""
+    s, c = moves[0]["shortcut"], moves[0]["control"]
+    assert s["vs_control"] >= CRITERION_MOVE * c["vs_control"], moves[1]
+
+
 def test_the_demo_writes_the_comparison_stills(pair, evaluations, tmp_path, capsys):
     """``act_interp_demo --shortcut`` (what ``bash scripts/demo.sh --shortcut`` runs): the comparison stills (two
     models x two maps x in distribution / shadow moved) and the summary with the pair's numbers."""
