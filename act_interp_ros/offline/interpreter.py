@@ -30,6 +30,7 @@ from act_interp_ros.core import DeletionResult, DeletionTest, EnvStateSensitivit
 from act_interp_ros.core.ablation import Ablation, AblationSpec, ablated_frame, box_mask, top_mask
 from act_interp_ros.core.region_move import MoveSpec, RegionMove, moved_frame
 from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.offline.regions import RegionSet, region_values
 from act_interp_ros.pipeline import PolicyStep, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
@@ -82,13 +83,18 @@ class OfflineInterpreter:
         env_sensitivity: the env-state sensitivity check for side ticks (env-state policies; ``None`` = none).
         ablation: what to edit on every tick (``None`` = nothing); checked against the policy's cameras.
         move: what to move on every tick (``None`` = nothing); checked against the policy's cameras.
+        regions: named boxes whose map values and ablation effect are recorded per tick (``None`` = none).
     """
 
     def __init__(self, policy: InterpretableACT, settings: NodeSettings, *, methods: Sequence[str] = (),
                  batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
                  deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None,
-                 ablation: AblationSpec | None = None, move: MoveSpec | None = None) -> None:
+                 ablation: AblationSpec | None = None, move: MoveSpec | None = None,
+                 regions: RegionSet | None = None) -> None:
         self.env_sensitivity = env_sensitivity
+        self.regions = regions
+        self._region_ablation = ({c: Ablation(policy.policy, c, "mean") for c in sorted(regions.cameras)}
+                                 if regions is not None else {})
         self.move = RegionMove(policy.policy, move) if move is not None else None
         self.ablation_spec = ablation
         self.ablation = Ablation(policy.policy, ablation.camera, ablation.fill) if ablation is not None else None
@@ -139,6 +145,7 @@ class OfflineInterpreter:
             self._faithfulness(runnable)
             self._ablate(runnable)
             self._move(runnable)
+            self._regions(runnable)
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
             if t.batch is None:
@@ -247,6 +254,29 @@ class OfflineInterpreter:
             if self.render:
                 rec.moved_frame = moved_frame(frame.rgb, spec)
 
+    def _regions(self, runnable: list[OfflineTick]) -> None:
+        """Each region's map values on every tick, and the chunk's change when it is ablated (mean fill)."""
+        if self.regions is None:
+            return
+        masks: dict[str, list[np.ndarray | None]] = {r.name: [] for r in self.regions.regions}
+        for t in runnable:
+            rec = t.rec
+            maps = {"attention": rec.interpretation.camera_maps, **rec.side_maps}
+            sizes = {k: f.rgb.shape[:2] for k, f in rec.frames.items()}
+            rec.region_values, per_tick = region_values(self.regions, rec.index, maps, sizes,
+                                                        {k: a.image_hw for k, a in self._region_ablation.items()})
+            for name in masks:
+                masks[name].append(per_tick.get(name))
+        batch = None
+        for r in self.regions.regions:
+            if all(m is None for m in masks[r.name]):
+                continue
+            batch = batch if batch is not None else _stack([t.batch for t in runnable])
+            changes = self._region_ablation[r.camera].run(batch, masks[r.name])
+            for t, mask, change in zip(runnable, masks[r.name], changes):
+                if mask is not None:
+                    t.rec.region_values[f"region_{r.name}_ablation"] = float(change)
+
     def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
         result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
@@ -255,6 +285,7 @@ class OfflineInterpreter:
             rec.skip = result.skip
             rec.ablation_change = rec.ablated_frame = None
             rec.move_change = rec.move_control_change = rec.move_vs_control = rec.moved_frame = None
+            rec.region_values = {}
             return
         rec.action, rec.command_ros, rec.command_clamped = result.action, result.command, result.clamped
 

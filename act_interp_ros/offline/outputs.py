@@ -38,6 +38,7 @@ PLOT_NAME = "attention_plot.png"
 ACTION_PLOT_NAME = "action_plot.png"
 ABLATION_PLOT_NAME = "ablation_plot.png"
 MOVE_PLOT_NAME = "move_plot.png"
+MAPS_NAME = "maps.npz"
 SUMMARY_NAME = "summary.json"
 
 
@@ -216,7 +217,7 @@ class TickTable:
         tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, outside_training_range, new_plan, maps,
         attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
         lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>..., ablation_change?,
-        move_change?, move_control_change?, move_vs_control?, move_follow?,
+        move_change?, move_control_change?, move_vs_control?, move_follow?, region_<name>_<map>_<field>...,
         action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
@@ -227,12 +228,13 @@ class TickTable:
     edited (normalised L2; empty where the region does not exist on the tick). ``move_*`` (with ``--move``): the
     executed chunk's change under the move and under the opposite (control) move, the change between the two, and
     ``move_follow`` = vs_control / (change + control_change) in [0, 1] (1: the chunk follows the region).
+    ``region_*`` (with ``--regions``): :mod:`~act_interp_ros.offline.regions` (empty where not computed).
     """
 
     def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str | None,
                  camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool,
                  methods: Sequence[str] = (), recorded: bool = False, ablation: bool = False,
-                 move: bool = False) -> None:
+                 move: bool = False, region_columns: Sequence[str] = ()) -> None:
         self.camera_keys = list(camera_keys)
         self.camera_names = list(camera_names)
         self.camera_topics = list(camera_topics)
@@ -244,6 +246,7 @@ class TickTable:
         self.recorded = recorded
         self.ablation = ablation
         self.move = move
+        self.region_columns = list(region_columns)
         self.rows: list[dict[str, Any]] = []
 
     @property
@@ -292,6 +295,8 @@ class TickTable:
             row["ablation_change"] = rec.ablation_change if rec.ablation_change is not None else nan
         if self.move:
             row.update(move_columns(rec))
+        for col in self.region_columns:
+            row[col] = rec.region_values.get(col, nan)
         if self.has_env_state:
             row["env_sensitivity"] = rec.env_sensitivity if rec.env_sensitivity is not None else nan
         for j, name in enumerate(self.action_names):
@@ -328,6 +333,7 @@ class TickTable:
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
         cols += ["ablation_change"] if self.ablation else []
         cols += list(MOVE_COLUMNS) if self.move else []
+        cols += self.region_columns
         cols += ["env_sensitivity"] if self.has_env_state else []
         cols += [f"action_{n}" for n in self.action_names]
         if self.recorded:

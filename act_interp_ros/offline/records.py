@@ -56,6 +56,8 @@ class TickRecord:
             L2) under the move, under the control (opposite) move, and between the two
             (:class:`~act_interp_ros.core.region_move.MoveResult`); ``None`` where the move did not apply.
         moved_frame: the moved frame at source size (videos only).
+        region_values: with ``--regions``, column -> value (``region_<name>_<map>_<mass|density|lift>``,
+            ``region_<name>_ablation``) for the regions on this tick.
         range_flags: inputs outside the checkpoint's training range at this tick
             (:class:`~act_interp_ros.pipeline.RangeFlag`; bag replay).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
@@ -84,6 +86,7 @@ class TickRecord:
     move_control_change: float | None = None
     move_vs_control: float | None = None
     moved_frame: np.ndarray | None = None
+    region_values: dict[str, float] = field(default_factory=dict)
     range_flags: list = field(default_factory=list)
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)

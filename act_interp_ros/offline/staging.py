@@ -11,6 +11,7 @@ from act_interp_ros.offline import plots
 from act_interp_ros.offline.options import NO_OUTPUTS, NoActionError, OfflineOptions
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.offline.rerun_ticks import RerunTicks, open_rerun
+from act_interp_ros.offline.saved_maps import SavedMaps
 from act_interp_ros.offline.summary import TickStats, TickSummary
 from act_interp_ros.settings import NodeSettings
 
@@ -102,7 +103,8 @@ class SequenceOutputs:
         self.rerun = rerun
         ablate = options.ablate
         self.stats = TickStats(ablation=ablate.label if ablate is not None else None,
-                               move=options.move.label if options.move is not None else None)
+                               move=options.move.label if options.move is not None else None, regions=options.regions)
+        self.maps = SavedMaps() if options.save_maps else None
         self.videos = None
         if options.write_video:
             from act_interp_ros.offline.videos import ReplayVideos
@@ -114,6 +116,8 @@ class SequenceOutputs:
     def on_tick(self, rec: TickRecord) -> None:
         self.stats.add(rec)
         self.table.add(rec)
+        if self.maps is not None:
+            self.maps.add(rec)
         if self.videos is not None:
             self.videos.on_tick(rec)
         if self.rerun is not None:
@@ -126,6 +130,9 @@ class SequenceOutputs:
             names += self.videos.close()
             self.videos = None
         opts = self.options
+        if self.maps is not None:
+            self.maps.write(self.dir / out.MAPS_NAME)
+            names.append(out.MAPS_NAME)
         if opts.write_table:
             name = out.table_name(opts.table_format)
             self.table.write(self.dir / name, opts.table_format)

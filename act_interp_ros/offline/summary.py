@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.offline.regions import RegionSet
 from act_interp_ros.settings import camera_name
 
 def group_name(group: str) -> str:
@@ -22,7 +23,10 @@ class TickStats:
     """Counts over tick records: processed / skipped (by kind, by kind and input, first reason of each),
     side ticks, and the mean attention share per group over the processed ticks."""
 
-    def __init__(self, ablation: str | None = None, move: str | None = None) -> None:
+    def __init__(self, ablation: str | None = None, move: str | None = None,
+                 regions: RegionSet | None = None) -> None:
+        self.regions = regions
+        self._region_values: dict[str, list[float]] = {}
         self.ablation_label = ablation
         self._ablation: list[float] = []
         self.move_label = move
@@ -50,6 +54,8 @@ class TickStats:
         self.side_ticks += bool(rec.side_maps)
         if rec.ablation_change is not None:
             self._ablation.append(float(rec.ablation_change))
+        for col, v in rec.region_values.items():
+            self._region_values.setdefault(col, []).append(float(v))
         if rec.move_change is not None:
             self._move.append((rec.move_change, rec.move_control_change, rec.move_vs_control))
         if rec.interpretation is not None:
@@ -71,7 +77,32 @@ class TickStats:
             "outside_training_range_examples": dict(sorted(self.out_of_range_examples.items())),
             "ablation": self.ablation_fields(),
             "move": self.move_fields(),
+            "regions": self.region_fields(),
         }
+
+    def region_fields(self) -> dict[str, Any]:
+        """``--regions``: region -> {"ablation": mean chunk change, map -> {mass, density, lift: mean}, "ticks"}
+        over the ticks where each applied ({} without)."""
+        if self.regions is None:
+            return {}
+        out: dict[str, Any] = {}
+        for r in self.regions.regions:
+            prefix = f"region_{r.name}_"
+            entry: dict[str, Any] = {"camera": r.camera, "ticks": len(self._region_values.get(prefix + "ablation", []))}
+            for col, values in self._region_values.items():
+                if not col.startswith(prefix):
+                    continue
+                v = np.asarray(values, dtype=np.float64)
+                v = v[np.isfinite(v)]
+                mean = round(float(v.mean()), 6) if v.size else None
+                rest = col[len(prefix):]
+                if rest == "ablation":
+                    entry["ablation"] = mean
+                else:
+                    method, _, fld = rest.rpartition("_")
+                    entry.setdefault(method, {})[fld] = mean
+            out[r.name] = entry
+        return out
 
     def ablation_fields(self) -> dict[str, Any]:
         """``--ablate``: the spec and the executed chunk's change over the ticks where it applied ({} without)."""
@@ -99,6 +130,18 @@ class TickStats:
         return {"spec": self.move_label, "ticks": len(v), "change": round(change, 6),
                 "change_median": round(float(np.median(v[:, 0])), 6), "control_change": round(control, 6),
                 "vs_control": round(vs, 6), "follow": round(follow, 6) if follow is not None else None}
+
+
+def region_lines(regions: dict[str, Any]) -> list[str]:
+    """One summary line per ``--regions`` region: each map's mean lift over uniform, and the ablation's effect."""
+    lines = []
+    for name, entry in regions.items():
+        maps = ", ".join(f"{m} lift {v['lift']:.2f}x" for m, v in entry.items()
+                         if isinstance(v, dict) and v.get("lift") is not None)
+        ablation = entry.get("ablation")
+        lines.append(f"region {name}: on {entry['ticks']} ticks {maps or 'no map'}; ablating it changes the chunk "
+                     f"{'-' if ablation is None else f'{ablation:.3g}'}")
+    return lines
 
 
 def move_line(move: dict[str, Any]) -> str | None:
@@ -144,6 +187,7 @@ class TickSummary:
     outside_training_range_examples: dict[str, str] = field(default_factory=dict)
     ablation: dict[str, Any] = field(default_factory=dict)
     move: dict[str, Any] = field(default_factory=dict)
+    regions: dict[str, Any] = field(default_factory=dict)
 
     def range_line(self) -> str:
         """One summary line: which inputs were outside the training range on how many ticks (first example)."""
