@@ -106,7 +106,7 @@ def _marked(criteria: list[mc.Criterion]) -> list:
         if c.status == "xfail":
             why = GXI_FOOLED_BY_THE_SHADOW if c.method == "gradient_x_input" else ""
             out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=True, reason=(
-                f"known limitation: {c.text} {c.op} {c.threshold} missed on every training: measured "
+                f"known limitation: {c.text} {c.op} {c.threshold} not met on this training; over trainings: "
                 f"{c.measured}; {why}"))))
         else:
             out.append(pytest.param(c, id=c.id))
