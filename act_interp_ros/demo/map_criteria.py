@@ -36,7 +36,8 @@ MAX_RANK_CORR, SPREAD_MAX_RANK_CORR = 0.5, 0.75  # randomisation check (Adebayo 
 # Shortcut pair: thresholds and the spread over its two trainings (issue 22's report; the pair has no rows in
 # bench/training_spread.json yet: issue 29 item 4).
 MIN_SEPARATION = 0.15  # shortcut's share of frames "shadow > cube" minus the control's; measured >= +0.29
-MIN_SHORTCUT_DENSER = 0.80  # shortcut: frames whose map is denser (lift) on the shadow than on the cube
+MIN_SHORTCUT_DENSER = 0.80  # shortcut: frames whose map is denser (lift) on the shadow than on the cube; strict
+# xfail: per unit area the shortcut model's maps still prefer the small cube (62-83 % of frames, issue 22)
 MIN_CONTROL_CUBE = 0.80  # control: frames with more mass on the cube than on the shadow
 MIN_PAIR_FAITHFULNESS = 1.5  # each model's own pixel maps: measured 2.2-3.1x
 PAIR_MEASURED: dict[str, str] = {
@@ -48,6 +49,8 @@ PAIR_MEASURED: dict[str, str] = {
     "control_cube.occlusion": "62 %, 83 %",
     "faithfulness.gradient_x_input": "2.4x / 2.4x, 2.4x / 2.7x",
     "faithfulness.occlusion": "3.1x / 2.3x, 2.9x / 2.2x",
+    # issue 22: "per unit area both maps prefer the cube ... also in the shortcut model (62-83 %)"
+    "shortcut_denser": "17-38 % (gradient x input and occlusion)",
 }
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<": operator.lt}
@@ -186,8 +189,8 @@ def _pair(method: str) -> list[Criterion]:
                   ">=", MIN_SEPARATION, "asserted", PAIR_MEASURED[f"moved_separation.{method}"]),
         Criterion("shortcut", method, "shortcut_denser",
                   "shortcut model: frames whose map is denser (mass / area) on the shadow than on the cube",
-                  lambda g: g("shortcut", method).cue_beats_cube_per_area, ">=", MIN_SHORTCUT_DENSER, "asserted",
-                  "(measured here)"),
+                  lambda g: g("shortcut", method).cue_beats_cube_per_area, ">=", MIN_SHORTCUT_DENSER, "xfail",
+                  PAIR_MEASURED["shortcut_denser"]),
         Criterion("shortcut", method, "control_cube",
                   "control model: frames with more mass on the cube than on the shadow",
                   lambda g: 1 - g("control", method).cue_beats_cube, ">=", MIN_CONTROL_CUBE if gxi else 0.5,
