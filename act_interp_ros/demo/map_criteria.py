@@ -47,8 +47,8 @@ PAIR_MEASURED: dict[str, str] = {
     "moved_separation.occlusion": "+0.46, +0.65",
     "control_cube.gradient_x_input": "38 %, 54 %",
     "control_cube.occlusion": "62 %, 83 %",
-    "faithfulness.gradient_x_input": "2.4x / 2.4x, 2.4x / 2.7x",
-    "faithfulness.occlusion": "3.1x / 2.3x, 2.9x / 2.2x",
+    "faithfulness.gradient_x_input": "shortcut / control 2.4x / 2.4x, 2.4x / 2.7x",
+    "faithfulness.occlusion": "shortcut / control 3.1x / 2.9x, 2.3x / 2.2x",
     # issue 22: "per unit area both maps prefer the cube ... also in the shortcut model (62-83 %)"
     "shortcut_denser": "17-38 % (gradient x input and occlusion)",
 }
@@ -206,22 +206,27 @@ SHORTCUT: list[Criterion] = [c for m in ("gradient_x_input", "occlusion") for c 
 
 
 # ------------------------------------------------------------------------------------------ the table
-def criteria_table(criteria: list[Criterion], trained: Any, uniform: Any, random: Any) -> str:
-    """Markdown: criterion | measured range | this model | uniform map | random map | asserted."""
+def _cell(c: Criterion, src: Any) -> str:
+    v = _fmt(c.value(src), c.name)
+    if c.requires is not None:
+        v += f" / {_fmt(c.requires.value(src), c.requires.name)}"
+    return f"{v} ({'pass' if c.passes(src) else 'fail'})"
+
+
+def criteria_table(criteria: list[Criterion], trained: Any, uniform: Any, random: Any,
+                   cell: Callable[[Criterion, Any], str] = _cell) -> str:
+    """Markdown: criterion | measured range | this model | uniform map | random map | asserted (``cell(criterion,
+    source)`` writes the last three columns' cells)."""
     rows = ["| criterion | measured range (trainings) | this model | uniform map | random map | asserted |",
             "|---|---|---|---|---|---|"]
     for c in criteria:
-        def cell(src: Any) -> str:
-            v = _fmt(c.value(src), c.name)
-            if c.requires is not None:
-                v += f" / {_fmt(c.requires.value(src), c.requires.name)}"
-            return f"{v} ({'pass' if c.passes(src) else 'fail'})"
 
         crit = f"{c.method}: {c.text} {c.op} {_fmt(c.threshold, c.name)}"
         if c.requires is not None:
             crit += f", and {c.requires.op} {_fmt(c.requires.threshold, c.requires.name)}"
         asserted = "yes" if c.status == "asserted" else "strict xfail (known limitation)"
-        rows.append(f"| {crit} | {c.measured} | {cell(trained)} | {cell(uniform)} | {cell(random)} | {asserted} |")
+        rows.append(f"| {crit} | {c.measured} | {cell(c, trained)} | {cell(c, uniform)} | {cell(c, random)} "
+                    f"| {asserted} |")
     return "\n".join(rows)
 
 
