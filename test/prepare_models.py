@@ -4,7 +4,8 @@ On a cold cache (a new machine, or code that changes a model's cache key) traini
 known-answer model (~10 min on 2 cores), the two env-state models (~5 min each), the known-answer map
 evaluation, and the shortcut pair (~5 min each) with its evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker at
 11), so a cold run could end a test that was only training. Here it counts against nothing. On a warm cache
-each step is a cache lookup (seconds).
+each step is a cache lookup (seconds). The map evaluations include the uniform / random baseline maps the map
+criteria must reject (issue 29) and the known-answer occlusion evaluation.
 
     python test/prepare_models.py
 """
@@ -25,6 +26,8 @@ def main() -> int:
     from act_interp_ros.demo import known_answer as ka
     from act_interp_ros.demo import shortcut_evaluation as se
     from act_interp_ros.demo import shortcut_model as sm
+    from act_interp_ros.demo.map_baselines import BASELINES
+    from act_interp_ros.demo.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
 
     started = time.perf_counter()
     steps = [("known-answer model", lambda: ka.ensure_known_answer_model(progress=False))]
@@ -34,8 +37,15 @@ def main() -> int:
         ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)))
     steps += [(f"{name} model (shortcut pair)", lambda spec=spec: sm.ensure_shortcut_model(spec))
               for name, spec in sm.PAIR.items()]
+    steps.append(("known-answer occlusion evaluation", lambda: ka.cached_map_evaluation(
+        ka.ensure_known_answer_model(progress=False), **OCCLUSION_EVALUATION)))
+    steps += [(f"known-answer {kind} map baseline", lambda kind=kind: ka.cached_map_evaluation(
+        ka.ensure_known_answer_model(progress=False), **BASELINE_EVALUATION, baseline=kind)) for kind in BASELINES]
     steps += [(f"{name} model evaluation", lambda spec=spec: se.cached_shortcut_evaluation(
         sm.ensure_shortcut_model(spec), **se.STANDARD_SHORTCUT_EVALUATION)) for name, spec in sm.PAIR.items()]
+    steps += [(f"{name} model {kind} map baseline", lambda spec=spec, kind=kind: se.cached_shortcut_evaluation(
+        sm.ensure_shortcut_model(spec), **se.BASELINE_SHORTCUT_EVALUATION, baseline=kind))
+        for kind in BASELINES for name, spec in sm.PAIR.items()]
     for name, build in steps:
         t0 = time.perf_counter()
         result = build()
