@@ -115,3 +115,44 @@ def test_a_region_on_a_camera_the_policy_lacks_is_one_line(capsys, tmp_path, so1
     lines = [line for line in err.splitlines() if line.startswith("act_interp_replay: error:")]
     assert len(lines) == 1 and "camera 'observation.images.top' is not one of the policy's" in lines[0], err
     assert not (out / "summary.json").exists()
+
+
+def test_regions_on_the_known_answer_model_tell_the_target_from_the_distractor(tmp_path, repo_root, capsys):
+    """Boxes on the target and the distractor of a synthetic episode: gradient x input's lift and the ablation's
+    effect are far larger on the target (the cube that decides the actions) than on the distractor."""
+    from act_interp_ros.core import InterpretableACT
+    from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset
+    from act_interp_ros.dataset.synthetic import build_synthetic_dataset
+    from act_interp_ros.demo.map_evaluation import spec_of
+    from act_interp_ros.demo.model_cache import ensure_known_answer_model
+    from act_interp_ros.settings import load_settings_yaml
+    from act_interp_ros.synthetic import SyntheticScene
+
+    model = ensure_known_answer_model()
+    wrapped = InterpretableACT.from_pretrained(str(model.path), device="cpu")
+    spec = spec_of(wrapped.policy)
+    wrapped.close()
+    ds = build_synthetic_dataset(tmp_path / "ds", n_episodes=1, episode_steps=20, image_size=tuple(spec.image_size),
+                                 cameras=tuple(spec.cameras), use_videos=False, seed=101)
+    boxes = SyntheticScene(spec.scene_config()).boxes(ds.episodes[0].scene_state(0), "front")
+    regions = {"regions": [{"name": n, "camera": "front", "box": [int(b[0]), int(b[1]), int(b[2] - b[0]),
+                                                                   int(b[3] - b[1])]}
+                           for n, b in (("target", boxes["target"]), ("distractor", boxes["distractor"]))]}
+    path = tmp_path / "regions.json"
+    path.write_text(json.dumps(regions))
+    settings = load_settings_yaml(repo_root / "config" / "so101.yaml", overrides={"policy_path": str(model.path)})
+    opts = DatasetReplayOptions(episodes=[0], methods=["gradient_x_input"], side_every=1, faithfulness_samples=0,
+                                write_video=False, write_plot=False, regions=RegionSet.load(path), save_maps=True)
+    summary = replay_dataset(ds.root, str(model.path), settings, tmp_path / "out", opts)
+    t, d = summary.regions["target"], summary.regions["distractor"]
+    line = (f"target: gradient x input lift {t['gradient_x_input']['lift']:.1f}x, attention lift "
+            f"{t['attention']['lift']:.2f}x, ablation {t['ablation']:.3f}; distractor: gradient x input lift "
+            f"{d['gradient_x_input']['lift']:.1f}x, attention lift {d['attention']['lift']:.2f}x, ablation "
+            f"{d['ablation']:.3f} ({t['ticks']} ticks)")
+    with capsys.disabled():
+        print("\n=== --regions on the known-answer model (criterion: target >= 3x distractor) ===\n" + line)
+    assert t["ticks"] == d["ticks"] == 20
+    assert t["gradient_x_input"]["lift"] >= 3 * d["gradient_x_input"]["lift"], line
+    assert t["ablation"] >= 3 * d["ablation"], line
+    (saved,) = (tmp_path / "out").glob("*/maps.npz")  # the episode's raw maps
+    assert np.load(saved)["gradient_x_input_front"].shape == (20, *spec.image_size)
