@@ -1,8 +1,9 @@
 """Build what the tests train and cache, before pytest starts (test support, run by scripts/test.sh).
 
 On a cold cache (a new machine, or code that changes a model's cache key) training takes minutes: the
-known-answer model, the two env-state models, the known-answer map evaluation, and the shortcut pair with
-its evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker
+known-answer model, the two env-state models, the known-answer map evaluations, and the shortcut pair with
+its evaluations. The map evaluations include the uniform / random baseline maps the map criteria must reject
+(issue 29) and the known-answer occlusion evaluation. Inside a test that time counts against the per-test timeout (10 min; the watchdog ends a worker
 at 11), so a cold run could end a test that was only training. Here it counts against nothing. On a warm cache
 each step is a cache lookup (seconds).
 
@@ -35,9 +36,17 @@ def _known_answer():
     return ka.ensure_known_answer_model(progress=False)
 
 
-def _known_answer_maps():
+def _known_answer_maps(kind: str):
+    """``standard``, ``occlusion`` or a baseline map's name (:data:`~act_interp_ros.demo.map_baselines.BASELINES`)."""
     from act_interp_ros.demo import known_answer as ka
-    return ka.cached_map_evaluation(ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)
+    from act_interp_ros.demo.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
+
+    model = ka.ensure_known_answer_model(progress=False)
+    if kind == "standard":
+        return ka.cached_map_evaluation(model, **ka.STANDARD_EVALUATION)
+    if kind == "occlusion":
+        return ka.cached_map_evaluation(model, **OCCLUSION_EVALUATION)
+    return ka.cached_map_evaluation(model, **BASELINE_EVALUATION, baseline=kind)
 
 
 def _env_state(variant: str):
@@ -52,20 +61,32 @@ def _shortcut(name: str):
     return sm.ensure_shortcut_model(sm.PAIR[name])
 
 
-def _shortcut_evaluation(name: str):
+def _shortcut_evaluation(name: str, baseline: str | None = None):
     from act_interp_ros.demo import shortcut_evaluation as se
     from act_interp_ros.demo import shortcut_model as sm
-    return se.cached_shortcut_evaluation(sm.ensure_shortcut_model(sm.PAIR[name]), **se.STANDARD_SHORTCUT_EVALUATION)
+
+    model = sm.ensure_shortcut_model(sm.PAIR[name])
+    if baseline is None:
+        return se.cached_shortcut_evaluation(model, **se.STANDARD_SHORTCUT_EVALUATION)
+    return se.cached_shortcut_evaluation(model, **se.BASELINE_SHORTCUT_EVALUATION, baseline=baseline)
+
+
+def _baselines() -> tuple[str, ...]:
+    from act_interp_ros.demo.map_baselines import BASELINES
+    return tuple(BASELINES)
 
 
 # marker name -> [(step label, build)], in training order; a step builds what it depends on itself.
 STEPS: dict[str, list[tuple[str, Callable[[], object]]]] = {
     "known_answer": [("known-answer model", _known_answer)],
     "env_state": [(f"env-state model ({v})", lambda v=v: _env_state(v)) for v in ("normalised", "lerobot_default")],
-    "known_answer_maps": [("known-answer map evaluation", _known_answer_maps)],
+    "known_answer_maps": [(f"known-answer {k} map evaluation", lambda k=k: _known_answer_maps(k))
+                          for k in ("standard", "occlusion", *_baselines())],
     "shortcut_pair": [(f"{n} model (shortcut pair)", lambda n=n: _shortcut(n)) for n in ("control", "shortcut")],
     "shortcut_evaluation": [(f"{n} model evaluation", lambda n=n: _shortcut_evaluation(n))
-                            for n in ("control", "shortcut")],
+                            for n in ("control", "shortcut")]
+    + [(f"{n} model {k} map baseline", lambda n=n, k=k: _shortcut_evaluation(n, k))
+       for k in _baselines() for n in ("control", "shortcut")],
 }
 
 

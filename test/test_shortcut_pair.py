@@ -16,8 +16,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from act_interp_ros.demo import map_criteria as mc
 from act_interp_ros.demo import shortcut_evaluation as se
 from act_interp_ros.demo import shortcut_model as sm
+from act_interp_ros.demo.map_baselines import BASELINES
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.trained_models("shortcut_pair", "shortcut_evaluation")]
 
@@ -29,26 +31,27 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.trained_models("shortcut_pai
 #   intervention, shortcut follows the shadow:  3.3x, 3.1x   (criterion 3x: met, within noise of it)
 #   intervention, control follows the cube:     6.7x, 3.1x   (criterion 3x: met, within noise of it)
 #   held-out chunk MAE, larger / smaller:       1.04, 1.17   (criterion 1.25)
-#   shortcut, shadow > cube in mass:  gradient x input 94 %, 92 %; occlusion 98 %, 96 %   (criterion 80 %)
-#   control, cube > shadow in mass:   gradient x input 38 %, 54 %; occlusion 62 %, 83 %   (criterion 80 %)
 #   shadow moved, chunk heads for what the model uses: shortcut 94 %, 88 %; control 96 %, 88 %
-#   shadow moved, shadow > cube in mass, shortcut minus control: gradient x input +33, +29 points;
-#                                                                 occlusion +46, +65 points
+# The map criteria (thresholds, measured spread, the table in docs/map_criteria.md) live in
+# act_interp_ros/demo/map_criteria.py (SHORTCUT); each is put through a uniform and a random map here too and must
+# fail for both (issue 29). "More mass on the shadow than on the cube" alone is not one: a uniform map passes it
+# (the shadow covers about 3x the cube's pixels). What is asserted is the separation of the pair (the shortcut
+# model's share of such frames minus the control's: 0 for any map that ignores the model), the shortcut model's
+# per-area preference for the shadow, the control model's mass on the cube, and each model's faithfulness.
 CRITERION_INTERVENTION = 3.0
 MIN_INTERVENTION = 2.5
 CRITERION_ERROR_GAP = 0.25
 MAX_ERROR_GAP = 0.35
-MIN_MAP_WIN = 0.80  # the issue's share of frames
 MIN_HEADS = 0.75
-MIN_MOVED_GAP = 0.15  # shadow-moved frames: the shortcut model's maps prefer the shadow this much more often
-#: The control model's gradient x input puts more mass on the large dark shadow than on the cube it uses.
-GXI_FOOLED_BY_THE_SHADOW = pytest.mark.xfail(
-    strict=True,
-    reason="known limitation: the control model's gradient x input puts more mass on the cube than on the shadow "
-    "in only 38-54 % of frames (criterion 80 %): the shadow covers 3x the cube's pixels and is the darkest "
-    "region, where the input factor x of gradient x input is largest; per unit area it does prefer the cube "
-    "(96 %, 54 %)",
-)
+#: Why the control model's gradient x input misses its criterion (strict xfail in test_map_criterion).
+GXI_FOOLED_BY_THE_SHADOW = (
+    "the shadow covers 3x the cube's pixels and is the darkest region, where the input factor x of gradient x "
+    "input is largest; per unit area it does prefer the cube (96 %, 54 %)")
+#: Why the shortcut model's maps are not denser on the shadow (strict xfail in test_map_criterion).
+DENSITY_FAVOURS_THE_CUBE = (
+    "the shortcut model also learned the cube (it agrees with the shadow), and a smooth map's density favours the "
+    "small cube: per unit area its maps prefer the cube too; what separates the pair is the mass share against the "
+    "control's (separation) and moving the shadow (--move)")
 
 
 @pytest.fixture(scope="module")
@@ -96,43 +99,59 @@ def test_in_distribution_both_models_look_equally_good(pair):
         assert e["model"]["overall"] < 0.5 * e["mean_action_baseline"]["overall"], (name, e)
 
 
-@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
-def test_the_causal_maps_put_the_shortcut_models_mass_on_the_shadow(evaluations, method):
-    c = evaluations["shortcut"].contrast(method)
-    assert c.n_frames >= 40
-    assert c.cue_beats_cube >= MIN_MAP_WIN, f"shortcut: shadow mass > cube mass in {c.cue_beats_cube:.0%}"
-
-
-@pytest.mark.parametrize("method", [pytest.param("gradient_x_input", marks=GXI_FOOLED_BY_THE_SHADOW), "occlusion"])
-def test_the_causal_maps_put_the_control_models_mass_on_the_cube(evaluations, method):
-    """Occlusion: 62 % and 83 % on the two trainings (criterion 80 %): reported; asserted is the majority."""
-    c = evaluations["control"].contrast(method)
-    assert c.n_frames >= 40
-    floor = MIN_MAP_WIN if method == "gradient_x_input" else 0.5
-    assert 1 - c.cue_beats_cube >= floor, f"control: cube mass > shadow mass in {1 - c.cue_beats_cube:.0%}"
-
-
 def test_when_the_light_moves_each_chunk_heads_for_what_its_model_uses(evaluations):
     shortcut, control = evaluations["shortcut"], evaluations["control"]
     assert shortcut.heads_for_cue >= MIN_HEADS, shortcut
     assert 1 - control.heads_for_cue >= MIN_HEADS, control
 
 
-@pytest.mark.parametrize("method", ["gradient_x_input", "occlusion"])
-def test_with_the_shadow_moved_the_causal_maps_show_why(evaluations, method):
-    shortcut = evaluations["shortcut"].contrast(method, moved=True)
-    control = evaluations["control"].contrast(method, moved=True)
-    assert shortcut.cue_beats_cube > 0.5, shortcut
-    assert shortcut.cue_beats_cube - control.cue_beats_cube >= MIN_MOVED_GAP, (shortcut, control)
+def _marked(criteria: list[mc.Criterion]) -> list:
+    out = []
+    for c in criteria:
+        if c.status == "xfail":
+            why = (DENSITY_FAVOURS_THE_CUBE if c.name == "shortcut_denser"
+                   else GXI_FOOLED_BY_THE_SHADOW if c.method == "gradient_x_input" else "")
+            out.append(pytest.param(c, id=c.id, marks=pytest.mark.xfail(strict=True, reason=(
+                f"known limitation: {c.text} {c.op} {c.threshold} not met on this training; over trainings: "
+                f"{c.measured}; {why}"))))
+        else:
+            out.append(pytest.param(c, id=c.id))
+    return out
 
 
-def test_the_causal_maps_are_faithful_to_the_model_that_made_them(evaluations):
-    """The deletion test on each model's own maps: deleting the map's top cells changes the chunk more than
-    deleting random cells (measured 2.2-3.1x over both trainings)."""
-    for name, ev in evaluations.items():
-        for method in ("gradient_x_input", "occlusion"):
-            assert ev.contrast(method).faithfulness_ratio > 1.5, (name, method, ev.contrast(method))
-    assert all(np.isfinite(c.faithfulness_ratio) for ev in evaluations.values() for c in ev.maps)
+@pytest.fixture(scope="module")
+def baselines(pair) -> dict[str, dict[str, se.ShortcutEvaluation]]:
+    """Each model's evaluation with a uniform / a seeded-noise map in place of its own (same frames, same scoring,
+    the deletion test on the model)."""
+    return {kind: {name: se.cached_shortcut_evaluation(model, **se.BASELINE_SHORTCUT_EVALUATION, baseline=kind)
+                   for name, model in pair.items()} for kind in BASELINES}
+
+
+@pytest.mark.parametrize("criterion", _marked(mc.SHORTCUT))
+def test_map_criterion(evaluations, criterion):
+    """Each map criterion on the pair (thresholds and measured spread: demo/map_criteria.py)."""
+    source = mc.shortcut_source(evaluations)
+    for name in evaluations:
+        assert source(name, criterion.method).n_frames >= 40, name
+    assert criterion.passes(source), criterion.describe(source)
+
+
+@pytest.mark.parametrize("kind", BASELINES)
+def test_baseline_maps_fail_every_pair_criterion(baselines, kind, capsys):
+    """A uniform map and a seeded-noise map, scored like the models' maps, pass none of the criteria above."""
+    source = mc.shortcut_source(baselines[kind])
+    with capsys.disabled():
+        print(f"\n=== shortcut pair criteria on a {kind} map ===\n" +
+              "\n".join(c.describe(source) for c in mc.SHORTCUT))
+    passed = [c.describe(source) for c in mc.SHORTCUT if c.passes(source)]
+    assert not passed, f"a {kind} map passes: {passed}"
+
+
+def test_the_criteria_table_in_the_docs_is_current(pair, evaluations, baselines):
+    """docs/map_criteria.md holds the table :mod:`act_interp_ros.demo.map_criteria_doc` generates."""
+    from act_interp_ros.demo import map_criteria_doc as doc
+
+    doc.check_section("shortcut", doc.shortcut_section(pair, evaluations, baselines))
 
 
 # ------------------------------------------------------------------------------ --ablate on a recording
@@ -225,6 +244,81 @@ def test_ablate_on_a_recording_shows_the_shortcut_model_uses_the_shadow(ablation
     for (name, ep), ratio in ablation[0].items():
         if name == "shortcut":
             assert ratio >= CRITERION_INTERVENTION, (ep, ratio)
+
+
+# ------------------------------------------------------------------------------ --move on a recording
+MOVE_PX = 20  # the shadow's shift (px at 96x128; about 6-8 cm on the table)
+#: --move: the shortcut model's chunk must depend on where the shadow goes this many times more than the control's.
+CRITERION_MOVE = 3.0
+
+
+def _move_shift(cue_box: tuple, cube_box: tuple, hw: tuple[int, int]) -> tuple[int, int]:
+    """The first of (+-MOVE_PX, 0), (0, +-MOVE_PX) that keeps the moved and the opposite box inside the image and
+    off the cube's box."""
+    x, y, w, h = cue_box
+    cx, cy, cw, ch = cube_box
+
+    def ok(dx: int, dy: int) -> bool:
+        nx, ny = x + dx, y + dy
+        inside = nx >= 0 and ny >= 0 and nx + w <= hw[1] and ny + h <= hw[0]
+        apart = nx + w <= cx or cx + cw <= nx or ny + h <= cy or cy + ch <= ny
+        return inside and apart
+
+    for d in ((MOVE_PX, 0), (-MOVE_PX, 0), (0, MOVE_PX), (0, -MOVE_PX)):
+        if ok(*d) and ok(-d[0], -d[1]):
+            return d
+    raise AssertionError(f"no shift of {MOVE_PX} px keeps the shadow box {cue_box} in view and off the cube")
+
+
+@pytest.fixture(scope="module")
+def moves(pair, tmp_path_factory, repo_root) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """({model: mean over two held-out episodes of the summary's move fields}, report lines).
+
+    The recipe's decisive offline step on a LeRobotDataset of the shortcut scene (the --ablate episodes): ``--move``
+    the shadow's bounding box by MOVE_PX, against the opposite shift.
+    """
+    from act_interp_ros.core.region_move import MoveSpec
+    from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset
+    from act_interp_ros.dataset.synthetic import build_synthetic_dataset
+    from act_interp_ros.settings import load_settings_yaml
+
+    tmp_path = tmp_path_factory.mktemp("move")
+    spec = sm.SHORTCUT_SPEC
+    picked = _ablation_boxes(spec, 2)
+    ds = build_synthetic_dataset(tmp_path / "ds", rendered=[p[0] for p in picked], image_size=tuple(spec.image_size),
+                                 cameras=tuple(spec.cameras), use_videos=False)
+    lines, out = [], {}
+    for name, model in pair.items():
+        settings = load_settings_yaml(repo_root / "config" / "so101.yaml", overrides={"policy_path": str(model.path)})
+        per_ep = []
+        for ep, (_, cue_box, cube_box) in enumerate(picked):
+            dx, dy = _move_shift(cue_box, cube_box, tuple(spec.image_size))
+            move = MoveSpec.parse(f"front:{','.join(map(str, cue_box))}:{dx},{dy}")
+            opts = DatasetReplayOptions(episodes=[ep], methods=[], side_every=0, faithfulness_samples=0,
+                                        write_video=False, write_plot=False, move=move)
+            summary = replay_dataset(ds.root, str(model.path), settings, tmp_path / f"{name}_{ep}", opts)
+            assert summary.move["ticks"] == summary.processed == ABLATE_EPISODE_STEPS
+            per_ep.append(summary.move)
+            m = summary.move
+            lines.append(f"{name}, episode {ep}: --move {move.label}: chunk change {m['change']:.3f} (opposite "
+                         f"{m['control_change']:.3f}), move vs opposite {m['vs_control']:.3f}, follow {m['follow']:.2f}")
+        out[name] = {k: float(np.mean([m[k] for m in per_ep])) for k in ("change", "control_change", "vs_control")}
+    s, c = out["shortcut"], out["control"]
+    lines.append(f"shortcut / control: move vs opposite {s['vs_control'] / c['vs_control']:.1f}x, chunk change "
+                 f"{s['change'] / c['change']:.1f}x (criterion {CRITERION_MOVE:g}x)")
+    return out, lines
+
+
+def test_report_move(moves, capsys):
+    """Not a criterion: prints the --move numbers of both models."""
+    with capsys.disabled():
+        print("\n=== --move the shadow on the shortcut pair ===\n" + "\n".join(moves[1]))
+
+
+def test_moving_the_shadow_makes_the_shortcut_models_chunk_follow_it(moves):
+    """The decisive offline step: where the shadow goes decides the shortcut model's chunk, not the control's."""
+    s, c = moves[0]["shortcut"], moves[0]["control"]
+    assert s["vs_control"] >= CRITERION_MOVE * c["vs_control"], moves[1]
 
 
 def test_the_demo_writes_the_comparison_stills(pair, evaluations, tmp_path, capsys):

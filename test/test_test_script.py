@@ -78,7 +78,9 @@ def test_prepare_models_builds_only_what_the_given_files_mark(repo_root):
     assert _listed(repo_root, "test/test_ablation.py") == ["known-answer model"]
     assert _listed(repo_root, "test/test_shortcut_pair.py::test_report_the_pair") == [
         "control model (shortcut pair)", "shortcut model (shortcut pair)",
-        "control model evaluation", "shortcut model evaluation"]
+        "control model evaluation", "shortcut model evaluation", "control model uniform map baseline",
+        "shortcut model uniform map baseline", "control model random map baseline",
+        "shortcut model random map baseline"]
     assert _listed(repo_root, "test/") == everything
 
 

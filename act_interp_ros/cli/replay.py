@@ -11,6 +11,7 @@ offline (no ROS/DDS needed).
                     [--rerun FILE.rrd] [--no-video] [--no-table] [--no-plot] [--table-format csv|parquet]
                     [--strict-size] [--device cpu] [-p NAME:=VALUE ...]
                     [--ablate CAMERA:x,y,w,h[:mean|blur] | --ablate-top CAMERA:MAP:PERCENT[:mean|blur]]
+                    [--move CAMERA:x,y,w,h:dx,dy] [--regions FILE] [--save-maps]
 
 A bag writes into DIR: ``interp_bag/`` (mcap bag: inputs + what the node publishes), ``attention_<cam>.mp4``
 and ``grid.mp4``, ``ticks.csv`` (or ``.parquet``), ``attention_plot.png`` and ``summary.json``. A dataset
@@ -18,6 +19,11 @@ writes the same per episode into ``DIR/episode_NNN/`` (no bag; plus ``action_plo
 recorded action) and ``DIR/summary.json`` across episodes. ``--rerun`` also writes a Rerun recording.
 ``--ablate`` edits a region of one camera on every tick and records how much the executed chunk changes
 (``ablation_change`` column, ``ablation_plot.png``, the summary's ``ablation``, ``ablated_<cam>.mp4``).
+``--move`` cuts a region of one camera out of every frame (the hole filled from its surroundings), pastes it
+shifted, and records whether the executed chunk follows it, against the opposite shift (``move_*`` columns,
+``move_plot.png``, the summary's ``move`` and its line, ``moved_<cam>.mp4``; docs/offline_region_tools.md).
+``--regions`` gives per tick and region each map's mass, density and lift over uniform and the chunk's change
+when the region is ablated (``region_*`` columns, the summary's ``regions``); ``--save-maps`` writes ``maps.npz``.
 ``--check-units`` runs no model and writes nothing: per joint, the bag's range in policy units against the
 checkpoint's training range, a verdict and, when a simple fit explains a mismatch, the ``joint_scale`` /
 ``joint_offset`` that fix it; it exits 3 when a joint is outside its training range.
@@ -111,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--ablate-top", default=None, metavar="CAMERA:MAP:PERCENT[:mean|blur]",
                         help="the same for the top PERCENT %% of a map's cells on each tick (MAP: attention, or a "
                         "side method computed in this run, e.g. front:gradient_x_input:10 with --side-every 1)")
+    p.add_argument("--move", default=None, metavar="CAMERA:x,y,w,h:dx,dy",
+                   help="cut this box (source pixels) out of one camera's frame on every tick (the hole filled "
+                   "from its surroundings), paste it shifted by dx,dy, and record how much the executed chunk changes "
+                   "and whether it follows the move (against the same paste at -dx,-dy): move_* columns, "
+                   "move_plot.png, the summary and moved_<camera>.mp4. Test a hypothesis (\"it follows the "
+                   "shadow\"): move the suspect; a shortcut that agrees with the object survives --ablate, not this")
+    p.add_argument("--regions", default=None, metavar="FILE",
+                   help="JSON/YAML file of named boxes per camera (fixed, or per frame): per tick and region, each "
+                   "map's mass, density and lift over uniform, and the chunk's change when the box is ablated "
+                   "(region_* columns, the summary's regions; docs/offline_region_tools.md)")
+    p.add_argument("--save-maps", action="store_true",
+                   help="write every map of every tick to maps.npz (per episode for datasets)")
     p.add_argument("--no-bag", action="store_true", help="bag: do not write the output bag")
     p.add_argument("--no-video", action="store_true", help="do not write videos")
     p.add_argument("--no-table", action="store_true", help="do not write the per-tick table")
@@ -217,6 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     from act_interp_ros.inputs.calibration import CalibrationError, resolve_joint_mapping  # noqa: PLC0415
     from act_interp_ros.core import ObservationError, PolicyLoadError  # noqa: PLC0415
     from act_interp_ros.dataset import DatasetError  # noqa: PLC0415
+    from act_interp_ros.offline.summary import move_line, region_lines  # noqa: PLC0415
     from act_interp_ros.settings import (  # noqa: PLC0415
         SettingsError,
         default_config,
@@ -244,6 +263,7 @@ def _run(args: argparse.Namespace) -> int:
             faithfulness_samples=args.faithfulness_samples, write_video=not args.no_video,
             write_table=not args.no_table, write_plot=not args.no_plot, table_format=args.table_format,
             device=args.device, progress=not args.quiet, rerun_path=args.rerun, ablate=_ablation(args),
+            move=_move(args), regions=_regions(args), save_maps=args.save_maps,
         )
         summary = (_replay_dataset if args.dataset is not None else _replay_bag)(args, settings, common)
     except KeyboardInterrupt:
@@ -273,6 +293,9 @@ def _run(args: argparse.Namespace) -> int:
               f"{summary.skipped} skipped{f' ({skipped})' if skipped else ''}; "
               f"{summary.timings['ticks_per_s']:.1f} ticks/s")
     print(summary.range_line())
+    for line in [move_line(summary.move), *region_lines(summary.regions)]:
+        if line:
+            print(line)
     for name, path in summary.outputs.items():
         print(f"  {name}: {path}")
     return 0  # a run without any action raised NoActionError (a ReplayError) before committing anything
@@ -291,6 +314,32 @@ def _ablation(args: argparse.Namespace):
     except ValueError as exc:
         raise ReplayError(str(exc)) from None
     return None
+
+
+def _move(args: argparse.Namespace):
+    """``--move`` -> a MoveSpec (``None`` without); a bad spec is one ReplayError line."""
+    from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
+    from act_interp_ros.core.region_move import MoveSpec  # noqa: PLC0415
+
+    if args.move is None:
+        return None
+    try:
+        return MoveSpec.parse(args.move)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
+
+
+def _regions(args: argparse.Namespace):
+    """``--regions FILE`` -> a RegionSet (``None`` without); a bad file is one ReplayError line."""
+    from act_interp_ros.bag.replay import ReplayError  # noqa: PLC0415
+    from act_interp_ros.offline.regions import RegionSet  # noqa: PLC0415
+
+    if args.regions is None:
+        return None
+    try:
+        return RegionSet.load(args.regions)
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from None
 
 
 def _check_units(args: argparse.Namespace, settings: NodeSettings) -> int:

@@ -42,7 +42,7 @@ from act_interp_ros.dataset.source import LeRobotDatasetSource
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline import plots
 from act_interp_ros.offline.interpreter import OfflineTick, faithfulness_summary
-from act_interp_ros.offline.options import ReplayError, TickSchedule
+from act_interp_ros.offline.options import ReplayError, TickSchedule, region_columns_for
 from act_interp_ros.offline.records import CameraFrame, TickRecord
 from act_interp_ros.offline.session import (
     AttachedPolicy,
@@ -188,7 +188,9 @@ class DatasetSource(ReplaySource):
         for ep in self.episodes:
             table = out.TickTable(self.cam_keys, [camera_name(k) for k in self.cam_keys], None, [], self.joint_names,
                                   has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0,
-                                  methods=list(methods), recorded=True, ablation=self.options.ablate is not None)
+                                  methods=list(methods), recorded=True, ablation=self.options.ablate is not None,
+                                  move=self.options.move is not None,
+                                  region_columns=region_columns_for(self.options, methods))
             info = self.source.episode_info(ep)
             specs.append(SequenceSpec(
                 folder=episode_entity(ep), title=f"episode {ep} of {self.source.repo_id}", episode=ep,

@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from act_interp_ros.demo import training
+from act_interp_ros.demo.map_baselines import replace_maps
 from act_interp_ros.demo.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, spearman
 from act_interp_ros.demo.model_cache import MAPS_SEED_BASE, KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result
+from act_interp_ros.demo.result_cache import cached_result, import_closure
 from act_interp_ros.demo.training import KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def evaluate_policy_maps(
     policy, preprocessor, n_frames: int = 64, seed: int = 0, gradcam_target: Any = None, random_seed: int = 12345,
     gradcam_layer: str = "layer4", methods: tuple[str, ...] = DEFAULT_METHODS, attribution_target: Any = None,
     occlusion_patch: int | None = None, occlusion_stride: int | None = None, faithfulness: bool = True,
-    deletion_random_draws: int = 8, occlusion_fill: float | str = 0.0,
+    deletion_random_draws: int = 8, occlusion_fill: float | str = 0.0, baseline: str | None = None,
 ) -> MapEvaluation:
     """:func:`evaluate_maps` on an in-memory policy and preprocessor.
 
@@ -79,6 +80,8 @@ def evaluate_policy_maps(
         occlusion_fill: ``PixelOcclusion``'s fill (0 = the mean colour, ``"blur"``).
         faithfulness: run the deletion test on every method's trained-model maps.
         deletion_random_draws: random draws per frame of the deletion test.
+        baseline: ``"uniform"`` | ``"random"``: score a uniform / seeded-noise map (seed ``random_seed``) of
+            each map's shape in place of the trained model's (:mod:`~act_interp_ros.demo.map_baselines`).
     """
     import torch
     from lerobot.policies.act.modeling_act import ACTPolicy
@@ -100,6 +103,8 @@ def evaluate_policy_maps(
     random_policy = ACTPolicy(policy.config)
     random_policy.eval()
     trained_maps = policy_maps(policy, preprocessor, frames, spec, makers)
+    if baseline is not None:
+        trained_maps = replace_maps(trained_maps, baseline, random_seed)
     random_maps = policy_maps(random_policy, preprocessor, frames, spec, makers)
     deletion = (
         deletion_results(policy, preprocessor, frames, spec, trained_maps, deletion_random_draws)
@@ -173,13 +178,13 @@ def evaluate_policy_maps(
         deletion_cell=8 if faithfulness else 0,
         deletion_random_draws=deletion_random_draws if faithfulness else 0,
         occlusion_window=dict(makers["occlusion"].window) if "occlusion" in makers else {},
+        extra={"baseline": baseline} if baseline else {},
     )
 
 
-#: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them).
-EVALUATION_SOURCES = ("demo/map_evaluation.py", "demo/map_scores.py", "core/attention.py", "core/gradcam.py",
-                      "core/attribution.py", "core/occlusion.py", "core/action_targets.py", "core/faithfulness.py",
-                      "core/interpretable_policy.py")
+#: Source files whose bytes decide the map evaluation's numbers (its cache key hashes them): this module's import
+#: closure inside the package (test/test_result_cache.py checks it against an independent walk).
+EVALUATION_SOURCES = import_closure(__name__)
 
 
 #: The evaluation the README, the demo summary and the known-answer test report (one cached computation).
@@ -187,6 +192,13 @@ STANDARD_EVALUATION: dict[str, Any] = {
     "n_frames": 64, "seed": 0, "methods": ("attention", "attention_executed", "gradcam", "gradient_x_input"),
     "deletion_random_draws": 4,
 }
+#: Occlusion in the known-answer test: the first 32 of those frames, 16 px patches at stride 16 (80 forwards per
+#: frame instead of 285 at the default stride 8).
+OCCLUSION_EVALUATION: dict[str, Any] = {"n_frames": 32, "seed": 0, "methods": ("occlusion",), "occlusion_patch": 16,
+                                        "occlusion_stride": 16, "deletion_random_draws": 4}
+#: The same evaluation of the baseline maps (``baseline="uniform"`` | ``"random"``): every token-grid and pixel
+#: criterion of the known-answer test (occlusion's maps are pixel maps like gradient x input's).
+BASELINE_EVALUATION: dict[str, Any] = {**STANDARD_EVALUATION, "methods": ("attention", "gradcam", "gradient_x_input")}
 
 
 def cached_map_evaluation(model: KnownAnswerModel, **kwargs: Any) -> MapEvaluation:

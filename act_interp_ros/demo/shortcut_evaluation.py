@@ -28,15 +28,15 @@ import numpy as np
 
 from act_interp_ros.demo import model_metrics
 from act_interp_ros.demo.map_evaluation import (
-    EVALUATION_SOURCES,
     PIXEL_METHODS,
     deletion_results,
     map_makers,
     policy_maps,
 )
+from act_interp_ros.demo.map_baselines import replace_maps
 from act_interp_ros.demo.map_scores import map_mass, object_coverage
 from act_interp_ros.demo.model_cache import KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result
+from act_interp_ros.demo.result_cache import cached_result, import_closure
 from act_interp_ros.demo.shortcut_model import (
     EVALUATION_SEED_BASE,
     CueFrameSet,
@@ -59,6 +59,12 @@ METHODS = ("attention", "gradcam", "gradient_x_input", "occlusion")
 STANDARD_SHORTCUT_EVALUATION: dict[str, Any] = {"n_frames": 48, "seed": 0, "methods": METHODS,
                                                 "deletion_random_draws": 4, "occlusion_patch": 12,
                                                 "occlusion_stride": 12}
+#: Source files whose bytes decide this evaluation's numbers (its cache key hashes them): this module's import
+#: closure inside the package.
+SHORTCUT_EVALUATION_SOURCES = import_closure(__name__)
+#: The same evaluation of the baseline maps (``baseline="uniform"`` | ``"random"``): the pixel maps the suite's
+#: criteria judge (occlusion's maps are pixel maps like gradient x input's).
+BASELINE_SHORTCUT_EVALUATION: dict[str, Any] = {**STANDARD_SHORTCUT_EVALUATION, "methods": ("gradient_x_input",)}
 
 
 @dataclass
@@ -210,8 +216,13 @@ def chunk_end_xy(chunks: np.ndarray, spec: ShortcutSpec) -> np.ndarray:
 def evaluate_shortcut_model(
     model: KnownAnswerModel, n_frames: int = 48, seed: int = 0, methods: tuple[str, ...] = METHODS,
     deletion_random_draws: int = 4, occlusion_patch: int | None = None, occlusion_stride: int | None = None,
+    baseline: str | None = None, baseline_seed: int = 12345,
 ) -> ShortcutEvaluation:
-    """Intervention, chunk end points and map contrasts of one model of the pair (see the module docstring)."""
+    """Intervention, chunk end points and map contrasts of one model of the pair (see the module docstring).
+
+    ``baseline``: ``"uniform"`` | ``"random"``: score a uniform / seeded-noise map (``baseline_seed``) of each
+    map's shape in place of the model's, in and out of distribution (:mod:`~act_interp_ros.demo.map_baselines`).
+    """
     from act_interp_ros.core import GradCAMTarget, InterpretableACT
 
     spec = spec_of_model(model)
@@ -239,9 +250,13 @@ def evaluate_shortcut_model(
 
         makers = map_makers(methods, GradCAMTarget(), "layer4", None, occlusion_patch, occlusion_stride)
         maps = policy_maps(policy, pre, frames, spec, makers)
+        if baseline is not None:
+            maps = replace_maps(maps, baseline, baseline_seed)
         faith = (deletion_results(policy, pre, frames, spec, maps, deletion_random_draws)
                  if deletion_random_draws else {})
         moved_maps = policy_maps(policy, pre, cue_frames, spec, makers)
+        if baseline is not None:
+            moved_maps = replace_maps(moved_maps, baseline, baseline_seed + 1)
     finally:
         wrapped.close()
     scene = ShortcutScene(spec.shortcut_config())
@@ -259,15 +274,15 @@ def evaluate_shortcut_model(
         settings={"n_frames": n_frames, "seed": seed, "methods": list(methods), "min_move_m": MIN_MOVE,
                   "min_gap_m": MIN_GAP,
                   "deletion_random_draws": deletion_random_draws, "camera": cam,
-                  "occlusion_window": dict(getattr(makers.get("occlusion"), "window", {}) or {})},
+                  "occlusion_window": dict(getattr(makers.get("occlusion"), "window", {}) or {}),
+                  "baseline": baseline},
     )
 
 
 def cached_shortcut_evaluation(model: KnownAnswerModel, **kwargs: Any) -> ShortcutEvaluation:
     """:func:`evaluate_shortcut_model`, computed once per model, arguments and evaluation code (JSON beside the
     checkpoint, ``shortcut-eval-<key>.json``)."""
-    sources = (*EVALUATION_SOURCES, "demo/shortcut_evaluation.py")
-    return cached_result(model.path.parent, "shortcut-eval", kwargs, sources,
+    return cached_result(model.path.parent, "shortcut-eval", kwargs, SHORTCUT_EVALUATION_SOURCES,
                          lambda: evaluate_shortcut_model(model, **kwargs), ShortcutEvaluation.from_dict,
                          ShortcutEvaluation.as_dict)
 
@@ -308,7 +323,9 @@ def _contrast(method: str, maps: list[np.ndarray], masks: list[dict[str, np.ndar
         cue_area.append(cov["cue"].mean())
         cube_area.append(cov["cube"].mean())
         wins.append(float(q > b))
-        dense_wins.append(float(q / cov["cue"].mean() > b / cov["cube"].mean()))
+        # denser on the shadow: its lift over uniform beats the cube's (an exact tie, as a uniform map gives up to
+        # rounding, is no win)
+        dense_wins.append(float(q / cov["cue"].mean() > (1 + 1e-9) * b / cov["cube"].mean()))
     return MapContrast(
         method=method, resolution="pixel" if pixel else "token", n_frames=len(wins),
         cue_mass=_mean(cue_mass), cube_mass=_mean(cube_mass), cue_area=_mean(cue_area), cube_area=_mean(cube_area),
@@ -332,6 +349,8 @@ def _mean(values: list[float]) -> float:
 __all__ = [
     "METHODS",
     "MIN_MOVE",
+    "BASELINE_SHORTCUT_EVALUATION",
+    "SHORTCUT_EVALUATION_SOURCES",
     "STANDARD_SHORTCUT_EVALUATION",
     "MapContrast",
     "ShortcutEvaluation",

@@ -5,8 +5,9 @@ Used by the bag replay and the dataset replay. Per batch of runnable ticks (``ba
 1. one forward pass with attention capture (fresh maps for every tick, as ``force_model_run`` gives);
 2. the side methods (GradCAM, gradient x input, integrated gradients, occlusion) and, for env-state
    policies, the env-state sensitivity on the ticks scheduled for them, batched;
-3. the deletion (faithfulness) test of every map method on the sampled ticks, and the ``--ablate`` edit (how
-   much the executed chunk changes when a region of one camera is edited) on every tick where it applies;
+3. the deletion (faithfulness) test of every map method on the sampled ticks, the ``--ablate`` edit (how
+   much the executed chunk changes when a region of one camera is edited) and the ``--move`` edit (whether the
+   chunk follows a region moved, against the opposite move) on every tick where they apply;
 4. in tick order, the node's own policy step (:class:`~act_interp_ros.pipeline.PolicyStep`): the plan rule (a
    skipped tick resets the plan), the action from the policy's own queue / ensembler, a non-finite action
    becomes a skipped tick, the command limits when a pipeline is given (bags: ROS units, the node's limits);
@@ -27,7 +28,9 @@ import torch
 
 from act_interp_ros.core import DeletionResult, DeletionTest, EnvStateSensitivity, InterpretableACT
 from act_interp_ros.core.ablation import Ablation, AblationSpec, ablated_frame, box_mask, top_mask
+from act_interp_ros.core.region_move import MoveSpec, RegionMove, moved_frame
 from act_interp_ros.offline.records import TickRecord
+from act_interp_ros.offline.regions import RegionSet, region_values
 from act_interp_ros.pipeline import PolicyStep, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
@@ -79,13 +82,20 @@ class OfflineInterpreter:
         deletion: the deletion test for faithfulness ticks (``None`` = none).
         env_sensitivity: the env-state sensitivity check for side ticks (env-state policies; ``None`` = none).
         ablation: what to edit on every tick (``None`` = nothing); checked against the policy's cameras.
+        move: what to move on every tick (``None`` = nothing); checked against the policy's cameras.
+        regions: named boxes whose map values and ablation effect are recorded per tick (``None`` = none).
     """
 
     def __init__(self, policy: InterpretableACT, settings: NodeSettings, *, methods: Sequence[str] = (),
                  batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
                  deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None,
-                 ablation: AblationSpec | None = None) -> None:
+                 ablation: AblationSpec | None = None, move: MoveSpec | None = None,
+                 regions: RegionSet | None = None) -> None:
         self.env_sensitivity = env_sensitivity
+        self.regions = regions
+        self._region_ablation = ({c: Ablation(policy.policy, c, "mean") for c in sorted(regions.cameras)}
+                                 if regions is not None else {})
+        self.move = RegionMove(policy.policy, move) if move is not None else None
         self.ablation_spec = ablation
         self.ablation = Ablation(policy.policy, ablation.camera, ablation.fill) if ablation is not None else None
         self._mean_rgb = _mean_rgb(policy, ablation.camera) if ablation is not None else None
@@ -134,6 +144,8 @@ class OfflineInterpreter:
             self._side_maps(runnable)
             self._faithfulness(runnable)
             self._ablate(runnable)
+            self._move(runnable)
+            self._regions(runnable)
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
             if t.batch is None:
@@ -160,6 +172,8 @@ class OfflineInterpreter:
             self.deletion.close()
         if self.ablation is not None:
             self.ablation.close()
+        if self.move is not None:
+            self.move.close()
 
     # --------------------------------------------------------------------------------- internals
     def _side_maps(self, runnable: list[OfflineTick]) -> None:
@@ -220,6 +234,49 @@ class OfflineInterpreter:
             if self.render and frame is not None:
                 t.rec.ablated_frame = ablated_frame(frame.rgb, mask, spec.fill, self._mean_rgb)
 
+    def _move(self, runnable: list[OfflineTick]) -> None:
+        """Move the spec's region (and by the opposite shift) on every tick with its camera's frame; record the
+        chunk's changes (and the moved frame)."""
+        if self.move is None:
+            return
+        spec = self.move.spec
+        frames = [t.rec.frames.get(spec.camera) for t in runnable]
+        sizes = [f.rgb.shape[:2] if f is not None else None for f in frames]
+        if all(s is None for s in sizes):
+            return
+        result = self.move.run(_stack([t.batch for t in runnable]), sizes)
+        for i, (t, frame) in enumerate(zip(runnable, frames)):
+            if frame is None:
+                continue
+            rec = t.rec
+            rec.move_change, rec.move_control_change = float(result.change[i]), float(result.control_change[i])
+            rec.move_vs_control = float(result.vs_control[i])
+            if self.render:
+                rec.moved_frame = moved_frame(frame.rgb, spec)
+
+    def _regions(self, runnable: list[OfflineTick]) -> None:
+        """Each region's map values on every tick, and the chunk's change when it is ablated (mean fill)."""
+        if self.regions is None:
+            return
+        masks: dict[str, list[np.ndarray | None]] = {r.name: [] for r in self.regions.regions}
+        for t in runnable:
+            rec = t.rec
+            maps = {"attention": rec.interpretation.camera_maps, **rec.side_maps}
+            sizes = {k: f.rgb.shape[:2] for k, f in rec.frames.items()}
+            rec.region_values, per_tick = region_values(self.regions, rec.index, maps, sizes,
+                                                        {k: a.image_hw for k, a in self._region_ablation.items()})
+            for name in masks:
+                masks[name].append(per_tick.get(name))
+        batch = None
+        for r in self.regions.regions:
+            if all(m is None for m in masks[r.name]):
+                continue
+            batch = batch if batch is not None else _stack([t.batch for t in runnable])
+            changes = self._region_ablation[r.camera].run(batch, masks[r.name])
+            for t, mask, change in zip(runnable, masks[r.name], changes):
+                if mask is not None:
+                    t.rec.region_values[f"region_{r.name}_ablation"] = float(change)
+
     def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
         result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
@@ -227,6 +284,8 @@ class OfflineInterpreter:
         if result.skip is not None:  # e.g. a non-finite action: no outputs, the edit's change included
             rec.skip = result.skip
             rec.ablation_change = rec.ablated_frame = None
+            rec.move_change = rec.move_control_change = rec.move_vs_control = rec.moved_frame = None
+            rec.region_values = {}
             return
         rec.action, rec.command_ros, rec.command_clamped = result.action, result.command, result.clamped
 

@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from act_interp_ros.core.ablation import AblationSpec
+from act_interp_ros.core.region_move import MoveSpec
 from act_interp_ros.offline import outputs as out
+from act_interp_ros.offline.regions import RegionSet
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
 from act_interp_ros.settings import NodeSettings
 
 __all__ = ["NO_OUTPUTS", "NoActionError", "OfflineOptions", "ReplayError", "TickSchedule", "check_options",
-           "check_out_dir", "methods_for", "side_every_for"]
+           "check_out_dir", "methods_for", "region_columns_for", "side_every_for"]
 
 
 class ReplayError(RuntimeError):
@@ -51,6 +53,12 @@ class OfflineOptions:
         rerun_path: also write a Rerun recording (``.rrd``) here (``None`` = none).
         ablate: edit this region of one camera on every tick and record how much the executed chunk changes
             (:class:`~act_interp_ros.core.ablation.AblationSpec`; ``None`` = no edit).
+        move: move this region of one camera on every tick (and by the opposite shift, the control) and record
+            whether the executed chunk follows it (:class:`~act_interp_ros.core.region_move.MoveSpec`; ``None`` =
+            no move).
+        regions: named boxes (``--regions FILE``): per tick and region, each map's mass, density and lift, and the
+            chunk's change when the box is ablated (:mod:`~act_interp_ros.offline.regions`; ``None`` = none).
+        save_maps: write every map of every tick to ``maps.npz`` per sequence (``--save-maps``).
     """
 
     batch_size: int = 1
@@ -65,6 +73,9 @@ class OfflineOptions:
     progress: bool = False
     rerun_path: str | os.PathLike[str] | None = None
     ablate: AblationSpec | None = None
+    move: MoveSpec | None = None
+    regions: RegionSet | None = None
+    save_maps: bool = False
 
 
 def _is_int(value: Any) -> bool:
@@ -100,6 +111,17 @@ def check_options(options: OfflineOptions) -> None:
         if spec.method is not None and spec.method not in ("attention", *ALL_METHODS):
             raise ReplayError(f"--ablate-top '{spec.label}': map '{spec.method}' unknown; expected one of attention, "
                               f"{', '.join(ALL_METHODS)}")
+    if options.regions is not None and not isinstance(options.regions, RegionSet):
+        raise ReplayError(f"regions must be a RegionSet (RegionSet.load), got {options.regions!r}")
+    if options.move is not None and not isinstance(options.move, MoveSpec):
+        raise ReplayError(f"move must be a MoveSpec (MoveSpec.parse), got {options.move!r}")
+
+
+def region_columns_for(options: OfflineOptions, methods: Sequence[str]) -> list[str]:
+    """The per-tick table's ``--regions`` columns (attention and each side method; none without regions)."""
+    from act_interp_ros.offline.regions import region_columns
+
+    return region_columns(options.regions, ["attention", *methods]) if options.regions is not None else []
 
 
 def check_out_dir(out_dir: Path) -> None:

@@ -37,6 +37,8 @@ GRID_VIDEO_NAME = "grid.mp4"
 PLOT_NAME = "attention_plot.png"
 ACTION_PLOT_NAME = "action_plot.png"
 ABLATION_PLOT_NAME = "ablation_plot.png"
+MOVE_PLOT_NAME = "move_plot.png"
+MAPS_NAME = "maps.npz"
 SUMMARY_NAME = "summary.json"
 
 
@@ -48,6 +50,11 @@ def camera_video_name(camera: str) -> str:
 def ablated_video_name(camera: str) -> str:
     """File name of the video of a camera's frames as edited by ``--ablate`` (``camera`` = short name)."""
     return f"ablated_{camera}.mp4"
+
+
+def moved_video_name(camera: str) -> str:
+    """File name of the video of a camera's frames as moved by ``--move`` (``camera`` = short name)."""
+    return f"moved_{camera}.mp4"
 
 
 def table_name(fmt: str) -> str:
@@ -188,6 +195,20 @@ def range_column_name(counter: str) -> str:
     return name if kind.startswith("state_") else f"env_state.{name}" if kind.startswith("env_state") else f"image.{name}"
 
 
+#: The ``--move`` columns of the per-tick table.
+MOVE_COLUMNS = ("move_change", "move_control_change", "move_vs_control", "move_follow")
+
+
+def move_columns(rec: TickRecord) -> dict[str, float]:
+    """The ``--move`` columns of one tick (NaN where the move did not apply)."""
+    nan = math.nan
+    if rec.move_change is None:
+        return dict.fromkeys(MOVE_COLUMNS, nan)
+    den = rec.move_change + rec.move_control_change
+    return {"move_change": rec.move_change, "move_control_change": rec.move_control_change,
+            "move_vs_control": rec.move_vs_control, "move_follow": rec.move_vs_control / den if den > 0 else nan}
+
+
 class TickTable:
     """Per-tick rows: time, skip reason, attention shares and lifts, map methods, faithfulness, actions, stamps.
 
@@ -196,6 +217,7 @@ class TickTable:
         tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, outside_training_range, new_plan, maps,
         attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
         lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>..., ablation_change?,
+        move_change?, move_control_change?, move_vs_control?, move_follow?, region_<name>_<map>_<field>...,
         action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
@@ -203,12 +225,16 @@ class TickTable:
     ``env_state.<name>``, ``image.<camera>``; empty when none); ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
     sampled ticks; ``env_sensitivity`` (env-state policies) the executed chunk's change per env-state unit; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
     ``predicted - recorded``; ``ablation_change`` (with ``--ablate``) the executed chunk's change when the region is
-    edited (normalised L2; empty where the region does not exist on the tick).
+    edited (normalised L2; empty where the region does not exist on the tick). ``move_*`` (with ``--move``): the
+    executed chunk's change under the move and under the opposite (control) move, the change between the two, and
+    ``move_follow`` = vs_control / (change + control_change) in [0, 1] (1: the chunk follows the region).
+    ``region_*`` (with ``--regions``): :mod:`~act_interp_ros.offline.regions` (empty where not computed).
     """
 
     def __init__(self, camera_keys: Sequence[str], camera_names: Sequence[str], joint_topic: str | None,
                  camera_topics: Sequence[str], action_names: Sequence[str], has_state: bool, has_env_state: bool,
-                 methods: Sequence[str] = (), recorded: bool = False, ablation: bool = False) -> None:
+                 methods: Sequence[str] = (), recorded: bool = False, ablation: bool = False,
+                 move: bool = False, region_columns: Sequence[str] = ()) -> None:
         self.camera_keys = list(camera_keys)
         self.camera_names = list(camera_names)
         self.camera_topics = list(camera_topics)
@@ -219,6 +245,8 @@ class TickTable:
         self.methods = list(methods)
         self.recorded = recorded
         self.ablation = ablation
+        self.move = move
+        self.region_columns = list(region_columns)
         self.rows: list[dict[str, Any]] = []
 
     @property
@@ -265,6 +293,10 @@ class TickTable:
             row[f"faith_{m}"] = rec.faithfulness.get(m, nan)
         if self.ablation:
             row["ablation_change"] = rec.ablation_change if rec.ablation_change is not None else nan
+        if self.move:
+            row.update(move_columns(rec))
+        for col in self.region_columns:
+            row[col] = rec.region_values.get(col, nan)
         if self.has_env_state:
             row["env_sensitivity"] = rec.env_sensitivity if rec.env_sensitivity is not None else nan
         for j, name in enumerate(self.action_names):
@@ -300,6 +332,8 @@ class TickTable:
                 "new_plan", "maps",
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
         cols += ["ablation_change"] if self.ablation else []
+        cols += list(MOVE_COLUMNS) if self.move else []
+        cols += self.region_columns
         cols += ["env_sensitivity"] if self.has_env_state else []
         cols += [f"action_{n}" for n in self.action_names]
         if self.recorded:

@@ -105,6 +105,43 @@ def write_ablation_plot(table: TickTable, path: Path, label: str, title: str = "
     fig.savefig(path, format="png")
 
 
+def write_move_plot(table: TickTable, path: Path, label: str, title: str = "") -> None:
+    """PNG over the episode (``--move``): the executed chunk's change under the move, under the opposite (control)
+    move, and between the two (normalised L2), per tick; skipped ticks shaded grey, new chunks marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    rows = table.rows
+    t = np.array([r["time_s"] for r in rows], dtype=np.float64)
+    skipped = np.array([r["skipped"] for r in rows], dtype=bool)
+    new_plan = np.array([bool(r["new_plan"]) for r in rows], dtype=bool)
+    fig = Figure(figsize=(10, 3.6), dpi=100, layout="constrained")
+    ax = fig.subplots()
+    for col, colour, name in (("move_change", "#e53935", f"--move {label}"),
+                              ("move_control_change", "#1e88e5", "opposite move (control)"),
+                              ("move_vs_control", "#43a047", "move vs opposite (follows)")):
+        y = np.array([r.get(col, np.nan) for r in rows], dtype=np.float64)
+        ok = np.isfinite(y)
+        ax.plot(t[ok], y[ok], "-", color=colour, lw=1.4, label=name)
+    if skipped.any():
+        ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
+                        transform=ax.get_xaxis_transform(), label="skipped tick")
+    if new_plan.any():
+        ax.plot(t[new_plan], np.zeros(int(new_plan.sum())), "|", color="black", ms=6,
+                transform=ax.get_xaxis_transform(), label="new chunk")
+    ax.set_ylim(bottom=0.0)
+    ax.set_ylabel("executed chunk change\n(normalised L2)")
+    ax.set_xlabel("time since start of replay (s)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8, ncols=3)
+    ax.set_title(title or "Chunk change under --move", fontsize=10)
+    if len(t):
+        ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
+    fig.savefig(path, format="png")
+
+
 def action_errors(table: TickTable) -> dict[str, np.ndarray]:
     """joint -> (n_rows,) predicted - recorded action (policy units; NaN where either is missing)."""
     if not table.recorded:

@@ -52,6 +52,12 @@ class TickRecord:
         ablation_change: the executed chunk's change when the ``--ablate`` region is edited (normalised L2), on
             ticks where the region exists (``None`` otherwise).
         ablated_frame: the edited frame at source size (what the policy saw under the edit; videos only).
+        move_change / move_control_change / move_vs_control: with ``--move``, the executed chunk's change (normalised
+            L2) under the move, under the control (opposite) move, and between the two
+            (:class:`~act_interp_ros.core.region_move.MoveResult`); ``None`` where the move did not apply.
+        moved_frame: the moved frame at source size (videos only).
+        region_values: with ``--regions``, column -> value (``region_<name>_<map>_<mass|density|lift>``,
+            ``region_<name>_ablation``) for the regions on this tick.
         range_flags: inputs outside the checkpoint's training range at this tick
             (:class:`~act_interp_ros.pipeline.RangeFlag`; bag replay).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
@@ -76,6 +82,11 @@ class TickRecord:
     env_sensitivity: float | None = None
     ablation_change: float | None = None
     ablated_frame: np.ndarray | None = None
+    move_change: float | None = None
+    move_control_change: float | None = None
+    move_vs_control: float | None = None
+    moved_frame: np.ndarray | None = None
+    region_values: dict[str, float] = field(default_factory=dict)
     range_flags: list = field(default_factory=list)
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from act_interp_ros.core import DeletionResult, DeletionTest, InterpretableACT
 from act_interp_ros.core.ablation import box_mask
+from act_interp_ros.core.region_move import scaled_move
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline.interpreter import OfflineInterpreter, OfflineTick, faithfulness_summary
 from act_interp_ros.offline.options import (
@@ -268,17 +269,21 @@ class OfflineSession:
             methods = []
         specs = self.source.sequences(methods)
         self._check_ablation(wrapped, methods, specs)
+        self._check_move(wrapped, specs)
+        self._check_regions(wrapped)
         deletion = DeletionTest(wrapped.policy, n_random=4, batch_size=64) if opts.faithfulness_samples > 0 else None
         interp = OfflineInterpreter(
             wrapped, attached.settings, methods=methods, batch_size=opts.batch_size,
             pipeline=attached.command_pipeline, deletion=deletion,
             render=attached.render or opts.write_video or opts.rerun_path is not None,
-            env_sensitivity=env_state_sensitivity(wrapped, attached.settings), ablation=opts.ablate)
+            env_sensitivity=env_state_sensitivity(wrapped, attached.settings), ablation=opts.ablate, move=opts.move,
+            regions=opts.regions)
         from tqdm import tqdm
 
         bar = tqdm(total=sum(s.n_ticks for s in specs), unit=self.source.unit, disable=not opts.progress,
                    file=sys.stderr, dynamic_ncols=True, desc="replay", mininterval=0.5)
-        stats = TickStats(ablation=opts.ablate.label if opts.ablate is not None else None)
+        stats = TickStats(ablation=opts.ablate.label if opts.ablate is not None else None,
+                          move=opts.move.label if opts.move is not None else None, regions=opts.regions)
         results: list[SequenceResult] = []
         pooled: dict[str, dict[str, list[DeletionResult]]] = {}
         try:
@@ -329,6 +334,28 @@ class OfflineSession:
                     box_mask(spec.box, seq.frame_sizes[spec.camera], tuple(wrapped.image_shapes[spec.camera]))
                 except ValueError as exc:
                     raise ReplayError(f"--ablate '{spec.label}': {exc}") from None
+
+    def _check_regions(self, wrapped: InterpretableACT) -> None:
+        """One line when a ``--regions`` region names a camera the policy does not have."""
+        regions = self.options.regions
+        for r in regions.regions if regions is not None else ():
+            if r.camera not in wrapped.image_shapes:
+                raise ReplayError(f"--regions '{regions.source}': region '{r.name}': camera '{r.camera}' is not one "
+                                  f"of the policy's {', '.join(wrapped.image_shapes)}")
+
+    def _check_move(self, wrapped: InterpretableACT, specs: list[SequenceSpec]) -> None:
+        """One line when ``--move`` cannot apply: unknown camera, a box outside the frames."""
+        spec = self.options.move
+        if spec is None:
+            return
+        if spec.camera not in wrapped.image_shapes:
+            raise ReplayError(f"--move '{spec.label}': camera '{spec.camera}' is not one of the policy's "
+                              f"{', '.join(wrapped.image_shapes)}")
+        for seq in specs:
+            try:
+                scaled_move(spec, seq.frame_sizes[spec.camera], tuple(wrapped.image_shapes[spec.camera]))
+            except ValueError as exc:
+                raise ReplayError(f"--move '{spec.label}': {exc}") from None
 
     def _sequence(self, spec: SequenceSpec, run: StagedRun, interp: OfflineInterpreter, extras: list[ExtraOutput],
                   methods: list[str], side_every: int, bar, overall: TickStats) -> SequenceResult:

@@ -11,6 +11,7 @@ from act_interp_ros.offline import plots
 from act_interp_ros.offline.options import NO_OUTPUTS, NoActionError, OfflineOptions
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.offline.rerun_ticks import RerunTicks, open_rerun
+from act_interp_ros.offline.saved_maps import SavedMaps
 from act_interp_ros.offline.summary import TickStats, TickSummary
 from act_interp_ros.settings import NodeSettings
 
@@ -101,17 +102,22 @@ class SequenceOutputs:
         self.title = title
         self.rerun = rerun
         ablate = options.ablate
-        self.stats = TickStats(ablation=ablate.label if ablate is not None else None)
+        self.stats = TickStats(ablation=ablate.label if ablate is not None else None,
+                               move=options.move.label if options.move is not None else None, regions=options.regions)
+        self.maps = SavedMaps() if options.save_maps else None
         self.videos = None
         if options.write_video:
             from act_interp_ros.offline.videos import ReplayVideos
 
             self.videos = ReplayVideos(self.dir, table.camera_keys, table.camera_names, frame_sizes, fps,
-                                       methods=methods, ablated=ablate.camera if ablate is not None else None)
+                                       methods=methods, ablated=ablate.camera if ablate is not None else None,
+                                       moved=options.move.camera if options.move is not None else None)
 
     def on_tick(self, rec: TickRecord) -> None:
         self.stats.add(rec)
         self.table.add(rec)
+        if self.maps is not None:
+            self.maps.add(rec)
         if self.videos is not None:
             self.videos.on_tick(rec)
         if self.rerun is not None:
@@ -124,6 +130,9 @@ class SequenceOutputs:
             names += self.videos.close()
             self.videos = None
         opts = self.options
+        if self.maps is not None:
+            self.maps.write(self.dir / out.MAPS_NAME)
+            names.append(out.MAPS_NAME)
         if opts.write_table:
             name = out.table_name(opts.table_format)
             self.table.write(self.dir / name, opts.table_format)
@@ -135,6 +144,10 @@ class SequenceOutputs:
                 plots.write_ablation_plot(self.table, self.dir / out.ABLATION_PLOT_NAME, self.options.ablate.label,
                                           title=f"Chunk change under --ablate, {self.title} (| = new chunk)")
                 names.append(out.ABLATION_PLOT_NAME)
+            if self.options.move is not None:
+                plots.write_move_plot(self.table, self.dir / out.MOVE_PLOT_NAME, self.options.move.label,
+                                      title=f"Chunk change under --move, {self.title} (| = new chunk)")
+                names.append(out.MOVE_PLOT_NAME)
             if self.table.recorded:
                 plots.write_action_plot(self.table, self.dir / out.ACTION_PLOT_NAME,
                                       title=f"Predicted vs recorded action, {self.title} (| = new chunk)")

@@ -21,7 +21,13 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from act_interp_ros.offline.outputs import GRID_VIDEO_NAME, TickRecord, ablated_video_name, camera_video_name
+from act_interp_ros.offline.outputs import (
+    GRID_VIDEO_NAME,
+    TickRecord,
+    ablated_video_name,
+    camera_video_name,
+    moved_video_name,
+)
 from act_interp_ros.core.render import draw_label
 from act_interp_ros.pipeline.side_methods import LABELS
 
@@ -30,6 +36,7 @@ logger = logging.getLogger(__name__)
 GRID_CELL_MAX_W = 320
 BAR_H = 22
 ABLATED = "ablated:"  # the key of the --ablate video's writer (camera keys never start with it)
+MOVED = "moved:"  # the key of the --move video's writer
 
 
 def _even(n: int) -> int:
@@ -124,15 +131,17 @@ class ReplayVideos:
         fps: frame rate (the control rate).
         methods: side methods with a grid column each (in order).
         ablated: camera key whose ``--ablate``-edited frames get their own video (``ablated_<camera>.mp4``).
+        moved: camera key whose ``--move``-edited frames get their own video (``moved_<camera>.mp4``).
     """
 
     def __init__(self, directory: Path, camera_keys: Sequence[str], camera_names: Sequence[str],
                  frame_sizes: dict[str, tuple[int, int]], fps: float, methods: Sequence[str] = (),
-                 ablated: str | None = None) -> None:
+                 ablated: str | None = None, moved: str | None = None) -> None:
         self.keys = list(camera_keys)
         self.names = dict(zip(camera_keys, camera_names))
         self.methods = list(methods)
         self.ablated = ablated
+        self.moved = moved
         self.writers: dict[str, Mp4Writer] = {}
         self._last_frame: dict[str, np.ndarray] = {}
         self._last_side: dict[str, dict[str, np.ndarray]] = {m: {} for m in self.methods}
@@ -152,6 +161,10 @@ class ReplayVideos:
             if ablated is not None:
                 name = ablated_video_name(self.names[ablated])
                 self.writers[ABLATED] = Mp4Writer(directory / name, fps, frame_sizes[ablated])
+                self.file_names.append(name)
+            if moved is not None:
+                name = moved_video_name(self.names[moved])
+                self.writers[MOVED] = Mp4Writer(directory / name, fps, frame_sizes[moved])
                 self.file_names.append(name)
         except BaseException:
             self.abort()
@@ -193,6 +206,19 @@ class ReplayVideos:
         self.grid.write(np.concatenate([bar, body], axis=0))
         if self.ablated is not None:
             self._write_ablated(rec)
+        if self.moved is not None:
+            self._write_moved(rec)
+
+    def _write_moved(self, rec: TickRecord) -> None:
+        writer = self.writers[MOVED]
+        if rec.moved_frame is None:
+            reason = rec.skip_reason if rec.skipped else "no frame of the moved camera on this tick"
+            view = placeholder(self._last_frame.get(self.moved), writer.size_hw, f"t={rec.rel_s:.2f}s {reason}")
+        else:
+            view = rec.moved_frame.copy()
+            draw_label(view, f"t={rec.rel_s:.2f}s change {rec.move_change:.2f} vs opposite {rec.move_vs_control:.2f}",
+                       y=4, scale=0.4)
+        writer.write(view)
 
     def _write_ablated(self, rec: TickRecord) -> None:
         writer = self.writers[ABLATED]

@@ -44,7 +44,7 @@ from act_interp_ros.core import InterpretableACT
 from act_interp_ros.inputs.env_state import ENV_STATE_MESSAGE_TYPES, EnvStateInput, has_header
 from act_interp_ros.inputs.image_decoding import ImageDecodeError, decode_image
 from act_interp_ros.offline.interpreter import OfflineTick
-from act_interp_ros.offline.options import NoActionError, ReplayError, TickSchedule
+from act_interp_ros.offline.options import NoActionError, ReplayError, TickSchedule, region_columns_for
 from act_interp_ros.offline.records import CameraFrame, TickRecord
 from act_interp_ros.offline.session import AttachedPolicy, OfflineSession, ReplaySource, SequenceSpec, SessionResult
 from act_interp_ros.offline.summary import TickStats, timings
@@ -218,7 +218,9 @@ class BagSource(ReplaySource):
         table = out.TickTable([c.key for c in self.cameras], [c.name for c in self.cameras], self.joint_topic,
                               [c.topic for c in self.cameras], list(self.settings.joint_names),
                               has_state=w.state_dim > 0, has_env_state=w.env_state_dim > 0, methods=list(methods),
-                              ablation=self.options.ablate is not None)
+                              ablation=self.options.ablate is not None,
+                              move=self.options.move is not None,
+                              region_columns=region_columns_for(self.options, methods))
         return [SequenceSpec(folder="", title=self.name, episode=0, n_ticks=len(self.plan_.ticks), table=table,
                              frame_sizes={c.key: c.size_hw for c in self.cameras})]
 
