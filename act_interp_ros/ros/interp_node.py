@@ -202,6 +202,7 @@ class ActInterpNode(Node):
             "image_backend": backend_name(), "commands_enabled": str(loop.commands_enabled).lower(),
             "publish_actions": str(s.publish_actions).lower(),
             "maps_superseded_by_newer_tick": str(loop.live_maps.maps.dropped),
+            **loop.window.values(),
         }
         status = diagnostic_status(loop.stats, f"{self.get_name()}: control", s.policy_path, self.now_ns(),
                                    loop.commanding, extra)

@@ -6,7 +6,8 @@ Threads (the host's executor only hands work over; it never waits for torch, and
   (:mod:`act_interp_ros.pipeline`). The policy step is the unwrapped policy's: a forward pass only when
   its action queue is empty (every tick with temporal ensembling), so interpretation never costs the robot
   an action. A tick that fires while the previous one still runs is skipped and counted (``overrun``).
-* map, side and occlusion workers: :mod:`act_interp_ros.runtime.live_maps`.
+* map, side and occlusion workers: :mod:`act_interp_ros.runtime.live_maps`; each of their forwards starts only
+  when it ends before the control loop's next forward is due (:mod:`act_interp_ros.runtime.control_window`).
 
 Safety: every command is inside the joint limits and ``max_joint_step`` of the current position; no
 command from missing, stale, invalid or out-of-limit input; after any tick that could not act the next
@@ -33,6 +34,7 @@ from act_interp_ros.pipeline import (
     load_policy,
 )
 from act_interp_ros.pipeline.training_range import RangeFlag
+from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
 from act_interp_ros.runtime.live_maps import LiveMaps, MapJob
 from act_interp_ros.runtime.sink import LoopHooks, OutputSink
 from act_interp_ros.runtime.startup import StartupError, configure_torch_threads, warm_up
@@ -85,10 +87,18 @@ class LiveLoop:
         self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
                                window_s=max(2.0, 2 * s.diagnostics_period_s))
         self.log = ThrottledLog(logger)
-        self.tick_done = threading.Condition()  # notified after every control tick: the queue may have changed
+        self.tick_done = threading.Condition()  # notified after every control tick: the window may have changed
+        cfg = self.policy.config
+        self.window = ControlWindow(1.0 / s.control_rate_hz,
+                                    1 if self.policy.uses_temporal_ensembling else cfg.n_action_steps)
         self.live_maps = LiveMaps(self.policy, lambda: self.settings, self.stats, sink, self.log,
-                                  self.step.needs_forward, self.tick_done, hooks)
-        self.warm_up_s = warm_up(self.policy, self.pipeline.builder, self.live_maps.side_methods, s.policy_path)
+                                  self.window, self.tick_done, hooks)
+        self.warm = warm_up(self.policy, self.pipeline.builder, self.live_maps.side_methods, s.policy_path)
+        self.warm_up_s = self.warm.total_s
+        self.window.seed(CONTROL, self.warm.forward_s)
+        self.window.seed("maps", self.warm.forward_s)
+        for method, seconds in self.warm.side_s.items():
+            self.window.seed(method, seconds)
         self.commands_enabled = True  # the pause service
         self._tick_counter = itertools.count(1)  # tick numbers, from the control and the executor thread
         self._fault_logged = False
@@ -138,7 +148,8 @@ class LiveLoop:
 
     def _control_tick(self, snap: TickSnapshot) -> None:
         now_ns = snap.now_ns
-        self.stats.tick_started(time.monotonic(), now_ns)
+        tick_start = time.monotonic()
+        self.stats.tick_started(tick_start, now_ns)
         index = next(self._tick_counter)
         stamps = None
         started = time.perf_counter()
@@ -156,6 +167,8 @@ class LiveLoop:
                 logger.error(f"{self.stats.consecutive_errors} consecutive tick errors: commands stop until a clean tick")
             self.sink.tick_status(index, now_ns, SkipReason("tick_error", f"{type(exc).__name__}: {exc}"), stamps or {})
         finally:
+            # in action-queue mode the queued actions run first; a fresh plan or ensembling: the next tick
+            self.window.tick_done(tick_start, 1 if self.step.needs_forward() else self.policy.queued_actions + 1)
             with self.tick_done:
                 self.tick_done.notify_all()
 
@@ -169,9 +182,14 @@ class LiveLoop:
         # Only a tick that feeds the model normalises its images; the map worker does it otherwise. Outside
         # inference mode: the side methods take gradients through this batch.
         batch = self.policy.preprocess(prepared.observation) if self.step.needs_forward() else None
-        result = self.step.run(prepared.current_ros, batch=batch)
+        if batch is None:
+            result = self.step.run(prepared.current_ros, batch=batch)
+        else:  # never waits: background jobs are only kept from starting meanwhile
+            with self.window.control_forward():
+                result = self.step.run(prepared.current_ros, batch=batch)
         if result.forward_s:
             self.stats.inference.add(result.forward_s)
+            self.window.record(CONTROL, result.forward_s)
         if result.skip is not None:
             self._skipped(index, now_ns, result.skip, stamps)
             return

@@ -1,0 +1,179 @@
+"""When a background forward may start: only when it ends before the next control forward is due (ROS-free).
+
+The map worker's forward, the side methods and occlusion share the CPU with the control loop. On a CPU where
+one forward takes longer than a tick, a background forward that is still running when the control loop
+refills its action queue slows that refill down (both compete for the cores and memory bandwidth), and the
+robot misses ticks. :class:`ControlWindow` prevents it without ever making the control forward wait:
+
+* the control thread tells it, after every tick, how many ticks remain until its next forward (the queued
+  actions + 1 in action-queue mode; 1 with temporal ensembling or when a fresh plan is due), so the next
+  control forward is due at ``tick start + ticks * period``;
+* every forward is timed: the control forward, the map forward and each side method (running windows of the
+  last ``size`` durations; the expected duration of a job is their ``percentile``, 90 by default, seeded by
+  the warm-up);
+* a background job is *admitted* only when ``now + expected + margin <= due``; a job that is longer than the
+  longest gap between two control forwards is never admitted (``never``), so it is skipped at once instead of
+  waited for. A job never measured is admitted once in a gap at least as long as one control forward, and
+  measured then.
+
+The control forward itself never waits for anything here (no lock is shared with the background threads);
+a control forward that starts while a background job still runs (an estimate was wrong) is counted in
+:attr:`ControlWindow.overlaps`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from act_interp_ros.pipeline.health import LatencyWindow
+
+__all__ = ["Admission", "CONTROL", "ControlWindow"]
+
+#: the key of the control loop's own forward (refills of the action queue / every tick with ensembling)
+CONTROL = "control"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether a background job may start now.
+
+    Attributes:
+        ok: start it now.
+        never: it is longer than the longest gap between control forwards (waiting cannot help).
+        expected_s: its expected duration (``None``: never measured).
+        free_s: seconds until the next control forward is due, less the margin (``None``: no tick yet).
+    """
+
+    ok: bool
+    never: bool
+    expected_s: float | None
+    free_s: float | None
+
+
+class ControlWindow:
+    """The time left before the control loop's next forward, and which background job fits in it.
+
+    Args:
+        period_s: the control tick period.
+        ticks_per_forward: ticks between two control forwards when no tick is skipped (``n_action_steps``;
+            1 with temporal ensembling).
+        margin_s: slack kept free before the control forward (default: a tenth of a period).
+        percentile: the percentile of the measured durations a job is expected to take.
+        clock: monotonic seconds (tests inject one).
+    """
+
+    def __init__(self, period_s: float, ticks_per_forward: int = 1, *, margin_s: float | None = None,
+                 percentile: float = 90.0, size: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+        self.period_s = float(period_s)
+        self.ticks_per_forward = max(1, int(ticks_per_forward))
+        self.margin_s = 0.1 * self.period_s if margin_s is None else float(margin_s)
+        self.percentile = float(percentile)
+        self._size = int(size)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._durations: dict[str, LatencyWindow] = {}
+        self._seeds: dict[str, float] = {}
+        self._due_at: float | None = None
+        self._control_running = False
+        self._background: dict[str, int] = {}
+        self.overlaps = 0  # control forwards that started while a background job ran
+
+    # ------------------------------------------------------------------------------- measurements
+    def seed(self, key: str, seconds: float) -> None:
+        """An estimate for ``key`` before any run is measured (the warm-up's timing)."""
+        with self._lock:
+            self._seeds[key] = float(seconds)
+
+    def record(self, key: str, seconds: float) -> None:
+        """A measured duration of ``key`` (seconds)."""
+        with self._lock:
+            window = self._durations.setdefault(key, LatencyWindow(self._size))
+        window.add(float(seconds))
+
+    def expected_s(self, key: str) -> float | None:
+        """The duration ``key`` is expected to take: the percentile of its measured runs, else its seed."""
+        return self._stat(key, self.percentile)
+
+    def median_s(self, key: str) -> float | None:
+        """The median of ``key``'s measured runs (else its seed)."""
+        return self._stat(key, 50.0)
+
+    def _stat(self, key: str, q: float) -> float | None:
+        with self._lock:
+            window, seed = self._durations.get(key), self._seeds.get(key)
+        if window is not None and len(window):
+            return window.percentiles_ms((q,))[q] / 1e3
+        return seed
+
+    # ------------------------------------------------------------------------------- the control side
+    def tick_done(self, started_at: float, ticks_to_forward: int) -> None:
+        """A control tick that started at ``started_at`` (clock seconds) ended; the control loop runs its next
+        forward ``ticks_to_forward`` ticks after it (>= 1)."""
+        with self._lock:
+            self._due_at = started_at + max(1, int(ticks_to_forward)) * self.period_s
+
+    @contextlib.contextmanager
+    def control_forward(self) -> Iterator[None]:
+        """Around the control loop's forward: no background job is admitted meanwhile. Never blocks."""
+        with self._lock:
+            self._control_running = True
+            if any(self._background.values()):
+                self.overlaps += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._control_running = False
+
+    # ------------------------------------------------------------------------------- the background side
+    def longest_gap_s(self) -> float | None:
+        """The longest time between two control forwards: ``ticks_per_forward`` periods less one control
+        forward and the margin (``None`` before the control forward is measured)."""
+        control = self.expected_s(CONTROL)
+        if control is None:
+            return None
+        return self.ticks_per_forward * self.period_s - control - self.margin_s
+
+    def admit(self, key: str) -> Admission:
+        """Whether ``key`` may start now (see the module docstring)."""
+        now = self._clock()
+        expected = self.expected_s(key)
+        gap = self.longest_gap_s()
+        with self._lock:
+            due, running = self._due_at, self._control_running
+        free = None if due is None else due - now - self.margin_s
+        if expected is not None and gap is not None and expected > gap:
+            return Admission(False, True, expected, free)
+        if running or free is None:
+            return Admission(False, False, expected, free)
+        if expected is None:  # never measured: start it in a gap at least one control forward long
+            control = self.expected_s(CONTROL)
+            return Admission(free >= (control if control is not None else self.period_s), False, None, free)
+        return Admission(expected <= free, False, expected, free)
+
+    @contextlib.contextmanager
+    def background(self, key: str) -> Iterator[None]:
+        """Around an admitted background job: counted as running (for :attr:`overlaps`) and timed."""
+        with self._lock:
+            self._background[key] = self._background.get(key, 0) + 1
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self.record(key, self._clock() - started)
+            with self._lock:
+                self._background[key] -= 1
+
+    def values(self) -> dict[str, str]:
+        """Diagnostics: each job's expected duration (ms) and the overlap count."""
+        with self._lock:
+            keys = sorted(set(self._durations) | set(self._seeds))
+        out = {"background_overlapped_control_forward": str(self.overlaps)}
+        for key in keys:
+            expected = self.expected_s(key)
+            out[f"expected_ms.{key}"] = f"{1e3 * expected:.1f}" if expected is not None else "nan"
+        return out

@@ -1,0 +1,133 @@
+"""A background forward starts only when it ends before the control loop's next forward (injected clock and
+durations: the decision is deterministic, nothing is timed)."""
+
+from __future__ import annotations
+
+import threading
+
+from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
+
+PERIOD = 0.1  # 10 Hz, margin 10 ms
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def window(ticks_per_forward: int = 10, **seeds: float) -> tuple[ControlWindow, Clock]:
+    clock = Clock()
+    w = ControlWindow(PERIOD, ticks_per_forward, clock=clock)
+    for key, seconds in {CONTROL: 0.15, **seeds}.items():
+        w.seed(key, seconds)
+    return w, clock
+
+
+def test_a_map_starts_only_when_it_ends_before_the_next_control_forward():
+    w, clock = window(maps=0.15)
+    assert not w.admit("maps").ok, "before the first tick the next control forward's time is unknown"
+    w.tick_done(started_at=100.0, ticks_to_forward=3)  # the next control forward at 100.3
+    clock.t = 100.10
+    a = w.admit("maps")
+    assert a.ok and abs(a.free_s - 0.19) < 1e-9 and a.expected_s == 0.15
+    clock.t = 100.15  # 100.15 + 0.15 > 100.3 - margin
+    a = w.admit("maps")
+    assert not a.ok and not a.never
+    w.tick_done(started_at=100.3, ticks_to_forward=1)  # the next tick refills the queue
+    clock.t = 100.31
+    assert not w.admit("maps").ok
+
+
+def test_nothing_starts_while_the_control_forward_runs_and_overlaps_are_counted():
+    w, clock = window(maps=0.01)
+    w.tick_done(100.0, 10)
+    with w.control_forward():
+        assert not w.admit("maps").ok
+    assert w.admit("maps").ok and w.overlaps == 0
+    with w.background("maps"):
+        with w.control_forward():  # a wrong estimate: the control forward still starts at once
+            pass
+    assert w.overlaps == 1
+
+
+def test_expected_duration_is_the_90th_percentile_of_measured_runs_not_the_seed():
+    w, clock = window(gradcam=0.05)
+    assert w.expected_s("gradcam") == 0.05
+    for seconds in [0.2] * 9 + [0.6]:
+        w.record("gradcam", seconds)
+    assert abs(w.expected_s("gradcam") - 0.24) < 1e-9 and abs(w.median_s("gradcam") - 0.2) < 1e-9
+    w.tick_done(100.0, 10)
+    clock.t = 100.7  # 0.29 s free
+    assert w.admit("gradcam").ok
+    clock.t = 100.8  # 0.19 s free
+    assert not w.admit("gradcam").ok
+
+
+def test_a_job_longer_than_the_longest_gap_is_never_admitted():
+    w, clock = window(gradcam=0.9)  # gap = 10 x 0.1 - 0.15 - 0.01 = 0.84 s
+    w.tick_done(100.0, 10)
+    a = w.admit("gradcam")
+    assert not a.ok and a.never
+    b = window(gradcam=0.8)[0]
+    b.tick_done(100.0, 10)
+    assert not b.admit("gradcam").never
+
+
+def test_temporal_ensembling_leaves_only_the_rest_of_the_tick():
+    w, clock = window(ticks_per_forward=1, maps=0.05)  # gap 0.1 - 0.15 < 0: the control forward fills the tick
+    w.tick_done(100.0, 1)
+    assert w.admit("maps").never
+    w2, clock2 = window(ticks_per_forward=1, maps=0.03)
+    w2.seed(CONTROL, 0.04)
+    w2.tick_done(100.0, 1)
+    clock2.t = 100.04
+    assert w2.admit("maps").ok  # 0.03 <= 0.1 - 0.04 - 0.01
+    clock2.t = 100.07
+    assert not w2.admit("maps").ok
+
+
+def test_an_unmeasured_job_waits_for_a_gap_as_long_as_a_control_forward():
+    w, clock = window()
+    w.tick_done(100.0, 10)
+    clock.t = 100.5  # 0.49 s free >= 0.15
+    a = w.admit("occlusion")
+    assert a.ok and a.expected_s is None
+    clock.t = 100.8  # 0.19 s free
+    assert w.admit("occlusion").ok
+    clock.t = 100.85
+    assert not w.admit("occlusion").ok
+
+
+def test_durations_are_timed_with_the_injected_clock_and_reported():
+    w, clock = window()
+    with w.background("gradient_x_input"):
+        clock.t += 0.25
+    assert abs(w.expected_s("gradient_x_input") - 0.25) < 1e-9
+    values = w.values()
+    assert values["expected_ms.gradient_x_input"] == "250.0" and values["expected_ms.control"] == "150.0"
+    assert values["background_overlapped_control_forward"] == "0"
+
+
+def test_concurrent_use_is_safe():
+    w, clock = window(maps=0.01)
+    w.tick_done(100.0, 10)
+
+    def background() -> None:
+        for _ in range(500):
+            if w.admit("maps").ok:
+                with w.background("maps"):
+                    pass
+
+    threads = [threading.Thread(target=background) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for i in range(500):
+        with w.control_forward():
+            w.record(CONTROL, 0.15)
+        w.tick_done(100.0 + i * PERIOD, 10)
+    for t in threads:
+        t.join()
+    assert w.expected_s(CONTROL) == 0.15
