@@ -68,7 +68,7 @@ class ActInterpNode(Node):
         self.get_logger().info(
             f"ACT policy from {s.policy_path} on {s.device} ({self.loop.torch_threads} torch threads); cameras "
             f"{self._cam_topics}; control {s.control_rate_hz:g} Hz; side methods {s.side_methods} at "
-            f"{s.side_rate_hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: {backend_name()}; "
+            f"{self.loop.side_rate.hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: {backend_name()}; "
             f"warm-up {self.loop.warm_up_s:.2f} s; actions: {actions}")
 
     @property
@@ -96,7 +96,7 @@ class ActInterpNode(Node):
         self.create_service(SetBool, "~/enable_commands", self._on_enable_commands)
         self.create_timer(1.0 / s.control_rate_hz, self._on_control_timer)
         self.timers_side: dict[str, Any] = {"side": None, "occlusion": None}
-        self._make_side_timer("side", s.side_rate_hz)
+        self._make_side_timer("side", self.loop.side_rate.hz)
         self._make_side_timer("occlusion", s.occlusion_rate_hz)
         self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
 
@@ -187,10 +187,13 @@ class ActInterpNode(Node):
             self.get_logger().info(
                 f"publish_actions is now {'true: commanding' if new.publish_actions else 'false: observe-only'}")
         self.loop.apply_settings(new, changed)
-        for name, which in (("side_rate_hz", "side"), ("occlusion_rate_hz", "occlusion")):
-            if name in changed:
-                self._make_side_timer(which, getattr(new, name))
-                self.get_logger().info(f"{name} is now {getattr(new, name):g}")
+        if "side_rate_hz" in changed:
+            self._make_side_timer("side", self.loop.side_rate.hz)
+            self.get_logger().info(f"side_rate_hz is now {new.side_rate_hz}: side methods at {self.loop.side_rate.hz:g} "
+                                   f"Hz ({self.loop.side_rate.reason})")
+        if "occlusion_rate_hz" in changed:
+            self._make_side_timer("occlusion", new.occlusion_rate_hz)
+            self.get_logger().info(f"occlusion_rate_hz is now {new.occlusion_rate_hz:g}")
         for name in ("overlay_alpha", "overlay_scale"):
             if name in changed:
                 self.get_logger().info(f"{name} is now {getattr(new, name)}")
@@ -201,6 +204,7 @@ class ActInterpNode(Node):
             "plan_resets": str(loop.step.plan_resets), "device": s.device, "torch_threads": str(loop.torch_threads),
             "image_backend": backend_name(), "commands_enabled": str(loop.commands_enabled).lower(),
             "publish_actions": str(s.publish_actions).lower(),
+            "side_rate_hz": f"{loop.side_rate.hz:g}",
             "maps_superseded_by_newer_tick": str(loop.live_maps.maps.dropped),
             **loop.window.values(),
         }

@@ -36,6 +36,7 @@ from act_interp_ros.pipeline import (
 from act_interp_ros.pipeline.training_range import RangeFlag
 from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
 from act_interp_ros.runtime.live_maps import LiveMaps, MapJob
+from act_interp_ros.runtime.side_rate import AUTO, SideRate, auto_side_rate, usable_cpus
 from act_interp_ros.runtime.sink import LoopHooks, OutputSink
 from act_interp_ros.runtime.startup import StartupError, configure_torch_threads, warm_up
 from act_interp_ros.runtime.throttled_log import ThrottledLog
@@ -99,6 +100,9 @@ class LiveLoop:
         self.window.seed("maps", self.warm.forward_s)
         for method, seconds in self.warm.side_s.items():
             self.window.seed(method, seconds)
+        self.side_rate = self.resolve_side_rate(s)
+        self.live_maps.side_rate_hz = self.side_rate.hz
+        logger.info(self.maps_line())
         self.commands_enabled = True  # the pause service
         self._tick_counter = itertools.count(1)  # tick numbers, from the control and the executor thread
         self._fault_logged = False
@@ -133,6 +137,32 @@ class LiveLoop:
         old, self.settings = self.settings, new
         if "publish_actions" in changed and new.publish_actions and not old.publish_actions:
             self.step.reset()
+        if "side_rate_hz" in changed:
+            self.side_rate = self.resolve_side_rate(new)
+            self.live_maps.side_rate_hz = self.side_rate.hz
+
+    def resolve_side_rate(self, s: NodeSettings) -> SideRate:
+        """The side timer's rate under ``s``: as given, or ``auto`` from the forward times measured so far."""
+        if s.side_rate_hz != AUTO:
+            return SideRate(float(s.side_rate_hz), "side_rate_hz as set")
+        w = self.window
+        methods = {m: w.median_s(m) for m in self.live_maps.side_methods.names if w.median_s(m) is not None}
+        if len(methods) < len(self.live_maps.side_methods.names):  # a method failed its warm-up: no estimate
+            failed = [m for m in self.live_maps.side_methods.names if m not in methods]
+            return SideRate(0.0, f"auto: {', '.join(failed)} failed at warm-up (no measured time); side methods off")
+        return auto_side_rate(methods=methods, forward_s=w.median_s(CONTROL), map_forward_s=w.median_s("maps"),
+                              control_rate_hz=s.control_rate_hz, ticks_per_forward=w.ticks_per_forward,
+                              longest_gap_s=w.longest_gap_s(), cpus=usable_cpus(), threads=self.torch_threads)
+
+    def maps_line(self) -> str:
+        """One line for the log: what rate the maps will have, and why."""
+        w, s = self.window, self.settings
+        gap = w.longest_gap_s()
+        side = (f"side methods {', '.join(self.live_maps.side_methods.names)} at {self.side_rate.hz:g} Hz "
+                f"({self.side_rate.reason})" if self.live_maps.side_methods.names else "no side methods")
+        return (f"maps: attention on every computed tick whose map forward ({1e3 * w.expected_s('maps'):.0f} ms) "
+                f"ends before the next control forward (every {w.ticks_per_forward} tick(s) at "
+                f"{s.control_rate_hz:g} Hz, {1e3 * max(0.0, gap or 0.0):.0f} ms between them); {side}")
 
     def close(self) -> None:
         self.control.stop()

@@ -145,7 +145,11 @@ def validate(s: NodeSettings) -> None:
     for m in methods:
         _require_choice("side_methods", m, SIDE_METHODS, what="contain only")
     _require_unique("side_methods", methods)
-    _require_float("side_rate_hz", s.side_rate_hz, minimum=0.0)
+    if s.side_rate_hz != "auto":
+        rate = s.side_rate_hz
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
+            raise SettingsError("side_rate_hz", "be auto (from the measured forward times) or a rate in Hz >= 0 "
+                                "(0 = off)", rate)
     _require_float("occlusion_rate_hz", s.occlusion_rate_hz, minimum=0.0)
     parse_attribution_target(_require_str("attribution_target", s.attribution_target), joints)
     for name in ("smoothgrad_samples", "occlusion_patch_px", "occlusion_stride_px"):
@@ -179,7 +183,7 @@ def warnings(s: NodeSettings) -> list[str]:
         if transport == "raw" and topic.rstrip("/").endswith("/compressed"):
             out.append(f"camera '{key}' topic '{topic}' looks like a CompressedImage topic; set its "
                        f"camera_transports entry to 'compressed'")
-    if s.side_rate_hz > s.control_rate_hz:
+    if s.side_rate_hz != "auto" and s.side_rate_hz > s.control_rate_hz:
         out.append(f"side_rate_hz ({s.side_rate_hz}) > control_rate_hz ({s.control_rate_hz}); "
                    f"the side methods run at most once per control tick")
     if not s.publish_actions:
