@@ -96,7 +96,7 @@ class LiveMaps:
         s = settings()
         self.policy, self._settings, self.stats, self.sink, self.log = policy, settings, stats, sink, log
         self.window = window
-        self.side_rate_hz = float(s.side_rate_hz)  # the side timer's rate in use (Hz)
+        self.side_rate_hz = 0.0  # the side timer's rate in use (Hz), set by the loop once resolved
         self._tick_done = tick_done
         self._hooks = hooks
         self.side_methods = SideMethods(policy.policy, s, s.side_methods)
