@@ -69,7 +69,9 @@ class ActInterpNode(Node):
             f"ACT policy from {s.policy_path} on {s.device} ({self.loop.torch_threads} torch threads); cameras "
             f"{self._cam_topics}; control {s.control_rate_hz:g} Hz; side methods {s.side_methods} at "
             f"{self.loop.side_rate.hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: {backend_name()}; "
-            f"warm-up {self.loop.warm_up_s:.2f} s; actions: {actions}")
+            f"warm-up {self.loop.warm_up_s:.2f} s; inference {s.inference}"
+            + (f" (chunk_size_threshold {s.chunk_size_threshold:g}, aggregate_fn {s.aggregate_fn})"
+               if s.inference == "async" else "") + f"; actions: {actions}")
 
     @property
     def settings(self) -> NodeSettings:
@@ -207,6 +209,8 @@ class ActInterpNode(Node):
             "side_rate_hz": f"{loop.side_rate.hz:g}",
             "maps_superseded_by_newer_tick": str(loop.live_maps.maps.dropped),
             **loop.window.values(),
+            "inference": s.inference,
+            **(loop.async_inference.values() if loop.async_inference is not None else {}),
         }
         status = diagnostic_status(loop.stats, f"{self.get_name()}: control", s.policy_path, self.now_ns(),
                                    loop.commanding, extra)

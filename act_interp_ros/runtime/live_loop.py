@@ -34,6 +34,7 @@ from act_interp_ros.pipeline import (
     load_policy,
 )
 from act_interp_ros.pipeline.training_range import RangeFlag
+from act_interp_ros.runtime.async_inference import AsyncInference
 from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
 from act_interp_ros.runtime.live_maps import LiveMaps, MapJob
 from act_interp_ros.runtime.side_rate import AUTO, SideRate, auto_side_rate, usable_cpus
@@ -89,11 +90,15 @@ class LiveLoop:
                                window_s=max(2.0, 2 * s.diagnostics_period_s))
         self.log = ThrottledLog(logger)
         self.tick_done = threading.Condition()  # notified after every control tick: the window may have changed
-        cfg = self.policy.config
-        self.window = ControlWindow(1.0 / s.control_rate_hz,
-                                    1 if self.policy.uses_temporal_ensembling else cfg.n_action_steps)
+        n = self.policy.config.n_action_steps
+        ticks_per_forward = (1 if self.policy.uses_temporal_ensembling else
+                             max(1, int((1.0 - s.chunk_size_threshold) * n)) if s.inference == "async" else n)
+        self.window = ControlWindow(1.0 / s.control_rate_hz, ticks_per_forward)
         self.live_maps = LiveMaps(self.policy, lambda: self.settings, self.stats, sink, self.log,
                                   self.window, self.tick_done, hooks)
+        self.async_inference = (AsyncInference(self.policy, s, self.pipeline, self.window, self.stats, self.log,
+                                               self.live_maps.publish_chunk, sink.now_ns)
+                                if s.inference == "async" else None)
         self.warm = warm_up(self.policy, self.pipeline.builder, self.live_maps.side_methods, s.policy_path)
         self.warm_up_s = self.warm.total_s
         self.window.seed(CONTROL, self.warm.forward_s)
@@ -128,7 +133,7 @@ class LiveLoop:
                            "first: ros2 param set <node> publish_actions true (pause state unchanged: "
                            f"{'enabled' if self.commands_enabled else 'paused'})")
         if enable and not self.commands_enabled:
-            self.step.reset()  # the queued plan was made before the pause: never execute it
+            self._reset_plan()  # the queued plan was made before the pause: never execute it
         self.commands_enabled = bool(enable)
         return True, "commanding enabled" if enable else "commanding paused: no actions are published"
 
@@ -136,7 +141,7 @@ class LiveLoop:
         """Dynamic parameters changed (validated by the host); commanding restarts from a fresh plan."""
         old, self.settings = self.settings, new
         if "publish_actions" in changed and new.publish_actions and not old.publish_actions:
-            self.step.reset()
+            self._reset_plan()
         if "side_rate_hz" in changed:
             self.side_rate = self.resolve_side_rate(new)
             self.live_maps.side_rate_hz = self.side_rate.hz
@@ -164,8 +169,22 @@ class LiveLoop:
                 f"ends before the next control forward (every {w.ticks_per_forward} tick(s) at "
                 f"{s.control_rate_hz:g} Hz, {1e3 * max(0.0, gap or 0.0):.0f} ms between them); {side}")
 
+    def _reset_plan(self) -> None:
+        """The next action comes from a fresh forward (sync) / a fresh chunk (async)."""
+        self.step.reset()
+        if self.async_inference is not None:
+            self.async_inference.reset()
+
+    def _ticks_to_forward(self) -> int:
+        """Ticks until the control loop's next forward (its own, or the async worker's)."""
+        if self.async_inference is not None:
+            return self.async_inference.ticks_to_forward()
+        return 1 if self.step.needs_forward() else self.policy.queued_actions + 1
+
     def close(self) -> None:
         self.control.stop()
+        if self.async_inference is not None:
+            self.async_inference.close()
         self.live_maps.close()
         self.policy.close()
 
@@ -189,7 +208,7 @@ class LiveLoop:
                 self.hooks.before_tick()
             self._tick(index, snap, stamps, started)
         except Exception as exc:  # noqa: BLE001 - a failing tick must never end the node or act
-            self.step.reset()
+            self._reset_plan()
             faulted = self.stats.tick_failed(now_ns)
             self.log.exception("tick", f"tick {index} failed, no action this tick", exc)
             if faulted and not self._fault_logged:
@@ -197,8 +216,7 @@ class LiveLoop:
                 logger.error(f"{self.stats.consecutive_errors} consecutive tick errors: commands stop until a clean tick")
             self.sink.tick_status(index, now_ns, SkipReason("tick_error", f"{type(exc).__name__}: {exc}"), stamps or {})
         finally:
-            # in action-queue mode the queued actions run first; a fresh plan or ensembling: the next tick
-            self.window.tick_done(tick_start, 1 if self.step.needs_forward() else self.policy.queued_actions + 1)
+            self.window.tick_done(tick_start, self._ticks_to_forward())
             with self.tick_done:
                 self.tick_done.notify_all()
 
@@ -209,12 +227,17 @@ class LiveLoop:
         if isinstance(prepared, SkipReason):
             self._skipped(index, now_ns, prepared, stamps)
             return
+        headers = {k: snap.cameras[k].header for k in self.pipeline.camera_keys}
+        batch = None
+        if self.async_inference is not None:
+            result = self.async_inference.step(index, prepared.observation, prepared.current_ros, prepared.frames,
+                                               headers)
         # Only a tick that feeds the model normalises its images; the map worker does it otherwise. Outside
         # inference mode: the side methods take gradients through this batch.
-        batch = self.policy.preprocess(prepared.observation) if self.step.needs_forward() else None
-        if batch is None:
+        elif not self.step.needs_forward():
             result = self.step.run(prepared.current_ros, batch=batch)
         else:  # never waits: background jobs are only kept from starting meanwhile
+            batch = self.policy.preprocess(prepared.observation)
             with self.window.control_forward():
                 result = self.step.run(prepared.current_ros, batch=batch)
         if result.forward_s:
@@ -230,7 +253,6 @@ class LiveLoop:
             self.stats.action_sent(result.clamped)
         else:
             self.stats.action_held()
-        headers = {k: snap.cameras[k].header for k in self.pipeline.camera_keys}
         self.live_maps.submit(MapJob(index, prepared.observation, self.policy.preprocess, prepared.frames, headers,
                                      result.pending, result.new_plan, batch))
         self.sink.tick_status(index, now_ns, None, stamps)
@@ -250,7 +272,9 @@ class LiveLoop:
             self.sink.diagnostics_now()
 
     def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None) -> None:
-        self.step.skip(reason)  # any reason but overrun: the next acting tick starts a fresh plan
+        self.step.skip(reason)  # any reason but overrun/awaiting_chunk: the next acting tick starts a fresh plan
+        if self.async_inference is not None and reason.kind not in ("overrun", "awaiting_chunk"):
+            self.async_inference.reset()
         self.stats.tick_skipped(reason.kind, now_ns)
         self.log.warning(reason.kind, f"no action this tick: {reason}")
         self.sink.tick_status(index, now_ns, reason, stamps or {})

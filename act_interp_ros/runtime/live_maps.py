@@ -129,6 +129,13 @@ class LiveMaps:
         if not self.maps.submit(job):
             self.stats.count("maps_superseded")
 
+    def publish_chunk(self, job: MapJob) -> None:
+        """``inference: async``: the maps of a chunk that was just merged (its forward's own attention, stamped with
+        the observation it explains), published at once by the inference worker, never superseded."""
+        self._publish_interpretation(job.pending.resolve()[0], job)
+        self.stats.count("maps_published")
+        self.stats.count("async.chunk_maps_published")
+
     def side_timer(self, which: str) -> None:
         """The ``side`` or ``occlusion`` timer fired: run on the newest tick unless already done or busy."""
         job = self.latest

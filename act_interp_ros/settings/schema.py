@@ -141,6 +141,18 @@ class NodeSettings:
     publish_actions: bool = _param(
         True, "false = observe-only: run the policy but publish no actions (dynamic; true again starts a fresh "
         "plan).", "BOOL", dynamic=True)
+    inference: str = _param(
+        "sync", "sync: a forward on the control thread when the action queue is empty (actions bit-identical to "
+        "the unwrapped policy's); async: LeRobot's async inference, the next chunk computed on a worker when the "
+        "queue falls to chunk_size_threshold, overlaps merged with aggregate_fn (action-queue policies only; "
+        "live only, replays are sync).", "STRING")
+    chunk_size_threshold: float = _param(
+        0.5, "inference async: request the next chunk when the queue holds at most this fraction of a chunk "
+        "(0..1; LeRobot's default 0.5).", "DOUBLE")
+    aggregate_fn: str = _param(
+        "weighted_average", "inference async: how an action of a new chunk merges with the queued action of the "
+        "same timestep (LeRobot's names): weighted_average (0.3 old + 0.7 new), latest_only, average, "
+        "conservative (0.7 old + 0.3 new).", "STRING")
     max_consecutive_tick_errors: int = _param(
         5, "After this many consecutive failed ticks commands stop until a clean tick and /diagnostics says ERROR "
         "(>= 1).", "INTEGER")

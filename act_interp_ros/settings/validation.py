@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from act_interp_ros.settings.errors import Raw, SettingsError, fmt
 from act_interp_ros.settings.vocabulary import (
     ACTION_TYPES,
+    AGGREGATE_FNS,
     CAMERA_KEY_PREFIX,
     CAMERA_TRANSPORTS,
     ENV_STATE_TYPES,
     GRADCAM_TARGET_KINDS,
+    INFERENCE_MODES,
     INPUT_QOS,
     JOINT_CONVENTION_NAMES,
     JOINT_TARGET_KINDS,
@@ -151,6 +153,9 @@ def validate(s: NodeSettings) -> None:
             raise SettingsError("side_rate_hz", "be auto (from the measured forward times) or a rate in Hz >= 0 "
                                 "(0 = off)", rate)
     _require_float("occlusion_rate_hz", s.occlusion_rate_hz, minimum=0.0)
+    _require_choice("inference", _require_str("inference", s.inference), INFERENCE_MODES)
+    _require_float("chunk_size_threshold", s.chunk_size_threshold, minimum=0.0, maximum=1.0)
+    _require_choice("aggregate_fn", _require_str("aggregate_fn", s.aggregate_fn), AGGREGATE_FNS)
     parse_attribution_target(_require_str("attribution_target", s.attribution_target), joints)
     for name in ("smoothgrad_samples", "occlusion_patch_px", "occlusion_stride_px"):
         if _require_int(name, getattr(s, name)) < 0:
