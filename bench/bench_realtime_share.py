@@ -164,7 +164,7 @@ def realtime_share(ctx) -> dict[str, Any]:
     c = ctx.counts["s11"]
     ctx.release_models()
     bag = ensure_demo_bag(float(c["seconds"]), progress=False)
-    models = c["models"] if ctx.model_name == "full" else ["tiny"]
+    models = ctx.shared.get("s11_models") or (c["models"] if ctx.model_name == "full" else ["tiny"])
     counter = _Counter()
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     try:

@@ -120,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ros-domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op and OpenCV threads in this process (default: torch's default, = usable CPUs)")
+    p.add_argument("--s11-models", default="", help="section 11's models, comma-separated (demo, full, tiny; default: "
+                   "demo,full; tiny with --model tiny)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -198,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="act_interp_bench_") as tmp:
         ctx = Context(mode, args.model, Path(tmp))
         ctx.shared["sections"] = ids
+        ctx.shared["s11_models"] = [m.strip() for m in args.s11_models.split(",") if m.strip()]
         for sid in ids:
             module_name, fn_name = SECTIONS[sid]
             log.info("=== section %d: %s.%s", sid, module_name.rsplit(".", 1)[-1], fn_name)
