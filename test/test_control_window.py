@@ -131,3 +131,47 @@ def test_concurrent_use_is_safe():
     for t in threads:
         t.join()
     assert w.expected_s(CONTROL) == 0.15
+
+
+def test_a_preemptible_map_forward_stops_at_the_next_block_when_the_control_forward_starts():
+    """The real ACT forward, hooked: in the map worker's thread it raises Preempted at its next block while the
+    control forward runs; the control thread's own forward and a non-preemptible job run to the end."""
+    import pytest
+    import torch
+
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_policy
+    from act_interp_ros.runtime.control_window import Preempted, install_preemption
+
+    policy, _, _ = build_policy(SmallACTSpec())
+    policy.eval()
+    batch = {"observation.state": torch.zeros(1, 6),
+             **{k: torch.zeros(1, 3, h, w) for k, (h, w) in SmallACTSpec().cameras.items()}}
+    w, _ = window()
+    handles = install_preemption(policy.model, w)
+    assert len(handles) >= 10  # stem, 8 residual blocks, encoder and decoder layers
+    results: dict[str, object] = {}
+
+    def job(name: str, preemptible: bool) -> None:
+        try:
+            with w.background(name, preemptible=preemptible), torch.inference_mode():
+                results[name] = policy.predict_action_chunk(batch).shape
+        except Preempted:
+            results[name] = "preempted"
+
+    try:
+        with torch.inference_mode():
+            expected = policy.predict_action_chunk(batch).shape
+        with w.control_forward():
+            for name, preemptible in (("maps", True), ("gradcam", False)):
+                t = threading.Thread(target=job, args=(name, preemptible))
+                t.start()
+                t.join()
+            with torch.inference_mode():
+                assert policy.predict_action_chunk(batch).shape == expected  # the control thread is never stopped
+        assert results == {"maps": "preempted", "gradcam": expected}
+        assert w.preempted == 1 and w.expected_s("maps") is None, "a preempted run is not a duration"
+        job("maps", True)  # no control forward: it runs to the end
+        assert results["maps"] == expected
+    finally:
+        for h in handles:
+            h.remove()

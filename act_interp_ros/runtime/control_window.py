@@ -16,14 +16,18 @@ robot misses ticks. :class:`ControlWindow` prevents it without ever making the c
   waited for. A job never measured is admitted once in a gap at least as long as one control forward, and
   measured then.
 
-The control forward itself never waits for anything here (no lock is shared with the background threads);
-a control forward that starts while a background job still runs (an estimate was wrong) is counted in
-:attr:`ControlWindow.overlaps`.
+The control forward itself never waits for anything here (no lock is shared with the background threads).
+A control forward that starts while a background job still runs (an estimate was wrong, or the machine got
+busier) is counted in :attr:`ControlWindow.overlaps`; a *preemptible* job (the map worker's forward) then
+stops at its next model block (:func:`install_preemption`: a forward pre-hook on each ResNet block and
+transformer layer raises :class:`Preempted` in that thread only), so it overlaps the control forward by one
+block at most instead of a whole forward.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +35,27 @@ from dataclasses import dataclass
 
 from act_interp_ros.pipeline.health import LatencyWindow
 
-__all__ = ["Admission", "CONTROL", "ControlWindow"]
+__all__ = ["Admission", "CONTROL", "ControlWindow", "Preempted", "install_preemption"]
 
 #: the key of the control loop's own forward (refills of the action queue / every tick with ensembling)
 CONTROL = "control"
+
+
+class Preempted(RuntimeError):
+    """A preemptible background forward stopped because the control forward started."""
+
+
+#: the blocks whose start checks for preemption: the backbone's stem and residual blocks, each transformer layer
+PREEMPTION_POINTS = re.compile(r"backbone\.(conv1|layer\d+\.\d+)|encoder\.layers\.\d+|decoder\.layers\.\d+")
+
+
+def install_preemption(model, window: ControlWindow) -> list:
+    """Forward pre-hooks on ``model``'s (an ACT ``model``) blocks that raise :class:`Preempted` in a preemptible
+    background job once the control forward has started; returns the hook handles (``.remove()`` them)."""
+    def check(_module, _args) -> None:
+        window.check_preempted()
+
+    return [m.register_forward_pre_hook(check) for name, m in model.named_modules() if PREEMPTION_POINTS.fullmatch(name)]
 
 
 @dataclass(frozen=True)
@@ -80,7 +101,9 @@ class ControlWindow:
         self._due_at: float | None = None
         self._control_running = False
         self._background: dict[str, int] = {}
+        self._local = threading.local()  # .preemptible: this thread runs a preemptible background job
         self.overlaps = 0  # control forwards that started while a background job ran
+        self.preempted = 0  # preemptible jobs stopped by a control forward
 
     # ------------------------------------------------------------------------------- measurements
     def seed(self, key: str, seconds: float) -> None:
@@ -155,16 +178,30 @@ class ControlWindow:
             return Admission(free >= (control if control is not None else self.period_s), False, None, free)
         return Admission(expected <= free, False, expected, free)
 
+    def check_preempted(self) -> None:
+        """Raise :class:`Preempted` in a preemptible background job while the control forward runs."""
+        if getattr(self._local, "preemptible", False) and self._control_running:
+            raise Preempted("the control forward started")
+
     @contextlib.contextmanager
-    def background(self, key: str) -> Iterator[None]:
-        """Around an admitted background job: counted as running (for :attr:`overlaps`) and timed."""
+    def background(self, key: str, *, preemptible: bool = False) -> Iterator[None]:
+        """Around an admitted background job: counted as running (for :attr:`overlaps`) and timed (a preempted
+        run is not timed: it did not finish). ``preemptible``: :class:`Preempted` ends it when the control
+        forward starts (the caller catches it)."""
         with self._lock:
             self._background[key] = self._background.get(key, 0) + 1
+        self._local.preemptible = preemptible
         started = self._clock()
         try:
             yield
-        finally:
+        except Preempted:
+            with self._lock:
+                self.preempted += 1
+            raise
+        else:
             self.record(key, self._clock() - started)
+        finally:
+            self._local.preemptible = False
             with self._lock:
                 self._background[key] -= 1
 
@@ -172,7 +209,8 @@ class ControlWindow:
         """Diagnostics: each job's expected duration (ms) and the overlap count."""
         with self._lock:
             keys = sorted(set(self._durations) | set(self._seeds))
-        out = {"background_overlapped_control_forward": str(self.overlaps)}
+        out = {"background_overlapped_control_forward": str(self.overlaps),
+               "background_preempted_by_control_forward": str(self.preempted)}
         for key in keys:
             expected = self.expected_s(key)
             out[f"expected_ms.{key}"] = f"{1e3 * expected:.1f}" if expected is not None else "nan"

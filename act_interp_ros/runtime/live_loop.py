@@ -35,7 +35,7 @@ from act_interp_ros.pipeline import (
 )
 from act_interp_ros.pipeline.training_range import RangeFlag
 from act_interp_ros.runtime.async_inference import AsyncInference
-from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
+from act_interp_ros.runtime.control_window import CONTROL, ControlWindow, install_preemption
 from act_interp_ros.runtime.live_maps import LiveMaps, MapJob
 from act_interp_ros.runtime.side_rate import AUTO, SideRate, auto_side_rate, usable_cpus
 from act_interp_ros.runtime.sink import LoopHooks, OutputSink
@@ -96,6 +96,7 @@ class LiveLoop:
         self.window = ControlWindow(1.0 / s.control_rate_hz, ticks_per_forward)
         self.live_maps = LiveMaps(self.policy, lambda: self.settings, self.stats, sink, self.log,
                                   self.window, self.tick_done, hooks)
+        self._preemption = install_preemption(self.policy.policy.model, self.window)
         self.async_inference = (AsyncInference(self.policy, s, self.pipeline, self.window, self.stats, self.log,
                                                self.live_maps.publish_chunk, sink.now_ns)
                                 if s.inference == "async" else None)
@@ -186,6 +187,8 @@ class LiveLoop:
         if self.async_inference is not None:
             self.async_inference.close()
         self.live_maps.close()
+        for handle in self._preemption:
+            handle.remove()
         self.policy.close()
 
     # ------------------------------------------------------------------------------- control tick

@@ -33,7 +33,7 @@ from act_interp_ros.pipeline.output_values import scalar_values
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
 from act_interp_ros.pipeline.side_methods import SideMethods
-from act_interp_ros.runtime.control_window import ControlWindow
+from act_interp_ros.runtime.control_window import ControlWindow, Preempted
 from act_interp_ros.runtime.sink import LoopHooks, OutputSink
 from act_interp_ros.runtime.throttled_log import ThrottledLog
 from act_interp_ros.runtime.worker import LatestJobWorker
@@ -164,8 +164,12 @@ class LiveMaps:
             return
         if interp is None:
             started = time.perf_counter()
-            with self.window.background("maps"), torch.inference_mode():
-                _, interps = self.policy.predict_chunk(job.batch)
+            try:
+                with self.window.background("maps", preemptible=True), torch.inference_mode():
+                    _, interps = self.policy.predict_chunk(job.batch)
+            except Preempted:  # the control forward started: it gets the CPU (that tick's maps come from it)
+                self.stats.count("maps_preempted_by_control")
+                return
             self.stats.map_inference.add(time.perf_counter() - started)
             interp = interps[0]
         self._publish_interpretation(interp, job)
