@@ -175,3 +175,34 @@ def test_a_preemptible_map_forward_stops_at_the_next_block_when_the_control_forw
     finally:
         for h in handles:
             h.remove()
+
+
+def test_a_cancellable_forward_stops_once_its_predicate_holds():
+    import pytest
+    import torch
+
+    from act_interp_ros.core.checkpoints import SmallACTSpec, build_policy
+    from act_interp_ros.runtime.control_window import Preempted, install_preemption
+
+    policy, _, _ = build_policy(SmallACTSpec())
+    policy.eval()
+    batch = {"observation.state": torch.zeros(1, 6),
+             **{k: torch.zeros(1, 3, h, w) for k, (h, w) in SmallACTSpec().cameras.items()}}
+    w, _ = window()
+    handles = install_preemption(policy.model, w)
+    calls = []
+
+    def cancelled() -> bool:  # the reset happens while the backbone runs (third block)
+        calls.append(1)
+        return len(calls) >= 3
+
+    try:
+        with pytest.raises(Preempted), w.cancellable(cancelled), torch.inference_mode():
+            policy.predict_action_chunk(batch)
+        assert len(calls) == 3
+        with torch.inference_mode():  # outside the block nothing is checked
+            policy.predict_action_chunk(batch)
+        assert len(calls) == 3
+    finally:
+        for h in handles:
+            h.remove()

@@ -15,7 +15,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
@@ -80,8 +80,11 @@ class ActInterpNode(Node):
     # ------------------------------------------------------------------------------ interfaces
     def _create_interfaces(self) -> None:
         s = self.settings
-        qos = qos_profile_sensor_data if s.input_qos == "sensor_data" else QoSProfile(
-            depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        # Depth 1: the node uses the newest message of each input, so a reader keeps only that one. Under load
+        # (the executor falling behind) a deeper queue makes it take and deserialise every older frame first,
+        # and the inputs it sees fall further behind (stale / skew ticks).
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if s.input_qos == "sensor_data" else
+                         ReliabilityPolicy.RELIABLE)
         for topic, transport in zip(s.camera_topics, s.camera_transports):
             self._subscribe(CompressedImage if transport == "compressed" else Image, topic, qos)
         self._subscribe(JointState, s.joint_state_topic, qos)

@@ -9,8 +9,8 @@ it into the queue with ``aggregate_fn``; that chunk's attention maps are publish
 headers of the observation they explain.
 
 Safety, as in sync mode: every action passes the non-finite check and the command limits against the tick's
-own joint state; a tick that cannot act resets the queue and a chunk still in flight from before the reset is
-discarded (never executed). While the queue is empty (at start, after a gap) ticks are ``awaiting_chunk``.
+own joint state; a tick that cannot act resets the queue, and a chunk still being computed from before the
+reset is stopped at its next model block (or discarded if it already finished): never executed. While the queue is empty (at start, after a gap) ticks are ``awaiting_chunk``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import torch
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.pipeline import LoopStats, SkipReason, TickPipeline, TickResult
 from act_interp_ros.pipeline.async_chunks import ChunkQueue, postprocess_chunk
-from act_interp_ros.runtime.control_window import CONTROL, ControlWindow
+from act_interp_ros.runtime.control_window import CONTROL, ControlWindow, Preempted
 from act_interp_ros.runtime.live_maps import MapJob
 from act_interp_ros.runtime.startup import StartupError
 from act_interp_ros.runtime.throttled_log import ThrottledLog
@@ -110,9 +110,14 @@ class AsyncInference:
     def _infer(self, req: _Request) -> None:
         batch = self.policy.preprocess(req.observation)
         started = time.perf_counter()
-        with self.window.control_forward(), torch.inference_mode():
-            chunk, pending = self.policy.predict_chunk_deferred(batch)
-            actions = postprocess_chunk(self.policy.postprocessor, chunk)
+        try:  # a reset while it runs (a tick could not act) stops it at its next block: its input is stale
+            with self.window.control_forward(), torch.inference_mode(), \
+                    self.window.cancellable(lambda: req.generation != self.queue.generation):
+                chunk, pending = self.policy.predict_chunk_deferred(batch)
+                actions = postprocess_chunk(self.policy.postprocessor, chunk)
+        except Preempted:
+            self.stats.count("async.chunks_cancelled")
+            return
         forward_s = time.perf_counter() - started
         self.stats.inference.add(forward_s)
         self.window.record(CONTROL, forward_s)

@@ -179,9 +179,23 @@ class ControlWindow:
         return Admission(expected <= free, False, expected, free)
 
     def check_preempted(self) -> None:
-        """Raise :class:`Preempted` in a preemptible background job while the control forward runs."""
+        """Raise :class:`Preempted` in a preemptible background job while the control forward runs, or in a
+        :meth:`cancellable` block once its predicate holds."""
         if getattr(self._local, "preemptible", False) and self._control_running:
             raise Preempted("the control forward started")
+        cancelled = getattr(self._local, "cancelled", None)
+        if cancelled is not None and cancelled():
+            raise Preempted("cancelled")
+
+    @contextlib.contextmanager
+    def cancellable(self, cancelled: Callable[[], bool]) -> Iterator[None]:
+        """A forward in this block (this thread) stops at its next model block once ``cancelled()`` holds (the
+        async chunk whose observation a reset made stale)."""
+        self._local.cancelled = cancelled
+        try:
+            yield
+        finally:
+            self._local.cancelled = None
 
     @contextlib.contextmanager
     def background(self, key: str, *, preemptible: bool = False) -> Iterator[None]:
