@@ -18,10 +18,24 @@ import torch
 
 from act_interp_ros.pipeline.async_chunks import AGGREGATE_FUNCTIONS, ChunkQueue
 
-robot_client = pytest.importorskip("lerobot.async_inference.robot_client", reason="needs lerobot[async] (grpcio)")
-from lerobot.async_inference.configs import AGGREGATE_FUNCTIONS as LEROBOT_AGGREGATE  # noqa: E402
-from lerobot.async_inference.helpers import TimedAction as LeRobotTimedAction  # noqa: E402
-from lerobot.async_inference.policy_server import PolicyServer  # noqa: E402
+def _import_lerobot_async():
+    """LeRobot's async-inference modules; imported from a scratch directory, because their loggers create a
+    ``logs/`` folder with a file per module in the working directory at import."""
+    import os
+    import tempfile
+
+    cwd = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            client = pytest.importorskip("lerobot.async_inference.robot_client", reason="needs lerobot[async] (grpcio)")
+            from lerobot.async_inference import configs, policy_server
+        finally:
+            os.chdir(cwd)
+    return client, configs.AGGREGATE_FUNCTIONS, policy_server.PolicyServer
+
+
+robot_client, LEROBOT_AGGREGATE, PolicyServer = _import_lerobot_async()
 
 A, CHUNK, PER_CHUNK, TICKS = 6, 20, 12, 400
 
