@@ -206,3 +206,32 @@ def test_a_cancellable_forward_stops_once_its_predicate_holds():
     finally:
         for h in handles:
             h.remove()
+
+
+def test_a_long_job_that_found_no_free_core_starts_only_as_a_probe():
+    clock, cpu = Clock(), Clock()
+    w = ControlWindow(PERIOD, 100, clock=clock, thread_clock=cpu, probe_s=10.0)  # long = 3 periods = 0.3 s
+    w.seed(CONTROL, 0.5)
+    w.seed("maps", 1.0)
+    w.seed("short", 0.1)
+    w.tick_done(100.0, 100)  # 10 s until the next control forward
+    assert w.admit("maps").ok, "never measured: it may start"
+    for _ in range(3):  # three runs that got half a core: 1 s wall, 0.5 s CPU
+        with w.background("maps"):
+            clock.t += 1.0
+            cpu.t += 0.5
+    assert w.cpu_share("maps") == 0.5
+    clock.t = 103.5  # 1.5 s after the last run started
+    a = w.admit("maps")
+    assert not a.ok and not a.never and w.held_back == 1
+    assert w.admit("short").ok, "a job of one tick or so is not held back"
+    for probe in range(2):  # a probe every 10 s; each finds a core of its own (the median of the last 3 flips)
+        clock.t = 102.0 + 10.0 * (probe + 1)
+        w.tick_done(clock.t - 0.1, 100)
+        assert w.admit("maps").ok
+        with w.background("maps"):
+            clock.t += 1.0
+            cpu.t += 1.0
+        assert w.admit("maps").ok == (probe == 1)
+    assert w.cpu_share("maps") == 1.0
+    assert w.values()["cpu_share.maps"] == "1.00" and w.values()["background_held_back_no_free_core"] == "2"

@@ -14,7 +14,13 @@ robot misses ticks. :class:`ControlWindow` prevents it without ever making the c
 * a background job is *admitted* only when ``now + expected + margin <= due``; a job that is longer than the
   longest gap between two control forwards is never admitted (``never``), so it is skipped at once instead of
   waited for. A job never measured is admitted once in a gap at least as long as one control forward, and
-  measured then.
+  measured then;
+* a *long* job (expected longer than ``long_ticks`` control periods) starts only where a core is free for it:
+  each job's CPU share (its thread's CPU time / wall time) is measured, and while the median of a long job's
+  last runs is below ``min_cpu_share`` (it shared a core with other work) it starts only as a probe, once
+  every ``probe_s`` seconds. On a busy CPU a 1 s map forward between two control forwards otherwise takes the
+  CPU the executor needs to receive the cameras, and the control loop refuses ticks whose inputs are late or
+  out of step (BENCHMARKS.md section 11).
 
 The control forward itself never waits for anything here (no lock is shared with the background threads).
 A control forward that starts while a background job still runs (an estimate was wrong, or the machine got
@@ -29,7 +35,9 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -84,11 +92,14 @@ class ControlWindow:
             1 with temporal ensembling).
         margin_s: slack kept free before the control forward (default: a tenth of a period).
         percentile: the percentile of the measured durations a job is expected to take.
-        clock: monotonic seconds (tests inject one).
+        long_ticks / min_cpu_share / probe_s: the rule for long jobs (module docstring).
+        clock: monotonic seconds; thread_clock: the calling thread's CPU seconds (tests inject both).
     """
 
     def __init__(self, period_s: float, ticks_per_forward: int = 1, *, margin_s: float | None = None,
-                 percentile: float = 90.0, size: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+                 percentile: float = 90.0, size: int = 50, long_ticks: float = 3.0, min_cpu_share: float = 0.8,
+                 probe_s: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 thread_clock: Callable[[], float] = time.thread_time) -> None:
         self.period_s = float(period_s)
         self.ticks_per_forward = max(1, int(ticks_per_forward))
         self.margin_s = 0.1 * self.period_s if margin_s is None else float(margin_s)
@@ -102,6 +113,13 @@ class ControlWindow:
         self._control_running = False
         self._background: dict[str, int] = {}
         self._local = threading.local()  # .preemptible: this thread runs a preemptible background job
+        self.long_s = float(long_ticks) * self.period_s
+        self.min_cpu_share = float(min_cpu_share)
+        self.probe_s = float(probe_s)
+        self._thread_clock = thread_clock
+        self._shares: dict[str, deque[float]] = {}
+        self._last_start: dict[str, float] = {}
+        self.held_back = 0  # long jobs not started because they found no free core
         self.overlaps = 0  # control forwards that started while a background job ran
         self.preempted = 0  # preemptible jobs stopped by a control forward
 
@@ -176,7 +194,25 @@ class ControlWindow:
         if expected is None:  # never measured: start it in a gap at least one control forward long
             control = self.expected_s(CONTROL)
             return Admission(free >= (control if control is not None else self.period_s), False, None, free)
-        return Admission(expected <= free, False, expected, free)
+        if expected > free:
+            return Admission(False, False, expected, free)
+        if expected > self.long_s and not self._core_free(key, now):
+            with self._lock:
+                self.held_back += 1
+            return Admission(False, False, expected, free)
+        return Admission(True, False, expected, free)
+
+    def cpu_share(self, key: str) -> float | None:
+        """Median CPU share (thread CPU time / wall time) of ``key``'s last runs (``None``: not measured)."""
+        with self._lock:
+            shares = list(self._shares.get(key, ()))
+        return statistics.median(shares) if shares else None
+
+    def _core_free(self, key: str, now: float) -> bool:
+        share = self.cpu_share(key)
+        with self._lock:
+            last = self._last_start.get(key)
+        return share is None or share >= self.min_cpu_share or last is None or now - last >= self.probe_s
 
     def check_preempted(self) -> None:
         """Raise :class:`Preempted` in a preemptible background job while the control forward runs, or in a
@@ -205,7 +241,9 @@ class ControlWindow:
         with self._lock:
             self._background[key] = self._background.get(key, 0) + 1
         self._local.preemptible = preemptible
-        started = self._clock()
+        started, cpu_started = self._clock(), self._thread_clock()
+        with self._lock:
+            self._last_start[key] = started
         try:
             yield
         except Preempted:
@@ -213,7 +251,12 @@ class ControlWindow:
                 self.preempted += 1
             raise
         else:
-            self.record(key, self._clock() - started)
+            wall = self._clock() - started
+            self.record(key, wall)
+            if wall > 0:
+                with self._lock:
+                    shares = self._shares.setdefault(key, deque(maxlen=3))
+                    shares.append(min(1.0, (self._thread_clock() - cpu_started) / wall))
         finally:
             self._local.preemptible = False
             with self._lock:
@@ -224,8 +267,12 @@ class ControlWindow:
         with self._lock:
             keys = sorted(set(self._durations) | set(self._seeds))
         out = {"background_overlapped_control_forward": str(self.overlaps),
+               "background_held_back_no_free_core": str(self.held_back),
                "background_preempted_by_control_forward": str(self.preempted)}
         for key in keys:
             expected = self.expected_s(key)
             out[f"expected_ms.{key}"] = f"{1e3 * expected:.1f}" if expected is not None else "nan"
+            share = self.cpu_share(key)
+            if share is not None:
+                out[f"cpu_share.{key}"] = f"{share:.2f}"
         return out
