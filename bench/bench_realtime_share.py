@@ -146,7 +146,8 @@ def _one_run(ctx, arm: str, ckpt: Path, cameras: dict[str, list[str]], bag, coun
                 "maps_yielded_to_control", "background_overlapped_control_forward", "side_rate_hz",
                 "side.gradcam.runs", "side.gradient_x_input.runs", "side.gradcam.yielded_to_control",
                 "side.gradient_x_input.yielded_to_control", "async.chunks", "async.stale_actions_dropped",
-                "async.chunks_discarded", "async.chunks_cancelled", "maps_preempted_by_control", "background_preempted_by_control_forward",
+                "async.chunks_discarded", "async.chunks_cancelled", "maps_preempted_by_control",
+                "background_held_back_no_free_core", "cpu_share.maps", "background_preempted_by_control_forward",
                 "skipped_ticks")
         out["diagnostics"] = {k: diag[k] for k in keys if k in diag}
         out["diagnostics"].update({k: v for k, v in diag.items() if k.startswith("skipped.")})
