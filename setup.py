@@ -67,7 +67,10 @@ setup(
                  "psutil>=5.9",
                  # test/test_calibration.py: LeRobot's own SO101Follower writes and normalises the calibration
                  # (its FeetechMotorsBus imports the SDK, pyserial and deepdiff; no hardware is opened)
-                 "lerobot[feetech]"],
+                 "lerobot[feetech]",
+                 # test/test_async_chunks.py runs LeRobot's own async-inference client code (robot_client,
+                 # policy_server) beside inference: async; lerobot.async_inference imports grpc
+                 "lerobot[async]"],
     },
     zip_safe=True,
     maintainer="act_interp_ros maintainers",

@@ -48,6 +48,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s8": {"frames": 48, "batch_size": 8, "reps": 2, "warmup": 1},
         "s9": {"occlusion_reps": 1, "deletion_reps": 2},
         "s10": {"runs": 3, "seconds": 12.0},
+        "s11": {"repeats": 3, "seconds": 12.0, "models": ["demo", "full"], "async_demo": True},
     },
     "quick": {
         "s1": {"warmup": 1, "rounds": 3, "min_rounds": 2, "budget_s": 30},
@@ -60,6 +61,7 @@ COUNTS: dict[str, dict[str, dict[str, float]]] = {
         "s8": {"frames": 8, "batch_size": 4, "reps": 1, "warmup": 1},
         "s9": {"occlusion_reps": 1, "deletion_reps": 1},
         "s10": {"runs": 1, "seconds": 3.0},
+        "s11": {"repeats": 1, "seconds": 2.0, "models": ["tiny"]},
     },
 }
 

@@ -14,6 +14,7 @@ Sections (BENCHMARKS.md has the method and the analysis):
   8  offline LeRobotDataset replay throughput: model-only, sequential pipeline, batched pipeline
   9  offline methods: one occlusion map (default grid) and one deletion (faithfulness) test
   10 the README demo at rate 1: actions and maps per 30 Hz tick, node inference vs the forward alone
+  11 ticks with an action: the node (sync, async) beside a plain rclpy runner (bench/plain_runner.py), same bag
 
 Writes the results JSON (after every section, so a crash keeps what was measured) and, for full runs,
 regenerates the table in BENCHMARKS.md from it. CPU only unless a GPU is visible (then torch still runs
@@ -55,6 +56,7 @@ SECTIONS: dict[int, tuple[str, str]] = {  # id -> (module, function)
     8: ("bench.bench_replay", "dataset_replay_throughput"),
     9: ("bench.bench_engine", "offline_attribution_cost"),
     10: ("bench.bench_demo", "demo_realtime"),
+    11: ("bench.bench_realtime_share", "realtime_share"),
 }
 FULL_MODEL_SECTIONS = (1, 2, 3, 4, 6, 8, 9)
 
@@ -118,6 +120,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ros-domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: derived from the pid)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op and OpenCV threads in this process (default: torch's default, = usable CPUs)")
+    p.add_argument("--s11-models", default="", help="section 11's models, comma-separated (demo, full, tiny; default: "
+                   "demo,full; tiny with --model tiny)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -196,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="act_interp_bench_") as tmp:
         ctx = Context(mode, args.model, Path(tmp))
         ctx.shared["sections"] = ids
+        ctx.shared["s11_models"] = [m.strip() for m in args.s11_models.split(",") if m.strip()]
         for sid in ids:
             module_name, fn_name = SECTIONS[sid]
             log.info("=== section %d: %s.%s", sid, module_name.rsplit(".", 1)[-1], fn_name)

@@ -43,3 +43,25 @@ def test_quick_run_writes_json_and_table(tmp_path, repo_root):
     text = md.read_text()
     assert "hand-written text stays" in text and "<!-- bench:end -->" in text
     assert "ratio ours / plain" in text and "front 128x96" in text
+
+
+def test_quick_section_11_runs_the_plain_runner_beside_the_node(tmp_path, repo_root):
+    """Section 11: bench/plain_runner.py and the node (sync and async) on the same bag; shares are fractions."""
+    out = tmp_path / "results.json"
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "bench" / "run_benchmarks.py"), "--quick", "--model", "tiny", "--threads", "1",
+         "--only", "11", "--out", str(out), "--no-md"],
+        cwd=repo_root, capture_output=True, text=True, timeout=400,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    sec = json.loads(out.read_text())["sections"]["11"]
+    assert sec["status"] == "ok", sec.get("error")
+    runs = sec["metrics"]["runs"]["tiny"]
+    assert set(runs) == {"plain", "node", "node_async"}
+    for arm, arm_runs in runs.items():
+        assert len(arm_runs) == 1 and 0 < arm_runs[0]["share"] <= 1, (arm, arm_runs)
+        assert arm_runs[0]["actions"] > 0
+    assert runs["plain"][0]["runner"]["forwards"] >= 1
+    assert runs["node"][0]["maps_line"].startswith("maps: attention")
+    assert int(runs["node_async"][0]["diagnostics"]["async.chunks"]) >= 1
+    assert sec["targets"][0]["limit"] == 2.0

@@ -100,3 +100,8 @@ def test_diagnostics_report_rates_latency_and_counters(running):
     assert diag["device"] == "cpu" and diag["image_backend"] == "rosbags-image"
     assert int(diag["side.gradcam.runs"]) >= 3
     assert int(diag["actions_published"]) >= 15
+    # the control window: what each background job is expected to take, and the count of control forwards that
+    # started beside one (maps skipped so that none does: maps_yielded_to_control, when any)
+    for key in ["expected_ms.control", "expected_ms.maps", "expected_ms.gradcam"]:
+        assert float(diag[key]) > 0, (key, diag[key])
+    assert int(diag["background_overlapped_control_forward"]) >= 0

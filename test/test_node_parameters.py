@@ -119,3 +119,24 @@ def test_side_rate_takes_effect_at_once(running):
     assert peer.set_parameter(NODE, "side_rate_hz", 4.0).successful
     peer.stream(1.5, joints=CURRENT)
     assert len(peer.wait_for(GRADCAM, 2, timeout=10)) >= 2
+
+
+def test_side_rate_auto_is_chosen_from_measured_times_and_logged(running):
+    """Issue 28.5: `side_rate_hz: auto` picks a rate the CPU holds and the log says which and why."""
+    node, peer = running
+    assert "maps: attention on every computed tick whose map forward" in node.output, node.output[-2000:]
+    assert "side methods gradcam, gradient_x_input at 4 Hz (side_rate_hz as set)" in node.output
+    result = peer.set_parameter(NODE, "side_rate_hz", "often")
+    assert not result.successful and "\n" not in result.reason
+    assert result.reason.startswith("parameter 'side_rate_hz' must be auto")
+    assert peer.set_parameter(NODE, "side_rate_hz", "auto").successful
+    deadline = time.monotonic() + 10
+    while "side_rate_hz is now auto: side methods at" not in node.output and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = next(line for line in node.output.splitlines() if "side_rate_hz is now auto" in line)
+    assert "(auto: control forward" in line or "(auto: gradient_x_input takes" in line or "(auto: gradcam takes" in line
+    hz = float(line.split("side methods at ")[1].split(" Hz")[0])
+    assert hz in (0.0, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+    peer.stream(1.2, joints=CURRENT)
+    assert float(latest_diagnostics(peer)["side_rate_hz"]) == hz
+    assert peer.set_parameter(NODE, "side_rate_hz", 4.0).successful

@@ -96,7 +96,10 @@ def test_every_parameter_has_description_type_and_docs():
         ({"action_type": "twist"}, "parameter 'action_type' must be one of joint_state, float64_multi_array, "
                                    "joint_trajectory, got 'twist'"),
         ({"publish_actions": 1}, "parameter 'publish_actions' must be true or false, got 1"),
-        ({"side_rate_hz": -2.0}, "parameter 'side_rate_hz' must be a finite number >= 0, got -2.0"),
+        ({"side_rate_hz": -2.0}, "parameter 'side_rate_hz' must be auto (from the measured forward times) or a rate "
+                                 "in Hz >= 0 (0 = off), got -2.0"),
+        ({"side_rate_hz": "fast"}, "parameter 'side_rate_hz' must be auto (from the measured forward times) or a "
+                                   "rate in Hz >= 0 (0 = off), got 'fast'"),
         ({"gradcam_target": "joint:elbow"}, "parameter 'gradcam_target' must be first_action_sum, chunk_sum, "
                                             "chunk_l2 or joint:<name or index>"),
         ({"gradcam_target": "joint:6"}, "got 'joint:6'"),

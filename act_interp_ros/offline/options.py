@@ -15,6 +15,7 @@ from act_interp_ros.core.region_move import MoveSpec
 from act_interp_ros.offline import outputs as out
 from act_interp_ros.offline.regions import RegionSet
 from act_interp_ros.pipeline.side_methods import ALL_METHODS
+from act_interp_ros.runtime.side_rate import AUTO, MAX_AUTO_RATE_HZ
 from act_interp_ros.settings import NodeSettings
 
 __all__ = ["NO_OUTPUTS", "NoActionError", "OfflineOptions", "ReplayError", "TickSchedule", "check_options",
@@ -132,14 +133,15 @@ def check_out_dir(out_dir: Path) -> None:
 def side_every_for(options: OfflineOptions, settings: NodeSettings, rate_hz: float, methods: Sequence[str],
                    env_state: bool = False) -> int:
     """Side methods (and, for ``env_state`` policies, the env-state sensitivity) every N ticks: the option, else
-    ``round(rate / side_rate_hz)`` (0 = never)."""
+    ``round(rate / side_rate_hz)`` (0 = never; ``auto``: the live rule's 2 Hz cap, a replay has no real time)."""
     if not methods and not env_state:
         return 0
     if options.side_every is not None:
         return int(options.side_every)
-    if settings.side_rate_hz <= 0:
+    side_rate = MAX_AUTO_RATE_HZ if settings.side_rate_hz == AUTO else settings.side_rate_hz
+    if side_rate <= 0:
         return 0
-    return max(1, round(rate_hz / settings.side_rate_hz))
+    return max(1, round(rate_hz / side_rate))
 
 
 def methods_for(options: OfflineOptions, settings: NodeSettings) -> list[str]:

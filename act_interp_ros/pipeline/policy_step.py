@@ -78,8 +78,9 @@ class PolicyStep:
         self.stepper.no_action()
 
     def skip(self, reason: SkipReason) -> TickResult:
-        """A tick that cannot act. Any reason but ``overrun`` (which misses no input) resets the plan."""
-        if reason.kind != "overrun":
+        """A tick that cannot act. Any reason but ``overrun`` / ``awaiting_chunk`` (which miss no input) resets
+        the plan."""
+        if reason.kind not in ("overrun", "awaiting_chunk"):
             self.stepper.no_action()
         return TickResult(skip=reason)
 

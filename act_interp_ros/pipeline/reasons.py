@@ -37,6 +37,8 @@ SKIP_KINDS: dict[str, str] = {
     "nonfinite_action": "the policy produced a non-finite action",
     "tick_error": "an unexpected error in the tick (logged with its traceback)",
     "overrun": "live only: the control loop was more than one tick behind (a tick waits while one runs)",
+    "awaiting_chunk": "live, inference async only: the action queue is empty and the next chunk is still being "
+                      "computed (at start and after a tick that could not act)",
 }
 
 

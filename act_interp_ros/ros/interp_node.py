@@ -15,7 +15,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PointStamped
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import Float32, Float64MultiArray
 from std_srvs.srv import SetBool
@@ -68,8 +68,10 @@ class ActInterpNode(Node):
         self.get_logger().info(
             f"ACT policy from {s.policy_path} on {s.device} ({self.loop.torch_threads} torch threads); cameras "
             f"{self._cam_topics}; control {s.control_rate_hz:g} Hz; side methods {s.side_methods} at "
-            f"{s.side_rate_hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: {backend_name()}; "
-            f"warm-up {self.loop.warm_up_s:.2f} s; actions: {actions}")
+            f"{self.loop.side_rate.hz:g} Hz, occlusion at {s.occlusion_rate_hz:g} Hz; image conversion: {backend_name()}; "
+            f"warm-up {self.loop.warm_up_s:.2f} s; inference {s.inference}"
+            + (f" (chunk_size_threshold {s.chunk_size_threshold:g}, aggregate_fn {s.aggregate_fn})"
+               if s.inference == "async" else "") + f"; actions: {actions}")
 
     @property
     def settings(self) -> NodeSettings:
@@ -78,8 +80,11 @@ class ActInterpNode(Node):
     # ------------------------------------------------------------------------------ interfaces
     def _create_interfaces(self) -> None:
         s = self.settings
-        qos = qos_profile_sensor_data if s.input_qos == "sensor_data" else QoSProfile(
-            depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        # Depth 1: the node uses the newest message of each input, so a reader keeps only that one. Under load
+        # (the executor falling behind) a deeper queue makes it take and deserialise every older frame first,
+        # and the inputs it sees fall further behind (stale / skew ticks).
+        qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT if s.input_qos == "sensor_data" else
+                         ReliabilityPolicy.RELIABLE)
         for topic, transport in zip(s.camera_topics, s.camera_transports):
             self._subscribe(CompressedImage if transport == "compressed" else Image, topic, qos)
         self._subscribe(JointState, s.joint_state_topic, qos)
@@ -96,7 +101,7 @@ class ActInterpNode(Node):
         self.create_service(SetBool, "~/enable_commands", self._on_enable_commands)
         self.create_timer(1.0 / s.control_rate_hz, self._on_control_timer)
         self.timers_side: dict[str, Any] = {"side": None, "occlusion": None}
-        self._make_side_timer("side", s.side_rate_hz)
+        self._make_side_timer("side", self.loop.side_rate.hz)
         self._make_side_timer("occlusion", s.occlusion_rate_hz)
         self.create_timer(s.diagnostics_period_s, self._publish_diagnostics)
 
@@ -187,10 +192,13 @@ class ActInterpNode(Node):
             self.get_logger().info(
                 f"publish_actions is now {'true: commanding' if new.publish_actions else 'false: observe-only'}")
         self.loop.apply_settings(new, changed)
-        for name, which in (("side_rate_hz", "side"), ("occlusion_rate_hz", "occlusion")):
-            if name in changed:
-                self._make_side_timer(which, getattr(new, name))
-                self.get_logger().info(f"{name} is now {getattr(new, name):g}")
+        if "side_rate_hz" in changed:
+            self._make_side_timer("side", self.loop.side_rate.hz)
+            self.get_logger().info(f"side_rate_hz is now {new.side_rate_hz}: side methods at {self.loop.side_rate.hz:g} "
+                                   f"Hz ({self.loop.side_rate.reason})")
+        if "occlusion_rate_hz" in changed:
+            self._make_side_timer("occlusion", new.occlusion_rate_hz)
+            self.get_logger().info(f"occlusion_rate_hz is now {new.occlusion_rate_hz:g}")
         for name in ("overlay_alpha", "overlay_scale"):
             if name in changed:
                 self.get_logger().info(f"{name} is now {getattr(new, name)}")
@@ -201,7 +209,11 @@ class ActInterpNode(Node):
             "plan_resets": str(loop.step.plan_resets), "device": s.device, "torch_threads": str(loop.torch_threads),
             "image_backend": backend_name(), "commands_enabled": str(loop.commands_enabled).lower(),
             "publish_actions": str(s.publish_actions).lower(),
+            "side_rate_hz": f"{loop.side_rate.hz:g}",
             "maps_superseded_by_newer_tick": str(loop.live_maps.maps.dropped),
+            **loop.window.values(),
+            "inference": s.inference,
+            **(loop.async_inference.values() if loop.async_inference is not None else {}),
         }
         status = diagnostic_status(loop.stats, f"{self.get_name()}: control", s.policy_path, self.now_ns(),
                                    loop.commanding, extra)

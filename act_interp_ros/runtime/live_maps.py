@@ -8,8 +8,12 @@
   ``occlusion_rate_hz``. A run still going when its timer fires is skipped and counted; a failure is counted
   and never stops control.
 
-Background workers start a side method only while the action queue holds a few actions, so they do not run
-beside the control loop's own forward pass: they wait on the loop's tick condition, never poll.
+No background forward delays control (:mod:`act_interp_ros.runtime.control_window`): the map forward and
+each side method start only when their expected duration ends before the control loop's next forward is
+due. A map that does not fit is skipped (``maps_yielded_to_control``: the next computed tick brings a newer
+one); a side method waits for a window on the loop's tick condition (never polls), and is skipped
+(``side.<method>.yielded_to_control``) when none comes within a side period or it is longer than the longest
+gap between control forwards.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from act_interp_ros.pipeline.output_values import scalar_values
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.policy_setup import env_state_sensitivity
 from act_interp_ros.pipeline.side_methods import SideMethods
+from act_interp_ros.runtime.control_window import ControlWindow, Preempted
 from act_interp_ros.runtime.sink import LoopHooks, OutputSink
 from act_interp_ros.runtime.throttled_log import ThrottledLog
 from act_interp_ros.runtime.worker import LatestJobWorker
@@ -80,17 +85,18 @@ class LiveMaps:
         stats: the loop's counters.
         sink: where maps go.
         log: throttled logging of failures.
-        needs_forward: whether the control loop's next tick runs a forward pass (maps then yield to it).
-        tick_done: notified after every control tick (the queue may have changed).
+        window: when a background forward may start (the control loop's next forward stays free).
+        tick_done: notified after every control tick (the window may have changed).
         hooks: test hooks.
     """
 
     def __init__(self, policy: InterpretableACT, settings: Callable[[], NodeSettings], stats: LoopStats,
-                 sink: OutputSink, log: ThrottledLog, needs_forward: Callable[[], bool],
+                 sink: OutputSink, log: ThrottledLog, window: ControlWindow,
                  tick_done: threading.Condition, hooks: LoopHooks) -> None:
         s = settings()
         self.policy, self._settings, self.stats, self.sink, self.log = policy, settings, stats, sink, log
-        self._needs_forward = needs_forward
+        self.window = window
+        self.side_rate_hz = 0.0  # the side timer's rate in use (Hz), set by the loop once resolved
         self._tick_done = tick_done
         self._hooks = hooks
         self.side_methods = SideMethods(policy.policy, s, s.side_methods)
@@ -123,6 +129,13 @@ class LiveMaps:
         if not self.maps.submit(job):
             self.stats.count("maps_superseded")
 
+    def publish_chunk(self, job: MapJob) -> None:
+        """``inference: async``: the maps of a chunk that was just merged (its forward's own attention, stamped with
+        the observation it explains), published at once by the inference worker, never superseded."""
+        self._publish_interpretation(job.pending.resolve()[0], job)
+        self.stats.count("maps_published")
+        self.stats.count("async.chunk_maps_published")
+
     def side_timer(self, which: str) -> None:
         """The ``side`` or ``occlusion`` timer fired: run on the newest tick unless already done or busy."""
         job = self.latest
@@ -144,15 +157,19 @@ class LiveMaps:
     # ------------------------------------------------------------------------------------ workers
     def _compute_maps(self, job: MapJob) -> None:
         interp = job.pending.resolve()[0] if job.pending is not None else None
-        if interp is None and self._needs_forward():
-            # The next tick refills the queue with a forward pass: leave it the CPU (that forward's maps are
-            # published instead). Counted: maps_yielded_to_control.
+        if interp is None and not self.window.admit("maps").ok:
+            # It would not end before the control loop's next forward: leave that forward the CPU (a newer
+            # tick's maps, or that forward's own, are published instead).
             self.stats.count("maps_yielded_to_control")
             return
         if interp is None:
             started = time.perf_counter()
-            with torch.inference_mode():
-                _, interps = self.policy.predict_chunk(job.batch)
+            try:
+                with self.window.background("maps", preemptible=True), torch.inference_mode():
+                    _, interps = self.policy.predict_chunk(job.batch)
+            except Preempted:  # the control forward started: it gets the CPU (that tick's maps come from it)
+                self.stats.count("maps_preempted_by_control")
+                return
             self.stats.map_inference.add(time.perf_counter() - started)
             interp = interps[0]
         self._publish_interpretation(interp, job)
@@ -174,10 +191,11 @@ class LiveMaps:
 
     def _compute_side(self, job: MapJob, methods: SideMethods) -> None:
         s = self._settings()
-        if self.env_sensitivity is not None and methods is self.side_methods:
-            self._wait_for_control_window()
+        if self.env_sensitivity is not None and methods is self.side_methods and self._wait_for_window(
+                "env_state_sensitivity"):
             try:
-                value = float(self.env_sensitivity.measure(job.batch).overall[0])
+                with self.window.background("env_state_sensitivity"):
+                    value = float(self.env_sensitivity.measure(job.batch).overall[0])
             except Exception as exc:  # noqa: BLE001 - never stops control
                 self.stats.problem("side.env_state_sensitivity.failures", self.sink.now_ns())
                 self.log.exception("side.env_state_sensitivity", "env-state sensitivity failed", exc)
@@ -185,12 +203,14 @@ class LiveMaps:
                 self.stats.count("side.env_state_sensitivity.runs")
                 self.sink.scalar("env_state_sensitivity", value)
         for method in methods.names:
-            self._wait_for_control_window()
+            if not self._wait_for_window(method):
+                continue
             started = time.perf_counter()
             try:
                 if self._hooks.before_side_method is not None:
                     self._hooks.before_side_method(method)
-                maps = methods.attribute(method, job.batch)[0]
+                with self.window.background(method):
+                    maps = methods.attribute(method, job.batch)[0]
             except Exception as exc:  # noqa: BLE001 - a side-method failure must never stop control
                 self.stats.problem(f"side.{method}.failures", self.sink.now_ns())
                 self.log.exception(f"side.{method}", f"{method} failed (control continues)", exc)
@@ -204,14 +224,25 @@ class LiveMaps:
                 self.sink.overlay(out, method_overlay(job.frames[key], maps[key], method, key, alpha=s.overlay_alpha),
                                   job.headers[key])
 
-    def _wait_for_control_window(self, min_queued: int = 3, timeout_s: float = 2.0) -> None:
-        """Start a side method only while the queue holds a few actions, so it does not run beside the control
-        loop's own forward pass (action-queue mode; with temporal ensembling every tick has one anyway)."""
-        need = min(min_queued, self.policy.config.n_action_steps - 1)
-        if self.policy.uses_temporal_ensembling or need <= 0:
-            return
+    def _wait_for_window(self, method: str) -> bool:
+        """Wait (on the tick condition) until ``method`` fits before the control loop's next forward; False, and
+        counted ``side.<method>.yielded_to_control``, when it cannot fit or no window came within a side period."""
+        s = self._settings()
+        rate = s.occlusion_rate_hz if method == "occlusion" else self.side_rate_hz
+        timeout_s = min(5.0, max(0.5, 1.0 / rate)) if rate > 0 else 0.5
+        decision = self.window.admit(method)
+
+        def decided() -> bool:
+            nonlocal decision
+            decision = self.window.admit(method)
+            return decision.ok or decision.never
+
         with self._tick_done:
-            self._tick_done.wait_for(lambda: self.policy.queued_actions >= need, timeout=timeout_s)
+            self._tick_done.wait_for(decided, timeout=timeout_s)
+        if decision.ok:
+            return True
+        self.stats.count(f"side.{method}.yielded_to_control")
+        return False
 
     def _worker_error(self, worker: str, exc: BaseException) -> None:
         self.stats.problem(f"{worker}.errors", self.sink.now_ns())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -12,7 +13,7 @@ import torch
 from act_interp_ros.core import InterpretableACT, ObservationBuilder
 from act_interp_ros.pipeline.side_methods import SideMethods
 
-__all__ = ["StartupError", "configure_torch_threads", "warm_up"]
+__all__ = ["StartupError", "WarmUp", "configure_torch_threads", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,12 +42,24 @@ def configure_torch_threads(requested: int) -> int:
     return torch.get_num_threads()
 
 
-def warm_up(policy: InterpretableACT, builder: ObservationBuilder, side_methods: SideMethods, source: str) -> float:
-    """Run the policy (and each side method) once on a blank observation of the policy's own shapes.
+@dataclass
+class WarmUp:
+    """What the warm-up measured (seconds): the whole warm-up, one policy forward, one run of each side method
+    (each the second of two runs: the first pays torch's first-call costs). These seed the
+    :class:`~act_interp_ros.runtime.control_window.ControlWindow` and the automatic ``side_rate_hz``."""
+
+    total_s: float
+    forward_s: float
+    side_s: dict[str, float] = field(default_factory=dict)
+
+
+def warm_up(policy: InterpretableACT, builder: ObservationBuilder, side_methods: SideMethods, source: str) -> WarmUp:
+    """Run the policy (and each side method) twice on a blank observation of the policy's own shapes.
 
     Done before any timer exists, so the first real ticks do not pay torch's first-call costs (tens to
     hundreds of ms: allocator growth, kernel selection), and a policy that cannot run at all fails at start
-    (:class:`StartupError`, naming ``source``). The action queue is reset afterwards. Returns the seconds.
+    (:class:`StartupError`, naming ``source``). The second runs are timed (:class:`WarmUp`). The action queue
+    is reset afterwards.
     """
     started = time.perf_counter()
     frames = {k: np.zeros((h, w, 3), np.uint8) for k, (h, w) in builder.image_shapes.items()}
@@ -56,14 +69,21 @@ def warm_up(policy: InterpretableACT, builder: ObservationBuilder, side_methods:
         batch = policy.preprocess(builder.build(frames, state, env))
         with torch.inference_mode():
             policy.predict_chunk(batch)
+            t = time.perf_counter()
+            policy.predict_chunk(batch)
+            forward_s = time.perf_counter() - t
     except Exception as exc:  # noqa: BLE001 - cannot run: say so at start, once
         raise StartupError(f"the policy from '{source}' failed on a blank observation of its own input shapes: "
                            f"{type(exc).__name__}: {exc}") from None
     finally:
         policy.reset()
+    side_s: dict[str, float] = {}
     for method in side_methods.names:
         try:
             side_methods.attribute(method, batch)
+            t = time.perf_counter()
+            side_methods.attribute(method, batch)
+            side_s[method] = time.perf_counter() - t
         except Exception as exc:  # noqa: BLE001 - a side method never stops control; its ticks will say why
             logger.warning(f"warm-up of side method {method} failed: {type(exc).__name__}: {exc}")
-    return time.perf_counter() - started
+    return WarmUp(time.perf_counter() - started, forward_s, side_s)

@@ -144,15 +144,29 @@ class NodeSettings:
     publish_actions: bool = _param(
         True, "false = observe-only: run the policy but publish no actions (dynamic; true again starts a fresh "
         "plan).", "BOOL", dynamic=True)
+    inference: str = _param(
+        "sync", "sync: a forward on the control thread when the action queue is empty (actions bit-identical to "
+        "the unwrapped policy's); async: LeRobot's async inference, the next chunk computed on a worker when the "
+        "queue falls to chunk_size_threshold, overlaps merged with aggregate_fn (action-queue policies only; "
+        "live only, replays are sync).", "STRING")
+    chunk_size_threshold: float = _param(
+        0.5, "inference async: request the next chunk when the queue holds at most this fraction of a chunk "
+        "(0..1; LeRobot's default 0.5).", "DOUBLE")
+    aggregate_fn: str = _param(
+        "weighted_average", "inference async: how an action of a new chunk merges with the queued action of the "
+        "same timestep (LeRobot's names): weighted_average (0.3 old + 0.7 new), latest_only, average, "
+        "conservative (0.7 old + 0.3 new).", "STRING")
     max_consecutive_tick_errors: int = _param(
         5, "After this many consecutive failed ticks commands stop until a clean tick and /diagnostics says ERROR "
         "(>= 1).", "INTEGER")
     side_methods: list[str] = _param(
         ["gradcam", "gradient_x_input"], "Attribution methods the side timer computes, each published as its own "
         "overlay: gradcam, gradient_x_input, integrated_gradients.", "STRING_ARRAY")
-    side_rate_hz: float = _param(
-        2.0, "Side timer rate in Hz for side_methods (0 = off; at most control_rate_hz; dynamic).", "DOUBLE",
-        dynamic=True)
+    side_rate_hz: float | str = _param(
+        "auto", "Side timer rate for side_methods: auto (the highest of 2, 1, 0.5, 0.2, 0.1, 0.05 Hz using at most half "
+        "the CPU left by control and maps, from the forward times measured at start; 0 when a side method is longer "
+        "than the gap between control forwards; docs/realtime.md) or Hz (0 = off; at most control_rate_hz); "
+        "dynamic.", "DOUBLE", dynamic=True, any_type=True)
     occlusion_rate_hz: float = _param(
         0.0, "Rate in Hz of pixel occlusion maps, its own timer (0 = off; hundreds of forwards per map; dynamic).",
         "DOUBLE", dynamic=True)
@@ -313,6 +327,9 @@ def coerce_value(spec: ParameterSpec, value: Any) -> Any:
         return items
     if t == "DOUBLE" and _is_int(value):
         return float(value)
+    if spec.any_type and t == "DOUBLE" and isinstance(value, str) and re.fullmatch(
+            r"-?(\d+\.?\d*|\.\d+)([eE]-?\d+)?", value.strip()):
+        return float(value)  # "0.5" on a command line means 0.5 Hz
     if spec.any_type and isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
         return int(value)  # "3" on a command line means the query index 3
     return value

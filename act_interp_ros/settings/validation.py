@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 from act_interp_ros.settings.errors import Raw, SettingsError, fmt
 from act_interp_ros.settings.vocabulary import (
     ACTION_TYPES,
+    AGGREGATE_FNS,
     CAMERA_KEY_PREFIX,
     CAMERA_TRANSPORTS,
     ENV_STATE_TYPES,
     GRADCAM_TARGET_KINDS,
+    INFERENCE_MODES,
     INPUT_QOS,
     JOINT_CONVENTION_NAMES,
     JOINT_TARGET_KINDS,
@@ -146,8 +148,15 @@ def validate(s: NodeSettings) -> None:
     for m in methods:
         _require_choice("side_methods", m, SIDE_METHODS, what="contain only")
     _require_unique("side_methods", methods)
-    _require_float("side_rate_hz", s.side_rate_hz, minimum=0.0)
+    if s.side_rate_hz != "auto":
+        rate = s.side_rate_hz
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
+            raise SettingsError("side_rate_hz", "be auto (from the measured forward times) or a rate in Hz >= 0 "
+                                "(0 = off)", rate)
     _require_float("occlusion_rate_hz", s.occlusion_rate_hz, minimum=0.0)
+    _require_choice("inference", _require_str("inference", s.inference), INFERENCE_MODES)
+    _require_float("chunk_size_threshold", s.chunk_size_threshold, minimum=0.0, maximum=1.0)
+    _require_choice("aggregate_fn", _require_str("aggregate_fn", s.aggregate_fn), AGGREGATE_FNS)
     parse_attribution_target(_require_str("attribution_target", s.attribution_target), joints)
     for name in ("smoothgrad_samples", "occlusion_patch_px", "occlusion_stride_px"):
         if _require_int(name, getattr(s, name)) < 0:
@@ -180,7 +189,7 @@ def warnings(s: NodeSettings) -> list[str]:
         if transport == "raw" and topic.rstrip("/").endswith("/compressed"):
             out.append(f"camera '{key}' topic '{topic}' looks like a CompressedImage topic; set its "
                        f"camera_transports entry to 'compressed'")
-    if s.side_rate_hz > s.control_rate_hz:
+    if s.side_rate_hz != "auto" and s.side_rate_hz > s.control_rate_hz:
         out.append(f"side_rate_hz ({s.side_rate_hz}) > control_rate_hz ({s.control_rate_hz}); "
                    f"the side methods run at most once per control tick")
     if not s.publish_actions:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "AGGREGATE_FNS",
+    "INFERENCE_MODES",
     "ACTION_TYPES",
     "CAMERA_KEY_PREFIX",
     "CAMERA_TRANSPORTS",
@@ -43,6 +45,9 @@ SIDE_METHODS = ("gradcam", "gradient_x_input", "integrated_gradients")
 OVERLAY_SCALES = ("global", "per_camera")
 #: What a tick does when an observation is outside the training range.
 OUT_OF_RANGE_POLICIES = ("warn", "skip")
+INFERENCE_MODES = ("sync", "async")
+#: LeRobot async inference's aggregate functions (lerobot.async_inference.configs.AGGREGATE_FUNCTIONS)
+AGGREGATE_FNS = ("weighted_average", "latest_only", "average", "conservative")
 #: joint_convention values (what each means: :data:`act_interp_ros.inputs.calibration.JOINT_CONVENTIONS`).
 JOINT_CONVENTION_NAMES = ("lerobot_radians", "urdf_range")
 
