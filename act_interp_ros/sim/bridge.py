@@ -162,6 +162,15 @@ class SimBridge:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.node.count_publishers(self.config.command_topic) > 0:
+                # The node's timer may already have fired at the clock published while waiting: the first step
+                # is one period later, and nothing from before it counts.
+                self.publish_clock(self.time_ns)
+                time.sleep(0.2)
+                self.time_ns += self.arm.period_ns
+                with self._lock:
+                    self._commands.clear()
+                    self._skips.clear()
+                    self._tick_stamps.clear()
                 return True
             self.publish_clock(self.time_ns)
             time.sleep(0.1)
