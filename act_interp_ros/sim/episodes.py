@@ -54,8 +54,9 @@ class SimEpisode:
 
 
 def run_expert_episode(arm: SimArm, seed: int, steps: int = DEFAULT_EPISODE_STEPS, render: bool = True,
-                       expert: PickExpert | None = None) -> SimEpisode:
-    """Reset ``arm`` to ``seed`` and let the expert act for ``steps`` control steps."""
+                       expert: PickExpert | None = None, stop_after_success: int | None = None) -> SimEpisode:
+    """Reset ``arm`` to ``seed`` and let the expert act for ``steps`` control steps (fewer with
+    ``stop_after_success``: that many steps after the first success)."""
     expert = expert or PickExpert(arm.model, ExpertConfig())
     expert.reset()
     obs = arm.reset(seed, render=render)
@@ -70,6 +71,8 @@ def run_expert_episode(arm: SimArm, seed: int, steps: int = DEFAULT_EPISODE_STEP
         action.append(mujoco_to_policy(target))
         obs = arm.step(target, render=render)
         success.append(obs.success)
+        if stop_after_success is not None and any(success) and len(success) - success.index(True) > stop_after_success:
+            break
     return SimEpisode(seed=seed, state=np.asarray(state), action=np.asarray(action), success=np.asarray(success),
                       cube_pos=np.asarray(cube), images={c: np.stack(f) for c, f in frames.items()} if render else None)
 

@@ -56,7 +56,7 @@ def record_expert_dataset(root: str | Path, n_episodes: int, *, seed: int = 0, c
     try:
         s = seed
         while len(kept) < n_episodes and s < seed + 2 * n_episodes:
-            ep = run_expert_episode(arm, s, steps)
+            ep = run_expert_episode(arm, s, steps, stop_after_success=tail_steps)
             if ep.succeeded:
                 kept.append(_cut(ep, tail_steps))
             else:
