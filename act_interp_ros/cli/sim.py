@@ -5,6 +5,7 @@ Examples::
     act_interp_sim --episodes 5 --out /tmp/sim_run       # bridge: serve a running act_interp_node, 5 episodes
     act_interp_sim --expert 20                            # the scripted expert's success on 20 held-out seeds
     act_interp_sim --record /tmp/sim_demos --episodes 40  # expert demonstrations as a LeRobotDataset
+    act_interp_sim --eval 10 --out /tmp/sim_eval          # the sim ACT in closed loop: node, node_no_maps, plain
 
 The bridge publishes the cameras, /joint_states (lerobot_radians convention) and /clock in simulated time and
 applies the node's commands; start the node with config/so101.yaml + config/so101_sim.yaml (docs/simulator.md).
@@ -29,6 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--expert", type=int, metavar="N", help="measure the scripted expert on N held-out seeds")
     mode.add_argument("--record", type=Path, metavar="DIR", help="write --episodes expert demonstrations here")
+    mode.add_argument("--eval", type=int, metavar="N", help=(
+        "closed-loop evaluation on N held-out seeds in the modes node, node_no_maps, plain (starts "
+        "act_interp_node itself); needs --out"))
+    p.add_argument("--policy", default=None, help=(
+        "ACT pretrained_model for --eval (default: the cached sim ACT, trained first where missing)"))
+    p.add_argument("--modes", default="node,node_no_maps,plain", help="--eval modes, comma-separated")
     p.add_argument("--episodes", type=int, default=1, help="episodes to run or record (default 1)")
     p.add_argument("--seed", type=int, default=None,
                    help="first scene seed (default: held-out seeds for runs and --expert, 0 for --record)")
@@ -54,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 ok, 1 error, 2 usage)."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    for name in ("episodes", "expert", "steps"):
+    for name in ("episodes", "expert", "steps", "eval"):
         value = getattr(args, name)
         if value is not None and value < 1:
             logger.error("--%s must be >= 1, got %s", name, value)
@@ -81,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                     time.monotonic() - started, ds.failed_seeds or "none")
         return 0
     first = EXPERT_SEED_OFFSET if args.seed is None else args.seed
+    if args.eval is not None:
+        return _evaluate(args, first, steps)
     arm = SimArm()
     try:
         if args.expert is not None:
@@ -98,6 +107,32 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(arm, args, first, steps)
     finally:
         arm.close()
+
+
+def _evaluate(args, first: int, steps: int) -> int:
+    from act_interp_ros.sim.evaluation import MODES, evaluate
+
+    if args.out is None:
+        logger.error("--eval needs --out DIR (summary.json is written there)")
+        return 2
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        logger.error("--modes must be a comma-separated subset of %s, got %s", ",".join(MODES), args.modes)
+        return 2
+    policy = args.policy
+    if policy is None:
+        from act_interp_ros.sim.training import ensure_sim_policy
+
+        path, metrics = ensure_sim_policy()
+        policy = str(path)
+        logger.info("the sim ACT %s (trained in %.0f s)", policy, metrics["seconds"]["total"])
+    summary = evaluate(policy, args.eval, args.out, modes=modes, steps=steps, first_seed=first)
+    for mode, s in summary["modes"].items():
+        lo, hi = s["success_rate_95ci"]
+        logger.info("%-13s success %d/%d (%.0f %%, 95 %% CI %.0f-%.0f %%)", mode, s["successes"], s["episodes"],
+                    100 * s["success_rate"], 100 * lo, 100 * hi)
+    return 0
 
 
 def _serve(arm, args, first: int, steps: int) -> int:

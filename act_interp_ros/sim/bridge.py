@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import rclpy
-from diagnostic_msgs.msg import DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -96,6 +96,9 @@ class SimBridge:
         self.node.create_subscription(JointState, config.command_topic, self._on_command, reliable)
         self.node.create_subscription(DiagnosticStatus, f"{config.node_name}/tick_status", self._on_tick_status,
                                       QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+        self.node_diagnostics: dict[str, str] = {}  # the node's latest /diagnostics values (its counters)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics,
+                                      QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin = True
@@ -135,6 +138,11 @@ class SimBridge:
             if msg.level != DiagnosticStatus.OK:
                 self._skips.add(t)
             self._lock.notify_all()
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name.endswith(": control"):
+                self.node_diagnostics = {kv.key: kv.value for kv in status.values}
 
     # ------------------------------------------------------------------------------ publishing
     def publish_observation(self, obs: SimObservation, t_ns: int) -> None:
