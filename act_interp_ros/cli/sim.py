@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         if value is not None and value < 1:
             logger.error("--%s must be >= 1, got %s", name, value)
             return 2
+    if args.eval is not None and args.out is None:
+        logger.error("--eval needs --out DIR (summary.json is written there)")
+        return 2
     from act_interp_ros.sim.scene import sim_unavailable_reason
 
     reason = sim_unavailable_reason()
@@ -112,9 +115,6 @@ def main(argv: list[str] | None = None) -> int:
 def _evaluate(args, first: int, steps: int) -> int:
     from act_interp_ros.sim.evaluation import MODES, evaluate
 
-    if args.out is None:
-        logger.error("--eval needs --out DIR (summary.json is written there)")
-        return 2
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:
