@@ -54,7 +54,7 @@ class BridgeConfig:
     command_topic: str = "/act_interp_node/joint_command"
     node_name: str = "/act_interp_node"
     command_timeout_s: float = 10.0  # wall time waited for the command of one step
-    settle_s: float = 0.005  # wall time between a step's sensor messages and its /clock
+    settle_s: float = 0.02  # wall time between a step's sensor messages and its /clock
     start_time_s: float = 1.0  # simulated time of the first step (ROS time 0 means "no clock yet")
 
 
@@ -203,7 +203,9 @@ class SimBridge:
         the next episode starts from a fresh forward pass. False when the service is not there."""
         client = self.node.create_client(SetBool, f"{self.config.node_name}/enable_commands")
         try:
-            if not client.wait_for_service(timeout_sec=5.0):
+            if not client.wait_for_service(timeout_sec=2.0):
+                logger.warning("%s/enable_commands is not there: the node's queued actions are not reset",
+                               self.config.node_name)
                 return False
             for value in (False, True):
                 future = client.call_async(SetBool.Request(data=value))
