@@ -28,7 +28,17 @@ __all__ = ["MODES", "evaluate", "plain_episode", "wilson_interval"]
 
 logger = logging.getLogger(__name__)
 MODES = ("node", "node_no_maps", "plain")
-REPO_CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def config_dir() -> Path:
+    """config/ of the source checkout, else the installed package's share/act_interp_ros/config."""
+    import sys
+
+    for d in (Path(__file__).resolve().parents[2] / "config", Path(sys.prefix) / "share" / "act_interp_ros" / "config"):
+        if (d / "so101_sim.yaml").is_file():
+            return d
+    raise FileNotFoundError("config/so101_sim.yaml not found in the source tree nor in share/act_interp_ros/config")
+
 NODE_OVERRIDES = {"node": {}, "node_no_maps": {"side_rate_hz": 0.0, "occlusion_rate_hz": 0.0}}
 
 
@@ -71,7 +81,7 @@ def _node_mode(mode: str, policy_path: Path, seeds: list[int], steps: int, first
     from act_interp_ros.ros.node_process import NodeProcess, node_command
     from act_interp_ros.sim.bridge import BridgeConfig, SimBridge
 
-    params = [REPO_CONFIG / "so101.yaml", REPO_CONFIG / "so101_sim.yaml"]
+    params = [config_dir() / "so101.yaml", config_dir() / "so101_sim.yaml"]
     node = NodeProcess(node_command(params, {"policy_path": str(policy_path), **NODE_OVERRIDES[mode]}))
     bridge = SimBridge(arm, BridgeConfig(command_timeout_s=30.0))
     try:
