@@ -1,8 +1,8 @@
 """The simulated SO-101 pick scene (ROS-free): so101-nexus's MuJoCo ``PickLiftEnv`` with one small cube.
 
-The robot model is the SO-101 MJCF that `so101-nexus <https://pypi.org/project/so101-nexus/>`_ ships (Apache-2.0,
-Python >= 3.12; its ``so101_new_calib`` model: six position actuators named like LeRobot's motors). The package
-builds the scene (floor, lights, the cube as a free body at a seeded random position and yaw) and scores the task
+The robot model is MuJoCo Menagerie's SO-101 MJCF as `so101-nexus <https://pypi.org/project/so101-nexus/>`_
+vendors it (Apache-2.0, Python >= 3.12; ``so101_nexus/assets/SO101_menagerie/so101.xml``: six position actuators
+named like LeRobot's motors, a ``wrist_cam``). The package builds the scene (floor, lights, the cube as a free body at a seeded random position and yaw) and scores the task
 (``info["success"]``: the cube grasped by both fingers and lifted above ``lift_threshold``). This module fixes
 what the project needs on top of it: 30 Hz control with an integer number of physics substeps, and the
 policy's two cameras rendered small (``front``: a fixed view of the workspace; ``wrist``: the model's own

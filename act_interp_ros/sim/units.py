@@ -1,7 +1,7 @@
 """Joint units of the simulated SO-101 (ROS-free): MuJoCo radians, LeRobot's policy units, the ROS driver's radians.
 
-The simulated arm is treated as a LeRobot ``SO101Follower`` calibrated to the MJCF's zero (so101-nexus's
-``so101_new_calib`` model is drawn in that calibration: every body joint's zero is the middle of its range):
+The simulated arm is treated as a LeRobot ``SO101Follower`` calibrated to the MJCF's zero (MuJoCo Menagerie's
+SO-101 follows the new calibration's URDF: every body joint's zero is the middle of its range):
 
 * body joints: LeRobot degrees (``use_degrees=True``) = ``degrees(q)`` of the MuJoCo joint angle ``q``;
 * gripper: LeRobot 0..100 = the MJCF's gripper range ``[GRIPPER_RANGE_RAD]`` mapped linearly (0 closed, 100 open).
