@@ -70,6 +70,8 @@ class EpisodeResult:
     command_timeouts: int = 0
     skipped_ticks: int = 0
     stale_input_ticks: int = 0
+    closest_approach_m: float = float("inf")  # nearest the gripper site came to the cube centre
+    max_lift_m: float = 0.0  # highest the cube rose above its resting height
     first_commands: list[list[float]] = field(default_factory=list)  # policy units, the first chunk's steps
 
     def as_dict(self) -> dict:
@@ -242,6 +244,9 @@ class SimBridge:
                 result.command_timeouts += 1
             obs = self.arm.step(target)
             self.time_ns += self.arm.period_ns
+            approach = float(np.linalg.norm(self.arm.tcp_pos() - self.arm.cube_pos()))
+            result.closest_approach_m = min(result.closest_approach_m, approach)
+            result.max_lift_m = max(result.max_lift_m, obs.lift)
             if obs.success and result.first_success_step is None:
                 result.first_success_step = k
         time.sleep(0.1)  # the last tick status follows its command

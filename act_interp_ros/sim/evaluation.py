@@ -59,7 +59,7 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
     policy, pre, post = loaded.policy, loaded.preprocessor, loaded.postprocessor
     policy.reset()
     obs = arm.reset(seed)
-    first, commands = None, []
+    first, commands, closest, lift = None, [], float("inf"), 0.0
     for k in range(steps):
         batch = {f"observation.images.{c}": torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
                  for c, img in obs.images.items()}
@@ -70,10 +70,12 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
         if len(commands) < first_commands:
             commands.append([float(v) for v in action])
         obs = arm.step_policy(action)
+        closest = min(closest, float(np.linalg.norm(arm.tcp_pos() - arm.cube_pos())))
+        lift = max(lift, obs.lift)
         if obs.success and first is None:
             first = k
     return {"seed": seed, "steps": steps, "success": first is not None, "first_success_step": first,
-            "first_commands": commands}
+            "closest_approach_m": closest, "max_lift_m": lift, "first_commands": commands}
 
 
 def _node_mode(mode: str, policy_path: Path, seeds: list[int], steps: int, first_commands: int,
@@ -109,6 +111,7 @@ def _summarise(results: list[dict], period_s: float, wall_s: float, diagnostics:
             out[key] = int(sum(r[key] for r in results))
     if diagnostics is not None:
         out["node_diagnostics"] = diagnostics
+    out["closest_approach_m_median"] = float(np.median([r["closest_approach_m"] for r in results]))
     out["per_episode"] = [{k: v for k, v in r.items() if k != "first_commands"} for r in results]
     return out
 
