@@ -8,8 +8,11 @@
   its action applied as is (no ROS, no limits, no interpretation).
 
 Every mode runs the same held-out seeds. ``summary.json`` per mode: ``success_rate`` with its Wilson 95 %
-interval, time to success, the bridge's counters and the node's last ``/diagnostics`` values; and how far the
-first action chunk of each episode in the node modes is from ``plain``'s (policy units).
+interval, time to success, the closest approach of the gripper to the cube and the highest lift, the bridge's
+counters and the node's last ``/diagnostics`` values. ``first_chunk_vs_plain``: how far the first action chunk
+of each episode in the node modes is from ``plain``'s (policy units; the node limits each command to
+``max_joint_step`` from the measured joints, a plain loop does not); ``first_command_vs_plain_limited``: the
+first command against ``plain``'s first action with the node's limits applied (0 = the same action).
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
     policy, pre, post = loaded.policy, loaded.preprocessor, loaded.postprocessor
     policy.reset()
     obs = arm.reset(seed)
+    state0 = [float(v) for v in obs.state]
     first, commands, closest, lift = None, [], float("inf"), 0.0
     for k in range(steps):
         batch = {f"observation.images.{c}": torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
@@ -75,7 +79,7 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
         if obs.success and first is None:
             first = k
     return {"seed": seed, "steps": steps, "success": first is not None, "first_success_step": first,
-            "closest_approach_m": closest, "max_lift_m": lift, "first_commands": commands}
+            "closest_approach_m": closest, "max_lift_m": lift, "first_commands": commands, "state0": state0}
 
 
 def _node_mode(mode: str, policy_path: Path, seeds: list[int], steps: int, first_commands: int,
@@ -112,8 +116,36 @@ def _summarise(results: list[dict], period_s: float, wall_s: float, diagnostics:
     if diagnostics is not None:
         out["node_diagnostics"] = diagnostics
     out["closest_approach_m_median"] = float(np.median([r["closest_approach_m"] for r in results]))
-    out["per_episode"] = [{k: v for k, v in r.items() if k != "first_commands"} for r in results]
+    out["per_episode"] = [{k: v for k, v in r.items() if k not in ("first_commands", "state0")} for r in results]
     return out
+
+
+def node_joint_mapping():
+    """The node's JointMapping under config/so101.yaml + config/so101_sim.yaml (its limits and max_joint_step)."""
+    import yaml
+
+    from act_interp_ros.inputs.calibration import resolve_joint_mapping
+    from act_interp_ros.inputs.joint_mapping import JointMapping
+    from act_interp_ros.settings import load_settings_yaml
+
+    sim = yaml.safe_load((config_dir() / "so101_sim.yaml").read_text())["act_interp_node"]["ros__parameters"]
+    sim.pop("use_sim_time", None)
+    settings = load_settings_yaml(config_dir() / "so101.yaml", overrides={**sim, "policy_path": "user/sim_act"}, validate=False)
+    return JointMapping.from_settings(resolve_joint_mapping(settings)[0])
+
+
+def first_command_agreement(node_results: list[dict], plain_results: list[dict]) -> dict:
+    """How far each node-mode episode's first command is from ``plain``'s first action after the node's own
+    limits (max_joint_step from the same measured joints, joint limits): 0 when the node computed the same
+    action from the same observation. Policy units."""
+    mapping = node_joint_mapping()
+    diffs = []
+    for n, p in zip(node_results, plain_results):
+        if not n["first_commands"] or not p["first_commands"]:
+            continue
+        limited, _ = mapping.limit(mapping.policy_to_ros(p["first_commands"][0]), mapping.policy_to_ros(p["state0"]))
+        diffs.append(float(np.max(np.abs(np.array(n["first_commands"][0]) - mapping.ros_to_policy(limited)))))
+    return {"episodes_compared": len(diffs), "max_abs_diff_policy_units": max(diffs) if diffs else None}
 
 
 def evaluate(policy_path: str | Path, n_episodes: int, out: str | Path, modes=MODES,
@@ -130,6 +162,7 @@ def evaluate(policy_path: str | Path, n_episodes: int, out: str | Path, modes=MO
     summary: dict = {"policy_path": str(policy_path), "seeds": [seeds[0], seeds[-1]], "steps": steps,
                      "control_hz": arm.config.control_hz, "modes": {}}
     first: dict[str, np.ndarray] = {}
+    raw: dict[str, list[dict]] = {}
     try:
         for mode in modes:
             started = time.monotonic()
@@ -138,6 +171,7 @@ def evaluate(policy_path: str | Path, n_episodes: int, out: str | Path, modes=MO
             else:
                 results, diag = _node_mode(mode, Path(policy_path), seeds, steps, chunk, arm)
             first[mode] = np.array([r["first_commands"][:chunk] for r in results], dtype=object)
+            raw[mode] = results
             summary["modes"][mode] = _summarise(results, 1.0 / arm.config.control_hz, time.monotonic() - started,
                                                 diag)
             logger.info("%s: %d/%d successes", mode, summary["modes"][mode]["successes"], n_episodes)
@@ -152,5 +186,7 @@ def evaluate(policy_path: str | Path, n_episodes: int, out: str | Path, modes=MO
             agreement[mode] = {"episodes_compared": len(diffs), "max_abs_diff_policy_units": float(max(diffs))
                                if diffs else None}
         summary["first_chunk_vs_plain"] = agreement
+        summary["first_command_vs_plain_limited"] = {m: first_command_agreement(raw[m], raw["plain"])
+                                                     for m in raw if m != "plain"}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
