@@ -15,7 +15,7 @@ OLDEST_END_TESTS=(test/test_lerobot_compat.py test/test_engine_loading.py test/t
   test/test_engine_attribution.py test/test_dataset_source.py test/test_dataset_features.py
   test/test_dataset_replay.py test/test_node_end_to_end.py test/test_node_safety.py
   # the simulator needs Python >= 3.12 (so101-nexus): at this end its units and CLI tests run, the rest is skipped
-  test/test_sim_units.py test/test_sim_cli.py test/test_sim_arm.py)
+  test/test_sim_units.py test/test_sim_cli.py test/test_sim_evaluation.py test/test_sim_arm.py)
 status=0
 if [[ " $ends " == *" newest "* ]]; then
   bash scripts/setup_env.sh
