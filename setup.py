@@ -5,6 +5,9 @@ Python dependencies are declared here, once:
   * extra "ros": the ROS 2 client libraries as PyPI wheels, for machines WITHOUT a ROS install.
     Users with ROS from apt must not install it (it would shadow their rclpy).
   * extra "test": the test runner and colcon (CI builds the package with colcon).
+  * extra "sim": the MuJoCo SO-101 simulator (act_interp_sim, act_interp_ros/sim/). so101-nexus ships the SO-101
+    MJCF and the pick scene and needs Python >= 3.12: on older Pythons the extra installs nothing (markers) and
+    the simulator says so in one line.
 """
 from glob import glob
 
@@ -58,6 +61,10 @@ setup(
     ],
     extras_require={
         "ros": ROS_WHEELS,
+        "sim": [  # tested: mujoco 3.17.0, so101-nexus 0.10.0 (whose API moves between minors: capped)
+            "mujoco>=3.3,<4; python_version>='3.12'",
+            "so101-nexus>=0.10,<0.11; python_version>='3.12'",
+        ],
         "test": ["pytest>=8", "pytest-timeout>=2.3", "colcon-common-extensions>=0.3",
                  # scripts/test.sh: one xdist worker, so a test whose process is stuck (inside C code, or
                  # starved of CPU) is ended by the conftest watchdog and rerun once instead of stalling the run
@@ -85,6 +92,7 @@ setup(
             f"act_interp_make_bag = {PACKAGE}.cli.make_bag:main",
             f"act_interp_demo = {PACKAGE}.cli.demo:main",
             f"act_interp_rviz_config = {PACKAGE}.ros.rviz_config:main",
+            f"act_interp_sim = {PACKAGE}.cli.sim:main",
         ],
     },
 )

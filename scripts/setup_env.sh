@@ -6,7 +6,8 @@
 # for them). It prints what it installed.
 #   PYTHON     interpreter to use (skips the search); LeRobot is then whatever pip resolves for it.
 #   VENV       virtualenv folder (default .venv).
-#   EXTRAS     pip extras (default "ros,test": ROS 2 wheels from PyPI + test tools). On a machine with ROS 2
+#   EXTRAS     pip extras (default "ros,test,sim" on Python >= 3.12, else "ros,test": ROS 2 wheels from PyPI, test
+#              tools and the MuJoCo SO-101 simulator, which needs Python >= 3.12). On a machine with ROS 2
 #              from apt, use EXTRAS=test VENV_ARGS=--system-site-packages (see README) so your apt rclpy is
 #              used and no second rclpy is installed.
 #   LEROBOT    an extra requirement for LeRobot, e.g. "lerobot==0.5.1" (default: none, the newest allowed).
@@ -15,7 +16,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
-EXTRAS="${EXTRAS:-ros,test}"
 VENV_ARGS="${VENV_ARGS:-}"
 LEROBOT="${LEROBOT:-}"
 
@@ -35,6 +35,8 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 pyver="$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 case "$pyver" in 3.10|3.11|3.12|3.13) ;; *) echo "[setup] $PYTHON is Python $pyver; this package needs 3.10-3.13" >&2; exit 1;; esac
+# The simulator (extra "sim": so101-nexus) needs Python >= 3.12: the newest end only (its markers keep it empty below).
+case "$pyver" in 3.10|3.11) EXTRAS="${EXTRAS:-ros,test}" ;; *) EXTRAS="${EXTRAS:-ros,test,sim}" ;; esac
 
 stamp="$VENV/.act_interp_installed"
 want="$(sha256sum setup.py | cut -c1-16)-${EXTRAS}-py${pyver}-${LEROBOT}-${VENV_ARGS}"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-EXECUTABLES = ["act_interp_node", "act_interp_play", "act_interp_replay", "act_interp_make_bag", "act_interp_demo"]
+EXECUTABLES = ["act_interp_node", "act_interp_play", "act_interp_replay", "act_interp_make_bag", "act_interp_demo",
+               "act_interp_sim"]
 
 
 def colcon() -> str:
