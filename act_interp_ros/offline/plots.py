@@ -88,21 +88,7 @@ def write_ablation_plot(table: TickTable, path: Path, label: str, title: str = "
     ax.plot(t[ok], y[ok], "-", color="#e53935", lw=1.6, label=f"--ablate {label}")
     if ok.any():
         ax.axhline(float(np.median(y[ok])), color="#e53935", lw=1.0, ls="--", alpha=0.6, label="median")
-    if skipped.any():
-        ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
-                        transform=ax.get_xaxis_transform(), label="skipped tick")
-    if new_plan.any():
-        ax.plot(t[new_plan], np.zeros(int(new_plan.sum())), "|", color="black", ms=6,
-                transform=ax.get_xaxis_transform(), label="new chunk")
-    ax.set_ylim(bottom=0.0)
-    ax.set_ylabel("executed chunk change\n(normalised L2)")
-    ax.set_xlabel("time since start of replay (s)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, ncols=4)
-    ax.set_title(title or "Chunk change under --ablate", fontsize=10)
-    if len(t):
-        ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
-    fig.savefig(path, format="png")
+    _finish_chunk_change_plot(fig, ax, t, skipped, new_plan, title or "Chunk change under --ablate", 4, path)
 
 
 def write_move_plot(table: TickTable, path: Path, label: str, title: str = "") -> None:
@@ -125,6 +111,13 @@ def write_move_plot(table: TickTable, path: Path, label: str, title: str = "") -
         y = np.array([r.get(col, np.nan) for r in rows], dtype=np.float64)
         ok = np.isfinite(y)
         ax.plot(t[ok], y[ok], "-", color=colour, lw=1.4, label=name)
+    _finish_chunk_change_plot(fig, ax, t, skipped, new_plan, title or "Chunk change under --move", 3, path)
+
+
+def _finish_chunk_change_plot(fig, ax, t: np.ndarray, skipped: np.ndarray, new_plan: np.ndarray, title: str,
+                              ncols: int, path: Path) -> None:
+    """The shared part of the ``--ablate`` / ``--move`` plots: skipped ticks shaded, new chunks marked, axes,
+    legend and title; then the PNG written to ``path``."""
     if skipped.any():
         ax.fill_between(t, 0, 1, where=skipped, step="mid", color="grey", alpha=0.2, lw=0,
                         transform=ax.get_xaxis_transform(), label="skipped tick")
@@ -135,8 +128,8 @@ def write_move_plot(table: TickTable, path: Path, label: str, title: str = "") -
     ax.set_ylabel("executed chunk change\n(normalised L2)")
     ax.set_xlabel("time since start of replay (s)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8, ncols=3)
-    ax.set_title(title or "Chunk change under --move", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8, ncols=ncols)
+    ax.set_title(title, fontsize=10)
     if len(t):
         ax.set_xlim(t[0], max(t[-1], t[0] + 1e-3))
     fig.savefig(path, format="png")
