@@ -14,11 +14,11 @@ ends="${ACT_INTERP_TEST_ENDS:-newest oldest}"
 # One xdist worker: a test stuck inside C code is ended by test/conftest.py's watchdog and rerun once
 # (--reruns 1 with --rerun-except '.*': only crashed tests are rerun, an ordinary failure is final).
 pytest_args=(-n 1 --reruns 1 --rerun-except '.*' -r fER)
+# The simulator needs Python >= 3.12 (so101-nexus): at the oldest end its units and CLI tests run, the rest is skipped.
 OLDEST_END_TESTS=(test/test_lerobot_compat.py test/test_engine_loading.py test/test_engine_actions.py
   test/test_engine_observation.py test/test_engine_attention.py test/test_engine_gradcam.py
   test/test_engine_attribution.py test/test_dataset_source.py test/test_dataset_features.py
   test/test_dataset_replay.py test/test_node_end_to_end.py test/test_node_safety.py
-  # the simulator needs Python >= 3.12 (so101-nexus): at this end its units and CLI tests run, the rest is skipped
   test/test_sim_units.py test/test_sim_cli.py test/test_sim_evaluation.py test/test_sim_arm.py)
 
 run() {  # a command, or with ACT_INTERP_TEST_DRY_RUN=1 its words, one line

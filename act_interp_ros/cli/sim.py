@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         "expert's success; or expert demonstrations as a LeRobotDataset."))
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--expert", type=int, metavar="N", help="measure the scripted expert on N held-out seeds")
-    mode.add_argument("--record", type=Path, metavar="DIR", help="write --episodes expert demonstrations here")
+    mode.add_argument("--record", type=Path, metavar="DIR", help="write --episodes expert demonstrations as a LeRobotDataset in DIR")
     mode.add_argument("--eval", type=int, metavar="N", help=(
         "closed-loop evaluation on N held-out seeds in the modes node, node_no_maps, plain (starts "
         "act_interp_node itself); needs --out"))
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None,
                    help="first scene seed (default: held-out seeds for runs and --expert, 0 for --record)")
     p.add_argument("--steps", type=int, default=None, help="control steps per episode (default 150 = 5 s)")
-    p.add_argument("--out", type=Path, default=None, help="write summary.json here (runs and --expert)")
+    p.add_argument("--out", type=Path, default=None, help="the folder summary.json is written to (runs and --expert)")
     p.add_argument("--command-timeout", type=float, default=10.0,
                    help="wall seconds to wait for the node's command of one step (default 10)")
     p.add_argument("--node-timeout", type=float, default=180.0,

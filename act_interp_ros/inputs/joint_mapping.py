@@ -84,7 +84,7 @@ class JointMapping:
         """Build from a (validated) NodeSettings."""
         return cls(settings.joint_names, settings.joint_scale, settings.joint_offset,
                    settings.joint_lower_limits, settings.joint_upper_limits, settings.max_joint_step,
-                   settings.command_offset)
+                   settings.command_offset or None)
 
     def __len__(self) -> int:
         return len(self.names)

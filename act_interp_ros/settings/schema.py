@@ -86,8 +86,9 @@ class NodeSettings:
     joint_offset: list[float] = _param(
         [0.0] * 6, "Per joint offset in policy units: policy = ros * scale + offset.", "DOUBLE_ARRAY")
     command_offset: list[float] = _param(
-        [0.0] * 6, "Per joint, policy units the driver's command path adds beyond the inverse of its joint states; "
-        "subtracted from every command (nimiCurtis/so101_ros2 so101_ros2_bridge: 10 on the gripper).", "DOUBLE_ARRAY")
+        [], "Per joint, policy units the driver's command path adds beyond the inverse of its joint states; "
+        "subtracted from every command; empty = 0 for every joint (nimiCurtis/so101_ros2 so101_ros2_bridge: 10 on the "
+        "gripper).", "DOUBLE_ARRAY")
     joint_convention: str = _param(
         "", "Convention of the ROS driver's joint radians, to derive joint_scale/joint_offset: lerobot_radians (a "
         "bridge around LeRobot's SO101Follower) or urdf_range (calibrated ticks onto the URDF limits); empty = use "

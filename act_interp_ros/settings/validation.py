@@ -93,7 +93,8 @@ def validate(s: NodeSettings) -> None:
     if any(v == 0.0 for v in scale):
         raise SettingsError("joint_scale", "contain non-zero factors (policy = ros * scale + offset)", s.joint_scale)
     _require_float_list("joint_offset", s.joint_offset, n_j)
-    _require_float_list("command_offset", s.command_offset, n_j)
+    if s.command_offset:  # empty: 0 for every joint
+        _require_float_list("command_offset", s.command_offset, n_j)
     lower = _require_float_list("joint_lower_limits", s.joint_lower_limits, n_j)
     upper = _require_float_list("joint_upper_limits", s.joint_upper_limits, n_j)
     for j, (lo, hi) in enumerate(zip(lower, upper)):
