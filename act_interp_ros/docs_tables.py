@@ -42,17 +42,24 @@ def known_answer_maps_markdown() -> str:
     return make()
 
 
+def shortcut_pair_markdown() -> str:
+    from act_interp_ros.demo.pair_spread import guide_table
+    return guide_table()
+
+
 def hardware_markdown() -> str:
     from act_interp_ros.docs_hardware import hardware_markdown as make
     return make()
 
 
 TABLES = {"topics": topics_markdown, "parameters": parameters_markdown, "skip-reasons": skip_reasons_markdown,
-          "cli": cli_markdown, "hardware": hardware_markdown, "known-answer-maps": known_answer_maps_markdown}
+          "cli": cli_markdown, "hardware": hardware_markdown, "known-answer-maps": known_answer_maps_markdown,
+          "shortcut-pair": shortcut_pair_markdown}
 
 #: file (relative to the repository) -> the generated tables it holds.
 DOCS = {"README.md": ("hardware",), "docs/node-reference.md": ("topics", "parameters", "skip-reasons"),
-        "docs/cli-reference.md": ("cli",), "docs/methods.md": ("known-answer-maps",)}
+        "docs/cli-reference.md": ("cli",), "docs/methods.md": ("known-answer-maps",),
+        "docs/shortcut-guide.md": ("shortcut-pair",)}
 
 
 def render_tables(text: str, names: tuple[str, ...] | None = None) -> str:

@@ -1,14 +1,16 @@
-"""Spread of every known-answer and env-state criterion over trainings (issue 20).
+"""Spread of every known-answer, env-state and shortcut-pair criterion over trainings (issues 20, 29).
 
 CPU training is not bit-reproducible across machines, so a test on a trained model may only assert with a
 margin that the spread over trainings supports. This script trains each cached model with several seeds
 (``spec.seed``: weight initialisation and batch order; the data is the same), runs the evaluation the tests
 run, and writes one row per (model, seed) plus min/max per criterion:
 
-    .venv/bin/python bench/training_spread.py [--seeds 0 1 2] [--only known_answer|env_state] [--out FILE]
+    .venv/bin/python bench/training_spread.py [--seeds 0 1 2] [--only known_answer|env_state|shortcut_pair] [--out FILE]
 
 Models are cached like the tests' (``ACT_INTERP_CACHE``), so seed 0 is the tests' own model. Cost on 2 cores:
-about 10 minutes per known-answer seed and 5 per env-state seed and variant.
+about 10 minutes per known-answer seed, 5 per env-state seed and variant, and 10-15 per shortcut-pair seed (two
+models, their evaluation, ``--ablate`` and ``--move`` on a recording). The shortcut pair's tests read their
+thresholds from the stored rows (``act_interp_ros.demo.pair_spread``).
 """
 
 from __future__ import annotations
@@ -78,12 +80,29 @@ def env_state_rows(seed: int) -> list[dict]:
     return rows
 
 
+def shortcut_pair_row(seed: int) -> dict:
+    import tempfile
+
+    from act_interp_ros.demo import pair_spread
+    from act_interp_ros.demo import shortcut_evaluation as se
+    from act_interp_ros.demo import shortcut_model as sm
+    from act_interp_ros.demo import shortcut_recording as rec
+
+    pair = {name: sm.ensure_shortcut_model(replace(spec, seed=seed)) for name, spec in sm.PAIR.items()}
+    evaluations = {name: se.cached_shortcut_evaluation(m, **se.STANDARD_SHORTCUT_EVALUATION) for name, m in pair.items()}
+    config = HERE.parent / "config" / "so101.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        ablation, _ = rec.ablation_ratios(pair, Path(tmp) / "ablate", config)
+        moves, _ = rec.move_results(pair, Path(tmp) / "move", config)
+    return pair_spread.pair_row(seed, pair, evaluations, ablation, moves)
+
+
 def spread(rows: list[dict]) -> dict:
     """model -> criterion -> [min, max] over seeds."""
     out: dict[str, dict[str, list[float]]] = {}
     for row in rows:
         for key, value in row.items():
-            if isinstance(value, (int, float)) and key != "seed":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "seed":
                 lo_hi = out.setdefault(row["model"], {}).setdefault(key, [value, value])
                 lo_hi[0], lo_hi[1] = min(lo_hi[0], value), max(lo_hi[1], value)
     return out
@@ -92,7 +111,7 @@ def spread(rows: list[dict]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--only", choices=["known_answer", "env_state"])
+    ap.add_argument("--only", choices=["known_answer", "env_state", "shortcut_pair"])
     ap.add_argument("--out", type=Path, default=HERE / "training_spread.json")
     args = ap.parse_args(argv)
     import importlib.metadata
@@ -107,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             new.append(known_answer_row(seed))
         if args.only in (None, "env_state"):
             new += env_state_rows(seed)
+        if args.only in (None, "shortcut_pair"):
+            new.append(shortcut_pair_row(seed))
         rows = [r for r in rows if (r["model"], r["seed"]) not in {(n["model"], n["seed"]) for n in new}] + new
         print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         args.out.write_text(json.dumps({

@@ -29,6 +29,7 @@ def write_minimal_bag(
     zero_stamp_topics: Sequence[str] = (),
     env_state: str | None = None,
     env_values=None,
+    late_wrist: dict[int, float] | None = None,
 ) -> Path:
     """A rosbag2 directory with raw Image topics ``/camera/<cam>/image_raw`` and ``/joint_states`` at 30 Hz.
 
@@ -37,7 +38,8 @@ def write_minimal_bag(
     its log time (a clock other than the recorder's); the messages of ``zero_stamp_topics`` are stamped 0 (a
     publisher that does not stamp). ``env_state`` adds ``/target`` as ``point_stamped``
     (geometry_msgs/PointStamped) or ``float64_multi_array`` (std_msgs/Float64MultiArray, no header), with
-    ``env_values(k) -> sequence`` per frame (default (0.2, -0.05)).
+    ``env_values(k) -> sequence`` per frame (default (0.2, -0.05)). ``late_wrist`` {frame: s}: the wrist camera's
+    stamp of that frame lies that many seconds earlier (a frame that arrived late: ``skew`` at that tick).
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
@@ -62,7 +64,8 @@ def write_minimal_bag(
             t = T0_NS + round(k * 1e9 / 30)
             st = t + stamp_offset_ns
             for cam, conn in conns.items():
-                img = T["sensor_msgs/msg/Image"](header=header(conn.topic, st), height=h, width=w, encoding=encoding,
+                late = round((late_wrist or {}).get(k, 0.0) * 1e9) if cam == "wrist" else 0
+                img = T["sensor_msgs/msg/Image"](header=header(conn.topic, st - late), height=h, width=w, encoding=encoding,
                                                  is_bigendian=0, step=w * 3,
                                                  data=np.full(h * w * 3, 7 * k % 256, dtype=np.uint8))
                 writer.write(conn, t, ts.serialize_cdr(img, "sensor_msgs/msg/Image"))

@@ -107,7 +107,7 @@ def test_the_live_steps_start_observe_only_with_the_users_params_file(repo_root)
 
 def test_hand_written_table_numbers_match_the_code(repo_root):
     """Numbers in hand-written tables that restate code: the urdf_range gripper limits, the deletion test's
-    fractions and cells, integrated gradients' steps, the shadow test's criteria."""
+    fractions and cells, integrated gradients' steps (the shadow test's table is generated from its trainings)."""
     import inspect
 
     from act_interp_ros.core import faithfulness
@@ -125,19 +125,3 @@ def test_hand_written_table_numbers_match_the_code(repo_root):
     steps = inspect.signature(PixelIntegratedGradients.__init__).parameters["n_steps"].default
     assert f"along {steps} steps" in methods
 
-    sys.path.insert(0, str(repo_root / "test"))
-    import test_shortcut_pair as t
-
-    guide = (repo_root / "docs" / "shortcut-guide.md").read_text()
-    rows = {row.split("|")[1].strip(): row.split("|")[-2].strip() for row in guide.splitlines()
-            if row.startswith("| ") and row.count("|") == 5}
-    assert rows["intervention: chunk change, shadow moved / cube moved"] == f">= {t.CRITERION_INTERVENTION:g}x"
-    assert rows["held-out chunk error, shadow at its offset (deg; predicting the mean action: 15.7)"] == (
-        f"within {100 * t.CRITERION_ERROR_GAP:.0f} % of each other")
-    from act_interp_ros.demo import map_criteria as mc
-
-    separation = f"separation >= +{mc.MIN_SEPARATION:.2f}"
-    assert [v for k, v in rows.items() if k.startswith("gradient x input: frames with more mass on the shadow")] == [
-        separation]
-    assert [v for k, v in rows.items() if k.startswith("occlusion (12 px patches): the same")] == [separation]
-    assert rows["faithfulness (deletion test), gradient x input / occlusion"] == f">= {mc.MIN_PAIR_FAITHFULNESS:g}x"

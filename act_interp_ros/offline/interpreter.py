@@ -34,6 +34,7 @@ from act_interp_ros.offline.regions import RegionSet, region_values
 from act_interp_ros.pipeline import PolicyStep, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
+from act_interp_ros.pipeline.stepping import gap_tolerance_ticks
 from act_interp_ros.settings import NodeSettings
 
 __all__ = ["OfflineInterpreter", "OfflineTick", "faithfulness_summary"]
@@ -90,7 +91,7 @@ class OfflineInterpreter:
                  batch_size: int = 1, pipeline: TickPipeline | None = None, render: bool = True,
                  deletion: DeletionTest | None = None, env_sensitivity: EnvStateSensitivity | None = None,
                  ablation: AblationSpec | None = None, move: MoveSpec | None = None,
-                 regions: RegionSet | None = None) -> None:
+                 regions: RegionSet | None = None, rate_hz: float | None = None) -> None:
         self.env_sensitivity = env_sensitivity
         self.regions = regions
         self._region_ablation = ({c: Ablation(policy.policy, c, "mean") for c in sorted(regions.cameras)}
@@ -106,7 +107,8 @@ class OfflineInterpreter:
         self.pipeline = pipeline
         self.render = render
         self.deletion = deletion
-        self.step = PolicyStep(policy, pipeline)
+        self.step = PolicyStep(policy, pipeline, gap_tolerance_ticks(settings.plan_survives_gap_s,
+                                                                     rate_hz or settings.control_rate_hz))
         self.side = SideMethods(policy.policy, settings, self.methods) if self.methods else None
         self.deletion_results: dict[str, dict[str, list[DeletionResult]]] = {}
         self.model_s = 0.0
@@ -148,8 +150,8 @@ class OfflineInterpreter:
             self._regions(runnable)
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
-            if t.batch is None:
-                self.step.reset()
+            if t.batch is None:  # the node's rule: a short late-input gap keeps the plan, anything else resets it
+                self.step.skip(t.rec.skip) if t.rec.skip is not None else self.step.reset()
             else:
                 i = rows[id(t)]
                 self._step(t, chunks[i : i + 1])

@@ -277,7 +277,7 @@ class OfflineSession:
             pipeline=attached.command_pipeline, deletion=deletion,
             render=attached.render or opts.write_video or opts.rerun_path is not None,
             env_sensitivity=env_state_sensitivity(wrapped, attached.settings), ablation=opts.ablate, move=opts.move,
-            regions=opts.regions)
+            regions=opts.regions, rate_hz=attached.rate_hz)
         from tqdm import tqdm
 
         bar = tqdm(total=sum(s.n_ticks for s in specs), unit=self.source.unit, disable=not opts.progress,

@@ -4,8 +4,8 @@
                   -> postprocess -> non-finite check -> command limits -> TickResult
 
 :class:`PolicyStep` owns the plan rule (:class:`~act_interp_ros.pipeline.stepping.PlanStepper`: after a tick
-that could not act, the next action comes from a fresh forward pass), the non-finite check and the count
-of plan resets. The node runs the forward here (its maps resolved later, on the map worker); the offline
+that could not act, the next action comes from a fresh forward pass; a plan survives only a short late-input
+gap), the non-finite check and the count of plan resets. The node runs the forward here (its maps resolved later, on the map worker); the offline
 interpreter runs batched forwards itself and hands each tick its row of the chunk.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.core.interpretable_policy import PendingInterpretations
 from act_interp_ros.pipeline.reasons import SkipReason
-from act_interp_ros.pipeline.stepping import PlanStepper
+from act_interp_ros.pipeline.stepping import GAP_KINDS, PlanStepper
 from act_interp_ros.pipeline.tick import TickPipeline
 
 __all__ = ["PolicyStep", "TickResult"]
@@ -57,12 +57,16 @@ class PolicyStep:
         policy: the wrapped policy.
         pipeline: the tick pipeline whose command limits apply; ``None`` = actions stay in policy units
             without a command (datasets).
+        gap_tolerance_ticks: ticks in a row skipped for a late input that a plan survives (``plan_survives_gap_s``
+            x the control rate; :class:`~act_interp_ros.pipeline.stepping.PlanStepper`).
     """
 
-    def __init__(self, policy: InterpretableACT, pipeline: TickPipeline | None = None) -> None:
+    def __init__(self, policy: InterpretableACT, pipeline: TickPipeline | None = None,
+                 gap_tolerance_ticks: int = 0) -> None:
         self.policy = policy
         self.pipeline = pipeline
-        self.stepper = PlanStepper(policy)
+        self.stepper = PlanStepper(policy, gap_tolerance_ticks)
+        self.last_gap_tolerated = False  # the last skip() kept the plan (its tick's planned action is dropped)
 
     @property
     def plan_resets(self) -> int:
@@ -77,10 +81,19 @@ class PolicyStep:
         """No action this tick (paused, a new episode, ...): the next acting tick starts a fresh plan."""
         self.stepper.no_action()
 
+    @property
+    def gap_actions_dropped(self) -> int:
+        """Planned actions dropped because their tick was skipped for a late input while the plan survived."""
+        return self.stepper.gap_actions_dropped
+
     def skip(self, reason: SkipReason) -> TickResult:
-        """A tick that cannot act. Any reason but ``overrun`` / ``awaiting_chunk`` (which miss no input) resets
-        the plan."""
-        if reason.kind not in ("overrun", "awaiting_chunk"):
+        """A tick that cannot act. ``overrun`` / ``awaiting_chunk`` (which miss no input) keep the plan; a late
+        input (``stale``, ``skew``) keeps it for a short run of ticks (its planned action is dropped); any other
+        reason resets it."""
+        self.last_gap_tolerated = False
+        if reason.kind in GAP_KINDS:
+            self.last_gap_tolerated = self.stepper.input_gap()
+        elif reason.kind not in ("overrun", "awaiting_chunk"):
             self.stepper.no_action()
         return TickResult(skip=reason)
 

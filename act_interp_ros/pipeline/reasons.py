@@ -9,8 +9,9 @@ count), ``detail`` names the input and the numbers, e.g.::
     nonfinite_action:policy action [nan, ...]
 
 ``group`` (kind plus the input it names, ``stale:/joint_states``) is the finer count the replay's summary
-reports. After any tick without an action the next action comes from a fresh forward pass (the policy's
-action queue / temporal ensembler is reset), live and offline.
+reports. After a tick without an action the next action comes from a fresh forward pass (the policy's
+action queue / temporal ensembler is reset), live and offline; a plan survives only a short run of ``stale`` /
+``skew`` ticks (``plan_survives_gap_s``; :mod:`~act_interp_ros.pipeline.stepping`).
 """
 from __future__ import annotations
 

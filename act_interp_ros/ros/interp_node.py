@@ -206,7 +206,10 @@ class ActInterpNode(Node):
     def _publish_diagnostics(self) -> None:
         s, loop = self.settings, self.loop
         extra = {
-            "plan_resets": str(loop.step.plan_resets), "device": s.device, "torch_threads": str(loop.torch_threads),
+            "plan_resets": str(loop.step.plan_resets),
+            "plan_gap_actions_dropped": str(loop.step.gap_actions_dropped + (
+                loop.async_inference.gap_actions_dropped if loop.async_inference is not None else 0)),
+            "device": s.device, "torch_threads": str(loop.torch_threads),
             "image_backend": backend_name(), "commands_enabled": str(loop.commands_enabled).lower(),
             "publish_actions": str(s.publish_actions).lower(),
             "side_rate_hz": f"{loop.side_rate.hz:g}",

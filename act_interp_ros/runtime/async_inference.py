@@ -69,6 +69,7 @@ class AsyncInference:
         self.policy, self.pipeline, self.window, self.stats, self.log = policy, pipeline, window, stats, log
         self.on_chunk, self.now_ns = on_chunk, now_ns
         self.queue = ChunkQueue(settings.aggregate_fn, settings.chunk_size_threshold, policy.config.n_action_steps)
+        self.gap_actions_dropped = 0  # actions of ticks skipped for a late input that the plan survived
         self.worker = LatestJobWorker("act_interp_inference", self._infer, drop_when_busy=True,
                                       on_error=self._error)
 
@@ -95,6 +96,12 @@ class AsyncInference:
     def reset(self) -> None:
         """A tick could not act: no queued action, and no chunk in flight, is executed after it."""
         self.queue.reset()
+
+    def drop_gap_action(self) -> None:
+        """A tick skipped for a late input that the plan survives: the action planned for it is dropped (its
+        timestep has passed), as LeRobot's client drops stale actions."""
+        if self.queue.pop() is not None:
+            self.gap_actions_dropped += 1
 
     def ticks_to_forward(self) -> int:
         """Ticks until the next chunk is requested (1 while one is being computed: nothing else may start)."""

@@ -33,6 +33,7 @@ from act_interp_ros.pipeline import (
     TrainingRangeGuard,
     load_policy,
 )
+from act_interp_ros.pipeline.stepping import gap_tolerance_ticks
 from act_interp_ros.pipeline.training_range import RangeFlag
 from act_interp_ros.runtime.async_inference import AsyncInference
 from act_interp_ros.runtime.control_window import CONTROL, ControlWindow, install_preemption
@@ -85,7 +86,8 @@ class LiveLoop:
             logger.warning(note)
         logger.info(f"{self.guard.describe()}; out_of_range_policy {s.out_of_range_policy}")
         self.pipeline = TickPipeline(s, self.policy.config, device=self.policy.device, guard=self.guard)
-        self.step = PolicyStep(self.policy, self.pipeline)
+        self.step = PolicyStep(self.policy, self.pipeline,
+                               gap_tolerance_ticks(s.plan_survives_gap_s, s.control_rate_hz))
         self.stats = LoopStats(1.0 / s.control_rate_hz, s.max_input_age_s, s.max_consecutive_tick_errors,
                                window_s=max(2.0, 2 * s.diagnostics_period_s))
         self.log = ThrottledLog(logger)
@@ -275,9 +277,12 @@ class LiveLoop:
             self.sink.diagnostics_now()
 
     def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None) -> None:
-        self.step.skip(reason)  # any reason but overrun/awaiting_chunk: the next acting tick starts a fresh plan
+        self.step.skip(reason)  # a fresh plan next, except after overrun/awaiting_chunk or a short late-input gap
         if self.async_inference is not None and reason.kind not in ("overrun", "awaiting_chunk"):
-            self.async_inference.reset()
+            if self.step.last_gap_tolerated and not self.policy.uses_temporal_ensembling:
+                self.async_inference.drop_gap_action()
+            else:
+                self.async_inference.reset()
         self.stats.tick_skipped(reason.kind, now_ns)
         self.log.warning(reason.kind, f"no action this tick: {reason}")
         self.sink.tick_status(index, now_ns, reason, stamps or {})

@@ -137,6 +137,10 @@ class NodeSettings:
         0.25, "Skip a tick when any input header stamp is older than this (s, ROS time).", "DOUBLE")
     max_camera_skew_s: float = _param(
         0.1, "Skip a tick when camera header stamps differ by more than this (s).", "DOUBLE")
+    plan_survives_gap_s: float = _param(
+        0.1, "A plan (action queue) survives ticks skipped as stale or skew for at most this long in a row; the "
+        "actions planned for them are dropped (LeRobot's async rule). Longer gaps and any other skip start a fresh "
+        "plan; 0 = every skipped tick does (s).", "DOUBLE")
     image_resize: bool = _param(
         True, "true: resize images to the policy's size (warn once); false: reject them as bad input.", "BOOL")
     action_topic: str = _param("~/joint_command", "Topic for the commanded joint positions.", "STRING")

@@ -139,6 +139,7 @@ def validate(s: NodeSettings) -> None:
         raise SettingsError("env_sensitivity_deltas", "contain non-zero perturbations", s.env_sensitivity_deltas)
     _require_float("max_input_age_s", s.max_input_age_s, minimum=0.0, inclusive=False)
     _require_float("max_camera_skew_s", s.max_camera_skew_s, minimum=0.0)
+    _require_float("plan_survives_gap_s", s.plan_survives_gap_s, minimum=0.0)
     _require_bool("image_resize", s.image_resize)
     _check_topic("action_topic", _require_str("action_topic", s.action_topic))
     _require_choice("action_type", _require_str("action_type", s.action_type), ACTION_TYPES)

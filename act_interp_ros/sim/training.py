@@ -37,7 +37,7 @@ class SimModelSpec:
     n_demos: successful expert episodes (seeds from 0). The model fields are ``KnownAnswerSpec``'s.
     """
 
-    n_demos: int = 30
+    n_demos: int = 40
     chunk_size: int = 20
     n_action_steps: int = 10
     dim_model: int = 64
@@ -46,7 +46,7 @@ class SimModelSpec:
     n_encoder_layers: int = 1
     n_decoder_layers: int = 1
     batch_size: int = 8
-    train_steps: int = 400  # a 2-core CPU budget (about 4-8 s a step there, loaded): far from a converged ACT
+    train_steps: int = 3000  # a 2-core CPU budget: far from a converged ACT (LeRobot's default is 100,000)
     lr: float = 1e-4
     lr_backbone: float = 1e-4
     seed: int = 0
