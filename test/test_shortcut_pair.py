@@ -57,7 +57,7 @@ def _xfail_unless_supported(s: ps.Supported, why: str) -> list:
 #: Why the control model's gradient x input misses its criterion (strict xfail in test_map_criterion).
 GXI_FOOLED_BY_THE_SHADOW = (
     "the shadow covers 3x the cube's pixels and is the darkest region, where the input factor x of gradient x "
-    "input is largest; per unit area it does prefer the cube (96 %, 54 %)")
+    "input is largest; per unit area it does prefer the cube (94-96 % of frames)")
 #: Why the shortcut model's maps are not denser on the shadow (strict xfail in test_map_criterion).
 DENSITY_FAVOURS_THE_CUBE = (
     "the shortcut model also learned the cube (it agrees with the shadow), and a smooth map's density favours the "

@@ -45,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the shadow test: train (or reuse) the control/shortcut ACT pair and write "
                    "OUT/shortcut/ (comparison stills and a summary); about 17 min the first time on a 2-core CPU "
                    "(training 2 x 6 min, evaluation 2 x 2 min), seconds when cached")
+    p.add_argument("--sim", action="store_true",
+                   help="only the closed loop: the sim ACT drives a simulated SO-101 (MuJoCo) through the node; writes "
+                   "OUT/sim/ (a video per episode with the node's overlays, the success table, a plot). Needs the "
+                   "sim extra (Python >= 3.12); the sim ACT trains on first use (about an hour on a 2-core CPU)")
+    p.add_argument("--sim-episodes", type=int, default=3, metavar="N", help="--sim: held-out episodes (default 3)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, warnings and errors only")
     return p
 
@@ -76,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.shortcut:
             return _shortcut(args.out / "shortcut", progress=not args.quiet)
+        if args.sim:
+            return _sim(args.out / "sim", args.sim_episodes, progress=not args.quiet)
         summary = run_demo(opts)
     except KeyboardInterrupt:
         logger.error("interrupted; the node was stopped and no output was written")
@@ -97,6 +104,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is not None:
             root.removeHandler(handler)
     _print_result(summary)
+    return 0
+
+
+def _sim(out: Path, episodes: int, progress: bool) -> int:
+    """``--sim``: the closed loop through the node in the simulator, seen (videos, success table, plot)."""
+    import importlib.util
+
+    missing = [m for m in ("mujoco", "so101_nexus") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise DemoError(f"--sim needs {', '.join(missing)}: install the sim extra (pip install -e '.[sim]', Python "
+                        ">= 3.12; scripts/setup_env.sh does it for .venv)")
+    if episodes < 1:
+        raise DemoError(f"--sim-episodes must be at least 1, got {episodes}")
+    from act_interp_ros.sim.demo import run_sim_demo
+
+    result = run_sim_demo(out, episodes=episodes, progress=progress)
+    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
+    print(f"\nact_interp_demo --sim: outputs in {rel}/: " + ", ".join(result["files"]))
+    for mode, m in result["summary"]["modes"].items():
+        lo, hi = m["success_rate_95ci"]
+        print(f"  {mode:<6} {m['successes']}/{m['episodes']} successes (95 % interval {100 * lo:.0f}-{100 * hi:.0f} %), "
+              f"closest approach {min(m['closest_approach_m']) * 100:.1f} cm")
     return 0
 
 

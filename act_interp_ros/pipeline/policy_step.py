@@ -66,7 +66,6 @@ class PolicyStep:
         self.policy = policy
         self.pipeline = pipeline
         self.stepper = PlanStepper(policy, gap_tolerance_ticks)
-        self.last_gap_tolerated = False  # the last skip() kept the plan (its tick's planned action is dropped)
 
     @property
     def plan_resets(self) -> int:
@@ -90,9 +89,8 @@ class PolicyStep:
         """A tick that cannot act. ``overrun`` / ``awaiting_chunk`` (which miss no input) keep the plan; a late
         input (``stale``, ``skew``) keeps it for a short run of ticks (its planned action is dropped); any other
         reason resets it."""
-        self.last_gap_tolerated = False
         if reason.kind in GAP_KINDS:
-            self.last_gap_tolerated = self.stepper.input_gap()
+            self.stepper.input_gap()
         elif reason.kind not in ("overrun", "awaiting_chunk"):
             self.stepper.no_action()
         return TickResult(skip=reason)

@@ -27,6 +27,7 @@ import torch
 from act_interp_ros.core import InterpretableACT
 from act_interp_ros.pipeline import LoopStats, SkipReason, TickPipeline, TickResult
 from act_interp_ros.pipeline.async_chunks import ChunkQueue, postprocess_chunk
+from act_interp_ros.pipeline.stepping import GAP_KINDS, gap_tolerance_ticks
 from act_interp_ros.runtime.control_window import CONTROL, ControlWindow, Preempted
 from act_interp_ros.runtime.live_maps import MapJob
 from act_interp_ros.runtime.startup import StartupError
@@ -69,6 +70,8 @@ class AsyncInference:
         self.policy, self.pipeline, self.window, self.stats, self.log = policy, pipeline, window, stats, log
         self.on_chunk, self.now_ns = on_chunk, now_ns
         self.queue = ChunkQueue(settings.aggregate_fn, settings.chunk_size_threshold, policy.config.n_action_steps)
+        self.gap_tolerance_ticks = gap_tolerance_ticks(settings.plan_survives_gap_s, settings.control_rate_hz)
+        self._gap = 0  # ticks in a row skipped for a late input, the queue kept
         self.gap_actions_dropped = 0  # actions of ticks skipped for a late input that the plan survived
         self.worker = LatestJobWorker("act_interp_inference", self._infer, drop_when_busy=True,
                                       on_error=self._error)
@@ -76,6 +79,7 @@ class AsyncInference:
     def step(self, tick: int, observation: dict[str, Any], current_ros: np.ndarray | None,
              frames: dict[str, np.ndarray], headers: dict[str, Any]) -> TickResult:
         """One control tick that passed every input check: the next queued action, limited; never waits."""
+        self._gap = 0
         timed = self.queue.pop()
         if self.queue.ready_to_send() and not self.worker.busy:
             self.worker.submit(_Request(self.queue.observation_timestep(), self.queue.generation, observation, tick,
@@ -95,13 +99,21 @@ class AsyncInference:
 
     def reset(self) -> None:
         """A tick could not act: no queued action, and no chunk in flight, is executed after it."""
+        self._gap = 0
         self.queue.reset()
 
-    def drop_gap_action(self) -> None:
-        """A tick skipped for a late input that the plan survives: the action planned for it is dropped (its
-        timestep has passed), as LeRobot's client drops stale actions."""
+    def input_gap(self, kind: str) -> bool:
+        """A tick was skipped for ``kind``: True when the queue survives it (a late input, ``stale`` / ``skew``, at
+        most ``plan_survives_gap_s`` of ticks in a row; the action planned for the tick is dropped, its timestep
+        has passed, as LeRobot's client drops stale actions); False when the caller must :meth:`reset`."""
+        if kind not in GAP_KINDS:
+            return False
+        self._gap += 1
+        if self._gap > self.gap_tolerance_ticks:
+            return False
         if self.queue.pop() is not None:
             self.gap_actions_dropped += 1
+        return True
 
     def ticks_to_forward(self) -> int:
         """Ticks until the next chunk is requested (1 while one is being computed: nothing else may start)."""

@@ -279,9 +279,7 @@ class LiveLoop:
     def _skipped(self, index: int, now_ns: int, reason: SkipReason, stamps: dict[str, int | None] | None) -> None:
         self.step.skip(reason)  # a fresh plan next, except after overrun/awaiting_chunk or a short late-input gap
         if self.async_inference is not None and reason.kind not in ("overrun", "awaiting_chunk"):
-            if self.step.last_gap_tolerated and not self.policy.uses_temporal_ensembling:
-                self.async_inference.drop_gap_action()
-            else:
+            if not self.async_inference.input_gap(reason.kind):
                 self.async_inference.reset()
         self.stats.tick_skipped(reason.kind, now_ns)
         self.log.warning(reason.kind, f"no action this tick: {reason}")

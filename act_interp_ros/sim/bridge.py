@@ -56,6 +56,8 @@ class BridgeConfig:
     command_timeout_s: float = 10.0  # wall time waited for the command of one step
     settle_s: float = 0.02  # wall time between a step's sensor messages and its /clock
     start_time_s: float = 1.0  # simulated time of the first step (ROS time 0 means "no clock yet")
+    #: node map methods whose overlays (``<node>/<method>/<camera>/overlay``) are kept by stamp (empty: none)
+    record_overlays: tuple[str, ...] = ()
 
 
 @dataclass
@@ -73,6 +75,7 @@ class EpisodeResult:
     closest_approach_m: float = float("inf")  # nearest the gripper site came to the cube centre
     max_lift_m: float = 0.0  # highest the cube rose above its resting height
     first_commands: list[list[float]] = field(default_factory=list)  # policy units, the first chunk's steps
+    distance_m: list[float] = field(default_factory=list)  # gripper site to cube centre after each step
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,16 @@ class SimBridge:
         self.node_diagnostics: dict[str, str] = {}  # the node's latest /diagnostics values (its counters)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics,
                                       QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        #: (method, camera) -> {stamp ns: (H, W, 3) uint8 overlay}, for ``config.record_overlays``
+        self.overlays: dict[tuple[str, str], dict[int, np.ndarray]] = {}
+        #: with ``config.record_overlays``: the last episode's (step time ns, {camera: frame}) per step
+        self.frames: list[tuple[int, dict[str, np.ndarray]]] = []
+        for method in config.record_overlays:
+            for cam in config.camera_topics:
+                self.overlays[(method, cam)] = {}
+                self.node.create_subscription(
+                    Image, f"{config.node_name}/{method}/{cam}/overlay",
+                    lambda msg, key=(method, cam): self._on_overlay(key, msg), reliable)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._spin = True
@@ -140,6 +153,12 @@ class SimBridge:
             if msg.level != DiagnosticStatus.OK:
                 self._skips.add(t)
             self._lock.notify_all()
+
+    def _on_overlay(self, key: tuple[str, str], msg: Image) -> None:
+        stamp = msg.header.stamp.sec * NS + msg.header.stamp.nanosec
+        image = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3).copy()
+        with self._lock:
+            self.overlays[key][stamp] = image
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -227,8 +246,11 @@ class SimBridge:
         result = EpisodeResult(seed=seed, steps=steps, success=False, first_success_step=None)
         target = obs.qpos.copy()
         acted: list[int] = []  # step times answered with a command
+        self.frames = []
         for k in range(steps):
             t = self.time_ns
+            if self.config.record_overlays:
+                self.frames.append((t, obs.images))
             self.publish_observation(obs, t)
             command, outcome = self.wait_command(t, self.config.command_timeout_s)
             if command is not None:
@@ -245,11 +267,12 @@ class SimBridge:
             obs = self.arm.step(target)
             self.time_ns += self.arm.period_ns
             approach = float(np.linalg.norm(self.arm.tcp_pos() - self.arm.cube_pos()))
+            result.distance_m.append(approach)
             result.closest_approach_m = min(result.closest_approach_m, approach)
             result.max_lift_m = max(result.max_lift_m, obs.lift)
             if obs.success and result.first_success_step is None:
                 result.first_success_step = k
-        time.sleep(0.1)  # the last tick status follows its command
+        time.sleep(0.5 if self.config.record_overlays else 0.1)  # the last tick status (and maps) follow
         with self._lock:
             result.stale_input_ticks = sum(any(s != t for s in self._tick_stamps.get(t, ())) for t in acted)
             self._commands.clear()  # what is older than now can never be used again

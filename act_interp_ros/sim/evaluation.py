@@ -63,7 +63,7 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
     policy.reset()
     obs = arm.reset(seed)
     state0 = [float(v) for v in obs.state]
-    first, commands, closest, lift = None, [], float("inf"), 0.0
+    first, commands, closest, lift, distance = None, [], float("inf"), 0.0, []
     for k in range(steps):
         batch = {f"observation.images.{c}": torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
                  for c, img in obs.images.items()}
@@ -74,12 +74,14 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
         if len(commands) < first_commands:
             commands.append([float(v) for v in action])
         obs = arm.step_policy(action)
-        closest = min(closest, float(np.linalg.norm(arm.tcp_pos() - arm.cube_pos())))
+        distance.append(float(np.linalg.norm(arm.tcp_pos() - arm.cube_pos())))
+        closest = min(closest, distance[-1])
         lift = max(lift, obs.lift)
         if obs.success and first is None:
             first = k
     return {"seed": seed, "steps": steps, "success": first is not None, "first_success_step": first,
-            "closest_approach_m": closest, "max_lift_m": lift, "first_commands": commands, "state0": state0}
+            "closest_approach_m": closest, "max_lift_m": lift, "first_commands": commands, "state0": state0,
+            "distance_m": distance}
 
 
 def _node_mode(mode: str, policy_path: Path, seeds: list[int], steps: int, first_commands: int,
@@ -116,7 +118,8 @@ def _summarise(results: list[dict], period_s: float, wall_s: float, diagnostics:
     if diagnostics is not None:
         out["node_diagnostics"] = diagnostics
     out["closest_approach_m_median"] = float(np.median([r["closest_approach_m"] for r in results]))
-    out["per_episode"] = [{k: v for k, v in r.items() if k not in ("first_commands", "state0")} for r in results]
+    out["per_episode"] = [{k: v for k, v in r.items() if k not in ("first_commands", "state0", "distance_m")}
+                          for r in results]
     return out
 
 
