@@ -235,3 +235,26 @@ def test_a_long_job_that_found_no_free_core_starts_only_as_a_probe():
         assert w.admit("maps").ok == (probe == 1)
     assert w.cpu_share("maps") == 1.0
     assert w.values()["cpu_share.maps"] == "1.00" and w.values()["background_held_back_no_free_core"] == "2"
+
+
+def test_the_period_is_the_wall_clocks_when_the_timer_fires_slower_than_nominal():
+    """A lockstep simulator (or a bag below rate 1) fires the sim-time timer every 0.4 s of wall time instead of
+    every 0.1 s: the next control forward is that much later, and a map that fits there is admitted."""
+    w, clock = window(ticks_per_forward=1, maps=0.15)
+    w.seed(CONTROL, 0.02)
+    w.tick_done(started_at=100.0, ticks_to_forward=1)
+    clock.t = 100.005
+    a = w.admit("maps")
+    assert not a.ok and a.never and w.tick_period_s == PERIOD, "at the nominal period a 0.15 s map never fits"
+    for k in range(6):
+        w.timer_fired(100.0 + 0.4 * k)
+    assert abs(w.tick_period_s - 0.4) < 1e-9
+    w.tick_done(started_at=102.0, ticks_to_forward=1)
+    clock.t = 102.03
+    assert w.admit("maps").ok
+    for k in range(8):  # back to real time: the nominal period again
+        w.timer_fired(102.0 + PERIOD * k)
+    assert abs(w.tick_period_s - PERIOD) < 1e-9
+    w.tick_done(started_at=102.7, ticks_to_forward=1)
+    clock.t = 102.71
+    assert not w.admit("maps").ok

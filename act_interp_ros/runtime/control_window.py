@@ -7,7 +7,9 @@ robot misses ticks. :class:`ControlWindow` prevents it without ever making the c
 
 * the control thread tells it, after every tick, how many ticks remain until its next forward (the queued
   actions + 1 in action-queue mode; 1 with temporal ensembling or when a fresh plan is due), so the next
-  control forward is due at ``tick start + ticks * period``;
+  control forward is due at ``tick start + ticks * period``. The period is the wall-clock one: the nominal
+  period, or the median interval between the control timer's last firings where that is longer (simulated time
+  running slower than the wall clock, a lockstep simulator, a bag played below rate 1);
 * every forward is timed: the control forward, the map forward and each side method (running windows of the
   last ``size`` durations; the expected duration of a job is their ``percentile``, 90 by default, seeded by
   the warm-up);
@@ -110,10 +112,11 @@ class ControlWindow:
         self._durations: dict[str, LatencyWindow] = {}
         self._seeds: dict[str, float] = {}
         self._due_at: float | None = None
+        self._fired: deque[float] = deque(maxlen=16)  # wall times of the control timer's last firings
         self._control_running = False
         self._background: dict[str, int] = {}
         self._local = threading.local()  # .preemptible: this thread runs a preemptible background job
-        self.long_s = float(long_ticks) * self.period_s
+        self.long_ticks = float(long_ticks)
         self.min_cpu_share = float(min_cpu_share)
         self.probe_s = float(probe_s)
         self._thread_clock = thread_clock
@@ -151,11 +154,32 @@ class ControlWindow:
         return seed
 
     # ------------------------------------------------------------------------------- the control side
+    def timer_fired(self, at: float) -> None:
+        """The control timer fired at ``at`` (clock seconds; every firing, also those the loop was too busy for)."""
+        with self._lock:
+            self._fired.append(float(at))
+
+    @property
+    def tick_period_s(self) -> float:
+        """The control period on the wall clock: the nominal period, or the median interval between the timer's
+        last firings (at least 4) where that is longer."""
+        with self._lock:
+            fired = list(self._fired)
+        if len(fired) < 4:
+            return self.period_s
+        return max(self.period_s, statistics.median(b - a for a, b in zip(fired, fired[1:])))
+
+    @property
+    def long_s(self) -> float:
+        """A background job expected to take longer than this is *long* (``long_ticks`` wall-clock periods)."""
+        return self.long_ticks * self.tick_period_s
+
     def tick_done(self, started_at: float, ticks_to_forward: int) -> None:
         """A control tick that started at ``started_at`` (clock seconds) ended; the control loop runs its next
         forward ``ticks_to_forward`` ticks after it (>= 1)."""
+        period = self.tick_period_s
         with self._lock:
-            self._due_at = started_at + max(1, int(ticks_to_forward)) * self.period_s
+            self._due_at = started_at + max(1, int(ticks_to_forward)) * period
 
     @contextlib.contextmanager
     def control_forward(self) -> Iterator[None]:
@@ -177,7 +201,7 @@ class ControlWindow:
         control = self.expected_s(CONTROL)
         if control is None:
             return None
-        return self.ticks_per_forward * self.period_s - control - self.margin_s
+        return self.ticks_per_forward * self.tick_period_s - control - self.margin_s
 
     def admit(self, key: str) -> Admission:
         """Whether ``key`` may start now (see the module docstring)."""
@@ -196,7 +220,7 @@ class ControlWindow:
             return Admission(free >= (control if control is not None else self.period_s), False, None, free)
         if expected > free:
             return Admission(False, False, expected, free)
-        if expected > self.long_s and not self._core_free(key, now):
+        if expected > self.long_s and not self._core_free(key, now):  # long: the rule for a free core
             with self._lock:
                 self.held_back += 1
             return Admission(False, False, expected, free)

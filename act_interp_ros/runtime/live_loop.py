@@ -196,6 +196,7 @@ class LiveLoop:
     # ------------------------------------------------------------------------------- control tick
     def _overrun(self, snap: TickSnapshot) -> None:
         """A tick that never ran: the control worker was more than one tick behind."""
+        self.window.timer_fired(time.monotonic())
         self.stats.tick_started(time.monotonic(), snap.now_ns)
         self._skipped(next(self._tick_counter), snap.now_ns,
                       SkipReason("overrun", "the control loop was more than one tick behind"), None)
@@ -203,6 +204,7 @@ class LiveLoop:
     def _control_tick(self, snap: TickSnapshot) -> None:
         now_ns = snap.now_ns
         tick_start = time.monotonic()
+        self.window.timer_fired(tick_start)
         self.stats.tick_started(tick_start, now_ns)
         index = next(self._tick_counter)
         stamps = None

@@ -119,12 +119,16 @@ def run_sim_demo(out: str | Path, episodes: int = 3, steps: int = DEFAULT_EPISOD
     return {"files": files, "summary": summary, "overlays": received}
 
 
-def _panel(frame: np.ndarray, label: str) -> np.ndarray:
+def _panel(frame: np.ndarray, label: str, bottom: bool = False) -> np.ndarray:
+    """``frame`` drawn SCALE times larger with ``label`` at its top (or bottom: the node's overlays carry their
+    own caption at the top)."""
     import cv2
 
     big = cv2.resize(frame, (frame.shape[1] * SCALE, frame.shape[0] * SCALE), interpolation=cv2.INTER_NEAREST)
     big = np.ascontiguousarray(big)
-    cv2.putText(big, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+    y = big.shape[0] - 8 if bottom else 18
+    cv2.putText(big, label, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(big, label, (6, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
     return big
 
 
@@ -148,7 +152,8 @@ def _write_video(path: Path, seed: int, frames: list[tuple[int, dict[str, np.nda
                     if (method, cam) in latest:
                         at, image = latest[(method, cam)]
                         age = (t - at) / 1e9
-                        cells.append(_panel(image, f"{method}" + (f" ({age:.1f}s ago)" if age > 0 else "")))
+                        cells.append(_panel(image, f"node: {method}" + (f" (from {age:.1f} s ago)" if age > 0 else ""),
+                                            bottom=True))
                     else:
                         cells.append(_panel(np.zeros_like(frame), f"{method}: none yet"))
                 rows.append(np.hstack(cells))
