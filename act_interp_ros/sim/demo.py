@@ -188,7 +188,7 @@ def _write_plot(path: Path, seeds: list[int], node: list[dict], plain: list[dict
             ax.plot(t, 100 * np.asarray(r["distance_m"]), style, color=c, label=f"seed {seed}, {mode}")
             if r["first_success_step"] is not None:
                 k = r["first_success_step"]
-                ax.plot(t[k], 100 * r["distance_m"][k], "*", color=c, markersize=12)
+                ax.plot(t[k], 100 * r["distance_m"][k], "*", color=c, markersize=15, markeredgecolor="black", zorder=5)
     ax.set_xlabel("simulated time (s)")
     ax.set_ylabel("gripper site to cube centre (cm)")
     ax.set_title("Closed loop: the node (solid) and a plain LeRobot loop (dashed); * = success")
