@@ -113,6 +113,7 @@ class ControlWindow:
         self._seeds: dict[str, float] = {}
         self._due_at: float | None = None
         self._fired: deque[float] = deque(maxlen=16)  # wall times of the control timer's last firings
+        self._tick_period_s = self.period_s  # see tick_period_s; updated once per firing
         self._control_running = False
         self._background: dict[str, int] = {}
         self._local = threading.local()  # .preemptible: this thread runs a preemptible background job
@@ -158,16 +159,17 @@ class ControlWindow:
         """The control timer fired at ``at`` (clock seconds; every firing, also those the loop was too busy for)."""
         with self._lock:
             self._fired.append(float(at))
+            fired = list(self._fired)
+        period = self.period_s
+        if len(fired) >= 4:
+            period = max(period, statistics.median(b - a for a, b in zip(fired, fired[1:])))
+        self._tick_period_s = period
 
     @property
     def tick_period_s(self) -> float:
         """The control period on the wall clock: the nominal period, or the median interval between the timer's
         last firings (at least 4) where that is longer."""
-        with self._lock:
-            fired = list(self._fired)
-        if len(fired) < 4:
-            return self.period_s
-        return max(self.period_s, statistics.median(b - a for a, b in zip(fired, fired[1:])))
+        return self._tick_period_s
 
     @property
     def long_s(self) -> float:
