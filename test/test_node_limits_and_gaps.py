@@ -93,3 +93,4 @@ def test_after_an_input_gap_the_next_action_comes_from_a_fresh_plan(wide, node_c
         assert len(after) >= 3
         np.testing.assert_allclose(after[:3], expected, atol=1e-5, err_msg=f"gap {gap}: not a fresh plan")
         assert int(latest_diagnostics(peer)["plan_resets"]) > resets
+

@@ -72,6 +72,23 @@ def test_a_short_late_input_gap_keeps_the_plan_on_its_timeline():
     assert stepper.gap_actions_dropped == 2 and stepper.resets == 1 and wrapped.queued_actions == 2
 
 
+def test_a_gap_that_drops_the_last_queued_actions_needs_a_forward():
+    """The gap's dropped actions may empty the queue: the next acting tick is then a forward, never a pop of an
+    empty queue (the node asks ``needs_forward`` before the tick, to know whether it needs the frames)."""
+    wrapped = make_wrapped(chunk_size=8, n_action_steps=3)
+    b = random_batches(wrapped, 2, seed=8)
+    stepper = PlanStepper(wrapped, gap_tolerance_ticks=3)
+    run(stepper, b[0], force=False)
+    assert wrapped.queued_actions == 2 and not stepper.needs_forward()
+    assert stepper.input_gap() and not stepper.needs_forward(), "one late tick: one of two queued actions dropped"
+    assert stepper.input_gap() and stepper.needs_forward(), "two late ticks drop both queued actions"
+    action = run(stepper, b[1], force=False)
+    with torch.no_grad():
+        fresh = wrapped.predict_chunk(b[1])[0][:, 0]
+    torch.testing.assert_close(action, fresh)
+    assert stepper.gap_actions_dropped == 2
+
+
 def test_a_longer_gap_or_another_reason_starts_a_fresh_plan():
     wrapped = make_wrapped(chunk_size=8, n_action_steps=6)
     b = random_batches(wrapped, 3, seed=6)

@@ -77,6 +77,28 @@ def test_each_rejection_is_one_reason_naming_the_input(make, kind, detail):
     assert reason.detail.startswith(detail), reason.detail
 
 
+@pytest.mark.parametrize("cams", [
+    {FRONT: image(stamp_ns=NOW - NS), WRIST: image()},  # stale front (and out of step)
+    {FRONT: None, WRIST: image()},  # no front frame yet
+], ids=["stale_camera", "missing_camera"])
+def test_a_queued_tick_acts_on_late_frames_but_never_on_a_bad_joint_state(cams):
+    """``frames_needed=False`` (the action comes from the queue): late frames give a tick without frames or
+    observation that says why; the joint state is checked as always."""
+    p = pipeline()
+    assert p.prepare(snap(cams=cams)).kind in ("stale", "missing"), "a forward tick needs its frames"
+    prepared = p.prepare(snap(cams=cams), frames_needed=False)
+    assert prepared.observation is None and prepared.frames == {}
+    assert prepared.late_frames.kind in ("stale", "missing") and "/camera/front/image_raw" in prepared.late_frames.detail
+    np.testing.assert_allclose(prepared.current_ros, [0, 0, 0, 0, 0, 0.5])
+    assert "/camera/front/image_raw" not in prepared.stamps_ns and prepared.stamps_ns["/joint_states"] == NOW
+    late_joints = p.prepare(snap(cams=cams, js=joints(stamp_ns=NOW - NS)), frames_needed=False)
+    assert late_joints.kind in ("stale", "missing"), "a stale joint state: no action (named as the gate names it)"
+    out_of_limits = p.prepare(snap(cams=cams, js=joints(positions=(5.0, 0, 0, 0, 0, 0.5))), frames_needed=False)
+    assert out_of_limits.kind == "bad_input.joint_limits"
+    fresh = p.prepare(snap(), frames_needed=False)
+    assert fresh.late_frames is None and fresh.observation is not None, "fresh frames are used as always"
+
+
 def test_wrong_image_size_is_bad_observation_when_resizing_is_off_and_resized_otherwise():
     cams = {FRONT: image(60, 80), WRIST: image()}
     reason = pipeline(image_resize=False).prepare(snap(cams=cams))

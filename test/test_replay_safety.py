@@ -128,23 +128,38 @@ def test_policy_without_joint_state_token(tmp_path, repo_root):
     assert "/act_interp_node/attention/front/share" in summary.output_topics
 
 
-@pytest.mark.parametrize("survive_s", [0.1, 0.0], ids=["plan_survives", "every_gap_replans"])
-def test_a_short_late_input_gap_keeps_the_plan_on_its_timeline(tmp_path, repo_root, so101_checkpoint, survive_s):
-    """A wrist frame 0.15 s late on ticks 1 and 2 (skew): with ``plan_survives_gap_s`` 0.1 (3 ticks) the plan made
-    at tick 0 goes on and ticks 3 and 4 execute its actions 3 and 4, as a replay without the late frames does (the
-    actions planned for ticks 1 and 2 are dropped); with 0, tick 3 starts a fresh plan."""
+@pytest.mark.parametrize("frames_every_tick, survive_s", [(False, 0.1), (True, 0.1), (True, 0.0)],
+                         ids=["queue_acts_on_late_frames", "plan_survives", "every_gap_replans"])
+def test_a_short_late_input_gap_keeps_the_plan_on_its_timeline(tmp_path, repo_root, so101_checkpoint,
+                                                              frames_every_tick, survive_s):
+    """A wrist frame 0.15 s late on ticks 1 and 2 (skew), the joint state on time. By default (LeRobot's rule)
+    ticks 1 and 2 act from the queue, which reads no frame: every action equals a replay without the late
+    frames, and the table names the late frames. With ``fresh_frames_every_tick`` they are skipped: with
+    ``plan_survives_gap_s`` 0.1 (3 ticks) the plan made at tick 0 goes on and ticks 3 and 4 execute its actions 3
+    and 4 (the actions planned for ticks 1 and 2 are dropped); with 0, tick 3 starts a fresh plan."""
     hw, n = (96, 128), 10
     clean = write_minimal_bag(tmp_path / "clean", n=n, hw=hw)
     late = write_minimal_bag(tmp_path / "late", n=n, hw=hw, late_wrist={1: 0.15, 2: 0.15})
-    settings = settings_for(repo_root, so101_checkpoint, plan_survives_gap_s=survive_s)
+    settings = settings_for(repo_root, so101_checkpoint, plan_survives_gap_s=survive_s,
+                            fresh_frames_every_tick=frames_every_tick)
     opts = dict(write_bag=False, write_video=False, write_plot=False)
     tables, summaries = {}, {}
     for name, bag in (("clean", clean), ("late", late)):
         summaries[name] = replay_bag(bag, str(so101_checkpoint), settings, tmp_path / f"out_{name}", ReplayOptions(**opts))
         tables[name] = read_table(tmp_path / f"out_{name}" / "ticks.csv")
     t = tables["late"]
-    assert list(t.loc[t["skipped"], "tick"]) == [1, 2] and set(t.loc[t["skipped"], "skip_kind"]) == {"skew"}
     actions = [c for c in t.columns if c.startswith("action_")]
+    late_frames = t["late_frames"].fillna("").astype(str)
+    if not frames_every_tick:
+        assert not t["skipped"].any(), "no tick waits for a frame its action does not read"
+        assert [i for i, v in late_frames.items() if v] == [1, 2] and all("skew" in v for v in late_frames[1:3])
+        assert not tables["clean"]["late_frames"].fillna("").astype(str).any()
+        np.testing.assert_allclose(t[actions].to_numpy(dtype=float), tables["clean"][actions].to_numpy(dtype=float),
+                                   atol=1e-6, err_msg="the late frames changed an action")
+        assert summaries["late"].plan_resets == summaries["clean"].plan_resets == 1
+        return
+    assert list(t.loc[t["skipped"], "tick"]) == [1, 2] and set(t.loc[t["skipped"], "skip_kind"]) == {"skew"}
+    assert not late_frames.any()
     same = np.allclose(t.loc[3:4, actions].to_numpy(dtype=float), tables["clean"].loc[3:4, actions].to_numpy(dtype=float),
                        atol=1e-6)
     if survive_s:

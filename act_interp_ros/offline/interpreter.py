@@ -31,7 +31,7 @@ from act_interp_ros.core.ablation import Ablation, AblationSpec, ablated_frame, 
 from act_interp_ros.core.region_move import MoveSpec, RegionMove, moved_frame
 from act_interp_ros.offline.records import TickRecord
 from act_interp_ros.offline.regions import RegionSet, region_values
-from act_interp_ros.pipeline import PolicyStep, TickPipeline
+from act_interp_ros.pipeline import PolicyStep, SkipReason, TickPipeline
 from act_interp_ros.pipeline.overlays import attention_overlay, method_overlay
 from act_interp_ros.pipeline.side_methods import SideMethods
 from act_interp_ros.pipeline.stepping import gap_tolerance_ticks
@@ -48,7 +48,9 @@ class OfflineTick:
 
     Attributes:
         rec: its record (skipped ticks arrive with ``rec.skip`` set).
-        batch: the preprocessed (B=1) batch; ``None`` for a skipped tick.
+        batch: the preprocessed (B=1) batch; ``None`` for a skipped tick, or one whose frames were late.
+        late_frames: why the frames could not feed a forward (the other inputs passed): the tick acts from the
+            policy's queue when it holds the action, and is skipped for this reason when a forward is due.
         current_ros: (n_joints,) joint positions in ROS units for the command limits (bags); ``None`` = the action
             is kept in policy units without a command (datasets).
         side: compute the side methods on this tick.
@@ -60,6 +62,7 @@ class OfflineTick:
     current_ros: np.ndarray | None = None
     side: bool = False
     faithfulness: bool = False
+    late_frames: SkipReason | None = None
 
 
 def _stack(batches: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -150,7 +153,14 @@ class OfflineInterpreter:
             self._regions(runnable)
             self.model_s += time.perf_counter() - t0
         for t in pending:  # in tick order: the plan rule needs every skipped tick before the next step
-            if t.batch is None:  # the node's rule: a short late-input gap keeps the plan, anything else resets it
+            if t.batch is None and t.late_frames is not None:  # the node's rule: act from the queue on late frames
+                if self.step.needs_forward():
+                    t.rec.skip = t.late_frames
+                    self.step.skip(t.late_frames)
+                else:
+                    t.rec.late_frames = str(t.late_frames)
+                    self._step(t, None)
+            elif t.batch is None:  # the node's rule: a short late-input gap keeps the plan, anything else resets it
                 self.step.skip(t.rec.skip) if t.rec.skip is not None else self.step.reset()
             else:
                 i = rows[id(t)]
@@ -279,7 +289,7 @@ class OfflineInterpreter:
                 if mask is not None:
                     t.rec.region_values[f"region_{r.name}_ablation"] = float(change)
 
-    def _step(self, t: OfflineTick, chunk: torch.Tensor) -> None:
+    def _step(self, t: OfflineTick, chunk: torch.Tensor | None) -> None:
         result = self.step.run(t.current_ros if self.pipeline is not None else None, chunk=chunk)
         rec = t.rec
         rec.new_plan = result.new_plan
@@ -292,7 +302,7 @@ class OfflineInterpreter:
         rec.action, rec.command_ros, rec.command_clamped = result.action, result.command, result.clamped
 
     def _render(self, rec: TickRecord) -> None:
-        if rec.skipped or not self.render:
+        if rec.skipped or not self.render or rec.interpretation is None:
             return
         s = self.settings
         interp = rec.interpretation

@@ -214,14 +214,15 @@ class TickTable:
 
     Columns (fixed, so a run where every tick was skipped still has them all)::
 
-        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, outside_training_range, new_plan, maps,
+        tick, time_s, stamp_ns, skipped, skip_kind, skip_reason, late_frames, outside_training_range, new_plan, maps,
         attn_proprio?, attn_env_state?, attn_latent, attn_<camera>...,
         lift_proprio?, lift_env_state?, lift_<camera>...,  faith_<method>..., ablation_change?,
         move_change?, move_control_change?, move_vs_control?, move_follow?, region_<name>_<map>_<field>...,
         action_<joint>..., [recorded_<joint>..., error_<joint>...], command_clamped,
         stamp_<camera>_ns..., stamp_joint_state_ns        (bags; exact integer nanoseconds)
 
-    ``outside_training_range`` lists the inputs outside the checkpoint's training range (joint names,
+    ``late_frames`` says why a tick that acted from the policy's queue had late camera frames (no forward, no maps
+    on it; empty otherwise). ``outside_training_range`` lists the inputs outside the checkpoint's training range (joint names,
     ``env_state.<name>``, ``image.<camera>``; empty when none); ``maps`` lists the side methods computed on the tick; ``faith_<method>`` is the deletion-test ratio on
     sampled ticks; ``env_sensitivity`` (env-state policies) the executed chunk's change per env-state unit; ``recorded_*`` / ``error_*`` (dataset replay) are the demonstration's action and
     ``predicted - recorded``; ``ablation_change`` (with ``--ablate``) the executed chunk's change when the region is
@@ -277,6 +278,7 @@ class TickTable:
             "skipped": rec.skipped,
             "skip_kind": rec.skip.kind if rec.skip is not None else "",
             "skip_reason": rec.skip_reason or "",
+            "late_frames": rec.late_frames,
             "outside_training_range": ",".join(range_column_name(f.counter) for f in rec.range_flags),
             "new_plan": rec.new_plan,
             "maps": ",".join(m for m in self.methods if m in rec.side_maps),
@@ -328,7 +330,7 @@ class TickTable:
         return pd.DataFrame(data, columns=columns)
 
     def _columns(self) -> list[str]:
-        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "outside_training_range",
+        cols = ["tick", "time_s", "stamp_ns", "skipped", "skip_kind", "skip_reason", "late_frames", "outside_training_range",
                 "new_plan", "maps",
                 *self.fraction_columns, *self.lift_columns, *self.faithfulness_columns]
         cols += ["ablation_change"] if self.ablation else []

@@ -58,6 +58,8 @@ class TickRecord:
         moved_frame: the moved frame at source size (videos only).
         region_values: with ``--regions``, column -> value (``region_<name>_<map>_<mass|density|lift>``,
             ``region_<name>_ablation``) for the regions on this tick.
+        late_frames: the tick acted from the policy's queue while its camera frames were late (the reason; empty
+            otherwise): no forward, no maps (``fresh_frames_every_tick`` false; bag replay).
         range_flags: inputs outside the checkpoint's training range at this tick
             (:class:`~act_interp_ros.pipeline.RangeFlag`; bag replay).
         overlays / plan_overlays / side_overlays[method]: camera key -> rendered (H, W, 3) uint8 RGB overlay at
@@ -87,6 +89,7 @@ class TickRecord:
     move_vs_control: float | None = None
     moved_frame: np.ndarray | None = None
     region_values: dict[str, float] = field(default_factory=dict)
+    late_frames: str = ""
     range_flags: list = field(default_factory=list)
     overlays: dict[str, np.ndarray] = field(default_factory=dict)
     plan_overlays: dict[str, np.ndarray] = field(default_factory=dict)

@@ -81,8 +81,10 @@ class PlanStepper:
         return not self._fresh_plan_needed
 
     def needs_forward(self) -> bool:
-        """Whether the unwrapped policy would run a forward pass on the next acting tick."""
-        return self._fresh_plan_needed or self.policy.needs_model_run(force_model_run=False)
+        """Whether the unwrapped policy would run a forward pass on the next acting tick (after the actions of a
+        surviving gap are dropped: a queue they empty needs one)."""
+        return (self._fresh_plan_needed or self.policy.needs_model_run(force_model_run=False)
+                or self.policy.queued_actions <= self._gap)
 
     def select(self, chunk: Tensor | None) -> Tensor:
         """(1, A) normalised action for this tick from ``chunk`` (1, chunk_size, A), or from the queue.

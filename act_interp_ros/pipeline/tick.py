@@ -74,12 +74,16 @@ class PreparedTick:
         observation: the raw LeRobot observation (unbatched tensors, images (3, h, w) float in [0, 1] at
             the policy's size) for ``InterpretableACT.preprocess``.
         stamps_ns: input topic -> header stamp of the message used (ns).
+        late_frames: why the camera frames could not feed a forward (``stale``/``skew``/... of a camera), for a
+            tick prepared with ``frames_needed=False`` whose other inputs passed: its action must come from the
+            queue; ``frames`` and ``observation`` are then empty/``None``.
     """
 
     frames: dict[str, np.ndarray]
     current_ros: np.ndarray | None
-    observation: dict[str, Any]
+    observation: dict[str, Any] | None
     stamps_ns: dict[str, int] = field(default_factory=dict)
+    late_frames: SkipReason | None = None
 
 
 class TickPipeline:
@@ -129,14 +133,32 @@ class TickPipeline:
             out[self.env_topic] = None if snap.env_state is None else snap.env_state.stamp_ns
         return out
 
-    def prepare(self, snap: TickSnapshot) -> PreparedTick | SkipReason:
-        """Run gate -> decode -> joint state -> observation; a SkipReason when any stage rejects the tick."""
+    def prepare(self, snap: TickSnapshot, frames_needed: bool = True) -> PreparedTick | SkipReason:
+        """Run gate -> decode -> joint state -> observation; a SkipReason when any stage rejects the tick.
+
+        ``frames_needed=False`` (a tick whose action will come from the policy's queue: it reads no frame): when
+        only the cameras fail the gate (late, out of step, missing), the tick is prepared without frames or
+        observation (:attr:`PreparedTick.late_frames` says why); the joint state and env state are checked as
+        always.
+        """
         self.last_flags = flags = []
         stamps = self.stamps_ns(snap)
-        decision = self.gate.check(snap.now_ns / NS, {t: (None if s is None else s / NS) for t, s in stamps.items()},
-                                   [self.camera_topics[k] for k in self.camera_keys])
+        seconds = {t: (None if s is None else s / NS) for t, s in stamps.items()}
+        camera_topics = [self.camera_topics[k] for k in self.camera_keys]
+        decision = self.gate.check(snap.now_ns / NS, seconds, camera_topics)
         if not decision.ok:
-            return SkipReason.parse(decision.reason)
+            if frames_needed:
+                return SkipReason.parse(decision.reason)
+            others = {t: v for t, v in seconds.items() if t not in camera_topics}
+            rest = self.gate.check(snap.now_ns / NS, others, [])
+            if not rest.ok:  # named as with frames needed: the first problem in input order
+                return SkipReason.parse(decision.reason)
+            late = SkipReason.parse(decision.reason)
+            checked = self._joint_and_env(snap, flags)
+            if isinstance(checked, SkipReason):
+                return checked
+            return PreparedTick({}, checked[0], None, {t: s for t, s in stamps.items()
+                                                      if s is not None and t not in camera_topics}, late)
         frames: dict[str, np.ndarray] = {}
         policy_images: dict[str, np.ndarray] = {}
         for key in self.camera_keys:
@@ -153,6 +175,20 @@ class TickPipeline:
                 flag = self.guard.check_image(key, camera_name(key), frames[key])
                 if flag is not None:
                     flags.append(flag)
+        checked = self._joint_and_env(snap, flags)
+        if isinstance(checked, SkipReason):
+            return checked
+        current, env = checked
+        try:
+            state = self.mapping.ros_to_policy(current) if self.has_state else None
+            observation = self.builder.build(policy_images, state, env)
+        except ObservationError as exc:
+            return SkipReason("bad_input.observation", str(exc))
+        return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})
+
+    def _joint_and_env(self, snap: TickSnapshot, flags: list[RangeFlag]) -> tuple[np.ndarray, Any] | SkipReason:
+        """Joint state -> training range -> limit tolerance, env state -> training range: ((n_joints,) positions in
+        ROS units, (n_env,) env state in policy units or ``None``), or why the tick cannot act."""
         js = snap.joint_state
         try:
             current = self.mapping.from_joint_state(list(js.name), np.asarray(js.position, dtype=np.float64))
@@ -177,12 +213,7 @@ class TickPipeline:
                 flags.extend(env_flags)
                 if env_flags and self.skip_out_of_range:
                     return out_of_range_skip(self.env_topic, env_flags)
-        try:
-            state = self.mapping.ros_to_policy(current) if self.has_state else None
-            observation = self.builder.build(policy_images, state, env)
-        except ObservationError as exc:
-            return SkipReason("bad_input.observation", str(exc))
-        return PreparedTick(frames, current, observation, {t: s for t, s in stamps.items() if s is not None})
+        return current, env
 
     def prepare_recorded(self, images: Mapping[str, np.ndarray], state: np.ndarray | None,
                          env_state: np.ndarray | None, where: str) -> PreparedTick | SkipReason:

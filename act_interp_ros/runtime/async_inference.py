@@ -76,12 +76,15 @@ class AsyncInference:
         self.worker = LatestJobWorker("act_interp_inference", self._infer, drop_when_busy=True,
                                       on_error=self._error)
 
-    def step(self, tick: int, observation: dict[str, Any], current_ros: np.ndarray | None,
+    def step(self, tick: int, observation: dict[str, Any] | None, current_ros: np.ndarray | None,
              frames: dict[str, np.ndarray], headers: dict[str, Any]) -> TickResult:
-        """One control tick that passed every input check: the next queued action, limited; never waits."""
+        """One control tick that passed every input check: the next queued action, limited; never waits.
+
+        ``observation`` is ``None`` when the tick's frames were late (the queue holds its action): no chunk is
+        requested from it."""
         self._gap = 0
         timed = self.queue.pop()
-        if self.queue.ready_to_send() and not self.worker.busy:
+        if observation is not None and self.queue.ready_to_send() and not self.worker.busy:
             self.worker.submit(_Request(self.queue.observation_timestep(), self.queue.generation, observation, tick,
                                         frames, headers))
         if timed is None:
@@ -96,6 +99,10 @@ class AsyncInference:
         if current_ros is not None:
             result.command, result.clamped = self.pipeline.limit(action, current_ros)
         return result
+
+    def queue_empty(self) -> bool:
+        """No action is queued for the next tick (it needs fresh frames for a chunk request)."""
+        return len(self.queue) == 0
 
     def reset(self) -> None:
         """A tick could not act: no queued action, and no chunk in flight, is executed after it."""

@@ -178,6 +178,15 @@ class LiveLoop:
         if self.async_inference is not None:
             self.async_inference.reset()
 
+    def _frames_needed(self) -> bool:
+        """Whether this tick's action may run a forward (it needs fresh, in-step frames); a tick whose action comes
+        from the queue reads no frame (``fresh_frames_every_tick`` false)."""
+        if self.settings.fresh_frames_every_tick:
+            return True
+        if self.async_inference is not None:
+            return self.async_inference.queue_empty()
+        return self.step.needs_forward()
+
     def _ticks_to_forward(self) -> int:
         """Ticks until the control loop's next forward (its own, or the async worker's)."""
         if self.async_inference is not None:
@@ -229,12 +238,13 @@ class LiveLoop:
 
     def _tick(self, index: int, snap: TickSnapshot, stamps: dict[str, int | None], started: float) -> None:
         now_ns = snap.now_ns
-        prepared = self.pipeline.prepare(snap)
+        prepared = self.pipeline.prepare(snap, frames_needed=self._frames_needed())
         self._report_range(self.pipeline.last_flags, now_ns)
         if isinstance(prepared, SkipReason):
             self._skipped(index, now_ns, prepared, stamps)
             return
-        headers = {k: snap.cameras[k].header for k in self.pipeline.camera_keys}
+        late = prepared.late_frames is not None  # the action comes from the queue; no frame is read, no map made
+        headers = {} if late else {k: snap.cameras[k].header for k in self.pipeline.camera_keys}
         batch = None
         if self.async_inference is not None:
             result = self.async_inference.step(index, prepared.observation, prepared.current_ros, prepared.frames,
@@ -260,8 +270,13 @@ class LiveLoop:
             self.stats.action_sent(result.clamped)
         else:
             self.stats.action_held()
-        self.live_maps.submit(MapJob(index, prepared.observation, self.policy.preprocess, prepared.frames, headers,
-                                     result.pending, result.new_plan, batch))
+        if late:
+            self.stats.count("acted_on_late_frames")
+            self.log.warning("acted_on_late_frames", f"action from the queue; its frames were late ({prepared.late_frames}"
+                             "): no map this tick", period_s=5.0)
+        else:
+            self.live_maps.submit(MapJob(index, prepared.observation, self.policy.preprocess, prepared.frames,
+                                         headers, result.pending, result.new_plan, batch))
         self.sink.tick_status(index, now_ns, None, stamps)
         self.stats.tick_work.add(time.perf_counter() - started - result.forward_s)
 

@@ -141,6 +141,11 @@ class NodeSettings:
         0.1, "A plan (action queue) survives ticks skipped as stale or skew for at most this long in a row; the "
         "actions planned for them are dropped (LeRobot's async rule). Longer gaps and any other skip start a fresh "
         "plan; 0 = every skipped tick does (s).", "DOUBLE")
+    fresh_frames_every_tick: bool = _param(
+        False, "true: every tick needs fresh, in-step camera frames. false (LeRobot's rule): only a tick that runs "
+        "the policy's forward does; a tick whose action comes from the queue reads no frame, needs only a fresh, "
+        "valid joint state (the limits' reference) and acts when its frames are late (counted as "
+        "acted_on_late_frames).", "BOOL")
     image_resize: bool = _param(
         True, "true: resize images to the policy's size (warn once); false: reject them as bad input.", "BOOL")
     action_topic: str = _param("~/joint_command", "Topic for the commanded joint positions.", "STRING")

@@ -140,6 +140,7 @@ def validate(s: NodeSettings) -> None:
     _require_float("max_input_age_s", s.max_input_age_s, minimum=0.0, inclusive=False)
     _require_float("max_camera_skew_s", s.max_camera_skew_s, minimum=0.0)
     _require_float("plan_survives_gap_s", s.plan_survives_gap_s, minimum=0.0)
+    _require_bool("fresh_frames_every_tick", s.fresh_frames_every_tick)
     _require_bool("image_resize", s.image_resize)
     _check_topic("action_topic", _require_str("action_topic", s.action_topic))
     _require_choice("action_type", _require_str("action_type", s.action_type), ACTION_TYPES)

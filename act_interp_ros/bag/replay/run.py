@@ -309,10 +309,14 @@ class BagSource(ReplaySource):
         if self.env_topic and msgs[self.env_topic] is not None:
             env = EnvStateInput(msgs[self.env_topic], rec.input_stamps_ns[self.env_topic])
         snap = TickSnapshot(t_ns, {c.key: msgs[c.topic] for c in self.cameras}, msgs[self.joint_topic], env)
-        prepared = self.pipeline.prepare(snap)
+        # Frames are needed only when a forward is due, which the plan decides later: the interpreter's step.
+        prepared = self.pipeline.prepare(snap, frames_needed=self.pipeline.settings.fresh_frames_every_tick)
         rec.range_flags = list(self.pipeline.last_flags)
         if isinstance(prepared, SkipReason):
             rec.skip = prepared
+        elif prepared.late_frames is not None:
+            tick.late_frames = prepared.late_frames
+            tick.current_ros = prepared.current_ros
         else:
             tick.batch = self.wrapped.preprocess(prepared.observation)
             tick.current_ros = prepared.current_ros
