@@ -148,7 +148,7 @@ def _one_run(ctx, arm: str, ckpt: Path, cameras: dict[str, list[str]], bag, coun
                 "side.gradient_x_input.yielded_to_control", "async.chunks", "async.stale_actions_dropped",
                 "async.chunks_discarded", "async.chunks_cancelled", "maps_preempted_by_control",
                 "background_held_back_no_free_core", "cpu_share.maps", "background_preempted_by_control_forward",
-                "skipped_ticks", "plan_resets", "plan_gap_actions_dropped")
+                "skipped_ticks", "plan_resets", "plan_gap_actions_dropped", "acted_on_late_frames")
         out["diagnostics"] = {k: diag[k] for k in keys if k in diag}
         out["diagnostics"].update({k: v for k, v in diag.items() if k.startswith("skipped.")})
         line = next((ln for ln in proc.output.splitlines() if "maps: attention on every" in ln), None)
