@@ -43,7 +43,7 @@ def _demo_model(results: dict[str, Any]) -> str | None:
     gxi = statistics.median(r["latency"]["side.gradient_x_input.latency_p50_ms"] for r in runs)
     maps = min(r["maps_fraction"] * r["latency"]["tick_rate_hz"] for r in runs)
     worst = min(r["maps_fraction"] for r in runs)
-    from act_interp_ros.demo.model_cache import DEFAULT_SPEC as spec  # the known-answer model's; image_size (H, W)
+    from act_interp_ros.proofs.model_cache import DEFAULT_SPEC as spec  # the known-answer model's; image_size (H, W)
 
     cams = f"{len(spec.cameras)} x {spec.image_size[1]}x{spec.image_size[0]}"
     return (f"| the demo's known-answer ACT (dim_model {spec.dim_model}) | {cams} | {forward:.1f} ms | "

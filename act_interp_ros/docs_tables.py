@@ -43,7 +43,7 @@ def known_answer_maps_markdown() -> str:
 
 
 def shortcut_pair_markdown() -> str:
-    from act_interp_ros.demo.pair_spread import guide_table
+    from act_interp_ros.proofs.pair_spread import guide_table
     return guide_table()
 
 

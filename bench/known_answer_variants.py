@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from act_interp_ros.demo import known_answer as ka
+from act_interp_ros.proofs import known_answer as ka
 
 log = logging.getLogger("bench.known_answer_variants")
 

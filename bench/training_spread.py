@@ -10,7 +10,7 @@ run, and writes one row per (model, seed) plus min/max per criterion:
 Models are cached like the tests' (``ACT_INTERP_CACHE``), so seed 0 is the tests' own model. Cost on 2 cores:
 about 10 minutes per known-answer seed, 5 per env-state seed and variant, and 10-15 per shortcut-pair seed (two
 models, their evaluation, ``--ablate`` and ``--move`` on a recording). The shortcut pair's tests read their
-thresholds from the stored rows (``act_interp_ros.demo.pair_spread``).
+thresholds from the stored rows (``act_interp_ros.proofs.pair_spread``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE.parent / "test"))  # the tests' own constants (thres
 def known_answer_row(seed: int) -> dict:
     import test_known_answer as t
 
-    from act_interp_ros.demo import known_answer as ka
+    from act_interp_ros.proofs import known_answer as ka
 
     model = ka.ensure_known_answer_model(progress=False, spec=replace(ka.DEFAULT_SPEC, seed=seed))
     err = model.metrics["held_out_action_error"]
@@ -61,8 +61,8 @@ def known_answer_row(seed: int) -> dict:
 def env_state_rows(seed: int) -> list[dict]:
     import test_env_state_known_answer as t
 
-    from act_interp_ros.demo import coordinate_use as cu
-    from act_interp_ros.demo import env_state_model as em
+    from act_interp_ros.proofs import coordinate_use as cu
+    from act_interp_ros.proofs import env_state_model as em
 
     rows = []
     for variant, spec in t.VARIANTS.items():
@@ -83,10 +83,10 @@ def env_state_rows(seed: int) -> list[dict]:
 def shortcut_pair_row(seed: int) -> dict:
     import tempfile
 
-    from act_interp_ros.demo import pair_spread
-    from act_interp_ros.demo import shortcut_evaluation as se
-    from act_interp_ros.demo import shortcut_model as sm
-    from act_interp_ros.demo import shortcut_recording as rec
+    from act_interp_ros.proofs import pair_spread
+    from act_interp_ros.proofs import shortcut_evaluation as se
+    from act_interp_ros.proofs import shortcut_model as sm
+    from act_interp_ros.proofs import shortcut_recording as rec
 
     pair = {name: sm.ensure_shortcut_model(replace(spec, seed=seed)) for name, spec in sm.PAIR.items()}
     evaluations = {name: se.cached_shortcut_evaluation(m, **se.STANDARD_SHORTCUT_EVALUATION) for name, m in pair.items()}

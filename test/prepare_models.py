@@ -32,14 +32,14 @@ MARKER = "trained_models"
 
 
 def _known_answer():
-    from act_interp_ros.demo import known_answer as ka
+    from act_interp_ros.proofs import known_answer as ka
     return ka.ensure_known_answer_model(progress=False)
 
 
 def _known_answer_maps(kind: str):
-    """``standard``, ``occlusion`` or a baseline map's name (:data:`~act_interp_ros.demo.map_baselines.BASELINES`)."""
-    from act_interp_ros.demo import known_answer as ka
-    from act_interp_ros.demo.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
+    """``standard``, ``occlusion`` or a baseline map's name (:data:`~act_interp_ros.proofs.map_baselines.BASELINES`)."""
+    from act_interp_ros.proofs import known_answer as ka
+    from act_interp_ros.proofs.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
 
     model = ka.ensure_known_answer_model(progress=False)
     if kind == "standard":
@@ -52,18 +52,18 @@ def _known_answer_maps(kind: str):
 def _env_state(variant: str):
     import test_env_state_known_answer as env_test
 
-    from act_interp_ros.demo import env_state_model as em
+    from act_interp_ros.proofs import env_state_model as em
     return em.ensure_env_state_model(progress=False, spec=env_test.VARIANTS[variant])
 
 
 def _shortcut(name: str):
-    from act_interp_ros.demo import shortcut_model as sm
+    from act_interp_ros.proofs import shortcut_model as sm
     return sm.ensure_shortcut_model(sm.PAIR[name])
 
 
 def _shortcut_evaluation(name: str, baseline: str | None = None):
-    from act_interp_ros.demo import shortcut_evaluation as se
-    from act_interp_ros.demo import shortcut_model as sm
+    from act_interp_ros.proofs import shortcut_evaluation as se
+    from act_interp_ros.proofs import shortcut_model as sm
 
     model = sm.ensure_shortcut_model(sm.PAIR[name])
     if baseline is None:
@@ -72,7 +72,7 @@ def _shortcut_evaluation(name: str, baseline: str | None = None):
 
 
 def _baselines() -> tuple[str, ...]:
-    from act_interp_ros.demo.map_baselines import BASELINES
+    from act_interp_ros.proofs.map_baselines import BASELINES
     return tuple(BASELINES)
 
 

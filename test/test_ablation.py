@@ -153,8 +153,8 @@ def test_ablating_the_target_moves_the_known_answer_models_chunk_far_more_than_t
     """The user's workflow on a recording: ablate the suspect region, then an equal region elsewhere, compare."""
     from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset
     from act_interp_ros.dataset.synthetic import build_synthetic_dataset
-    from act_interp_ros.demo.model_cache import ensure_known_answer_model
-    from act_interp_ros.demo.map_evaluation import spec_of
+    from act_interp_ros.proofs.model_cache import ensure_known_answer_model
+    from act_interp_ros.proofs.map_evaluation import spec_of
     from act_interp_ros.settings import load_settings_yaml
     from act_interp_ros.synthetic import SyntheticScene
 

@@ -2,7 +2,7 @@
 
 The coordinate task (``synthetic/coordinate_task.py``) shows two identical-looking cubes; only
 ``observation.environment_state`` (the target's x, y in metres) says which one the expert picks. Two small
-ACTs are trained on it for real (LeRobot's ACTPolicy, processors and optimiser; ``demo/env_state_model.py``)
+ACTs are trained on it for real (LeRobot's ACTPolicy, processors and optimiser; ``proofs/env_state_model.py``)
 with the same data, seed and steps, differing only in whether the coordinates are normalised - LeRobot's
 default ACT config does not normalise ``observation.environment_state``. Both are cached once per machine
 (``ACT_INTERP_CACHE``); a cold run of this module trains them (about 3 minutes each on 2 idle CPU cores).
@@ -23,8 +23,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from act_interp_ros.demo import coordinate_use as cu
-from act_interp_ros.demo import env_state_model as em
+from act_interp_ros.proofs import coordinate_use as cu
+from act_interp_ros.proofs import env_state_model as em
 
 pytestmark = pytest.mark.trained_models("env_state")
 

@@ -16,10 +16,10 @@ import sys
 import numpy as np
 import pytest
 
-from act_interp_ros.demo import known_answer as ka
-from act_interp_ros.demo import map_criteria as mc
-from act_interp_ros.demo.map_baselines import BASELINES
-from act_interp_ros.demo.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
+from act_interp_ros.proofs import known_answer as ka
+from act_interp_ros.proofs import map_criteria as mc
+from act_interp_ros.proofs.map_baselines import BASELINES
+from act_interp_ros.proofs.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
 
 pytestmark = pytest.mark.trained_models("known_answer", "known_answer_maps")
 
@@ -39,7 +39,7 @@ HOLD_CRITERION = 0.5
 MAX_ERROR_TO_HOLD = 0.6
 
 # The map criteria, their thresholds and their measured spread over trainings (bench/training_spread.json) live
-# in act_interp_ros/demo/map_criteria.py (KNOWN_ANSWER), which also writes docs/map_criteria.md. Every one is
+# in act_interp_ros/proofs/map_criteria.py (KNOWN_ANSWER), which also writes docs/map_criteria.md. Every one is
 # put through a uniform and a random map here too, and must fail for both (issue 29). CPU training is
 # deterministic on one machine but not across machines, so each is asserted only with the margin its measured
 # spread supports; a criterion every training misses is a strict xfail with its numbers (attention's
@@ -193,7 +193,7 @@ def _marked(criteria: list[mc.Criterion]) -> list:
 
 @pytest.mark.parametrize("criterion", _marked(mc.KNOWN_ANSWER))
 def test_map_criterion(maps, occlusion_maps, criterion):
-    """Each map criterion on the trained model (thresholds and measured spread: demo/map_criteria.py)."""
+    """Each map criterion on the trained model (thresholds and measured spread: proofs/map_criteria.py)."""
     source = mc.known_answer_source(maps, occlusion_maps)
     s = source(criterion.method)
     frames = N_OCCLUSION_FRAMES if criterion.method == "occlusion" else N_FRAMES
@@ -214,7 +214,7 @@ def test_uniform_and_random_maps_fail_every_map_criterion(baselines, kind, capsy
 
 
 def test_the_criteria_table_in_the_docs_is_current(model, maps, occlusion_maps, baselines):
-    """docs/map_criteria.md holds the table :mod:`act_interp_ros.demo.map_criteria_doc` generates."""
-    from act_interp_ros.demo import map_criteria_doc as doc
+    """docs/map_criteria.md holds the table :mod:`act_interp_ros.proofs.map_criteria_doc` generates."""
+    from act_interp_ros.proofs import map_criteria_doc as doc
 
     doc.check_section("known_answer", doc.known_answer_section(model, maps, occlusion_maps, baselines))

@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from act_interp_ros.demo import map_criteria as mc
-from act_interp_ros.demo import map_criteria_doc as doc
+from act_interp_ros.proofs import map_criteria as mc
+from act_interp_ros.proofs import map_criteria_doc as doc
 
 
 def _criterion(op=">=", threshold=2.0, requires=None) -> mc.Criterion:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from act_interp_ros.demo import map_criteria as mc
-from act_interp_ros.demo import pair_spread as ps
+from act_interp_ros.proofs import map_criteria as mc
+from act_interp_ros.proofs import pair_spread as ps
 
 
 @pytest.mark.parametrize(("values", "status", "threshold"), [

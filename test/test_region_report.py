@@ -123,8 +123,8 @@ def test_regions_on_the_known_answer_model_tell_the_target_from_the_distractor(t
     from act_interp_ros.core import InterpretableACT
     from act_interp_ros.dataset.replay import DatasetReplayOptions, replay_dataset
     from act_interp_ros.dataset.synthetic import build_synthetic_dataset
-    from act_interp_ros.demo.map_evaluation import spec_of
-    from act_interp_ros.demo.model_cache import ensure_known_answer_model
+    from act_interp_ros.proofs.map_evaluation import spec_of
+    from act_interp_ros.proofs.model_cache import ensure_known_answer_model
     from act_interp_ros.settings import load_settings_yaml
     from act_interp_ros.synthetic import SyntheticScene
 

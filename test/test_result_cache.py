@@ -2,7 +2,7 @@
 
 A change to any module the map or shortcut evaluation imports (directly, inside a function, or through a
 package ``__init__``) must give a new key, or a warm machine reuses numbers computed by other code. The key's
-closure is read by :func:`act_interp_ros.demo.result_cache.import_closure` (``ast``); this test walks the same
+closure is read by :func:`act_interp_ros.proofs.result_cache.import_closure` (``ast``); this test walks the same
 modules with :mod:`modulefinder` (bytecode, an independent implementation) and fails if it finds a package
 module the key leaves out.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from act_interp_ros.demo import map_evaluation, shortcut_evaluation
-from act_interp_ros.demo.result_cache import PACKAGE_DIR, cached_result, import_closure
+from act_interp_ros.proofs import map_evaluation, shortcut_evaluation
+from act_interp_ros.proofs.result_cache import PACKAGE_DIR, cached_result, import_closure
 
 ROOT = PACKAGE_DIR.parent
 
@@ -37,14 +37,14 @@ def _modulefinder_closure(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize("module, key_sources", [
-    ("act_interp_ros.demo.map_evaluation", map_evaluation.EVALUATION_SOURCES),
-    ("act_interp_ros.demo.shortcut_evaluation", shortcut_evaluation.SHORTCUT_EVALUATION_SOURCES),
+    ("act_interp_ros.proofs.map_evaluation", map_evaluation.EVALUATION_SOURCES),
+    ("act_interp_ros.proofs.shortcut_evaluation", shortcut_evaluation.SHORTCUT_EVALUATION_SOURCES),
 ])
 def test_the_cache_key_covers_the_evaluations_import_closure(module, key_sources):
     found = _modulefinder_closure(module)
     # the walk is not vacuous: it reaches the modules issue 29 found missing from the hand-written key
     assert {"core/token_layout.py", "core/loading.py", "core/lerobot_compat.py", "settings/vocabulary.py",
-            "demo/map_scores.py", "core/faithfulness.py"} <= found, sorted(found)
+            "proofs/map_scores.py", "core/faithfulness.py"} <= found, sorted(found)
     missing = found - set(key_sources)
     assert not missing, f"{module}'s result cache key leaves out {sorted(missing)}"
     for rel in key_sources:
@@ -52,7 +52,7 @@ def test_the_cache_key_covers_the_evaluations_import_closure(module, key_sources
 
 
 def test_import_closure_reads_relative_and_function_level_imports():
-    closure = set(import_closure("act_interp_ros.demo.map_evaluation"))
+    closure = set(import_closure("act_interp_ros.proofs.map_evaluation"))
     # evaluate_policy_maps imports act_interp_ros.core and act_interp_ros.synthetic inside the function
     assert {"core/__init__.py", "synthetic/__init__.py", "synthetic/scene.py", "__init__.py"} <= closure
     with pytest.raises(ValueError, match="not a module"):
@@ -66,11 +66,11 @@ def test_cached_result_recomputes_when_a_source_or_an_argument_changes(tmp_path)
         return cached_result(tmp_path, "t", kwargs, sources, lambda: calls.append(1) or {"n": len(calls)},
                              lambda d: d, lambda r: r)
 
-    sources = ("demo/result_cache.py",)
+    sources = ("proofs/result_cache.py",)
     assert run({"a": 1}, sources) == {"n": 1}
     assert run({"a": 1}, sources) == {"n": 1}  # cached
     assert run({"a": 2}, sources) == {"n": 2}
-    assert run({"a": 1}, sources + ("demo/map_scores.py",)) == {"n": 3}
+    assert run({"a": 1}, sources + ("proofs/map_scores.py",)) == {"n": 3}
     (path,) = [p for p in tmp_path.glob("t-*.json") if json.loads(p.read_text()) == {"n": 1}]
     path.write_text("{not json")
     assert run({"a": 1}, sources) == {"n": 4}  # an unreadable file is recomputed

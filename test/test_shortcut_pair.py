@@ -16,21 +16,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from act_interp_ros.demo import map_criteria as mc
-from act_interp_ros.demo import pair_spread as ps
-from act_interp_ros.demo import shortcut_evaluation as se
-from act_interp_ros.demo import shortcut_model as sm
-from act_interp_ros.demo import shortcut_recording as rec
-from act_interp_ros.demo.map_baselines import BASELINES
+from act_interp_ros.proofs import map_criteria as mc
+from act_interp_ros.proofs import pair_spread as ps
+from act_interp_ros.proofs import shortcut_evaluation as se
+from act_interp_ros.proofs import shortcut_model as sm
+from act_interp_ros.proofs import shortcut_recording as rec
+from act_interp_ros.proofs.map_baselines import BASELINES
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.trained_models("shortcut_pair", "shortcut_evaluation")]
 
 # The issue's criteria, and what is asserted. CPU training is deterministic on one machine, not across machines,
 # so each criterion is asserted with the margin that the pair's spread over trainings supports: the rows of
 # bench/training_spread.json (model "shortcut_pair", one per seed; bench/training_spread.py --only shortcut_pair),
-# read by act_interp_ros.demo.pair_spread.supported: asserted at the criterion, or 20 % below the worst training
+# read by act_interp_ros.proofs.pair_spread.supported: asserted at the criterion, or 20 % below the worst training
 # where that is looser; a strict xfail where every training misses the criterion (an unexpected pass fails the
-# run, so a fix is noticed). The map criteria live in act_interp_ros/demo/map_criteria.py (SHORTCUT); each is put
+# run, so a fix is noticed). The map criteria live in act_interp_ros/proofs/map_criteria.py (SHORTCUT); each is put
 # through a uniform and a random map here too and must fail for both (issue 29).
 CRITERION_INTERVENTION = 3.0
 CRITERION_ERROR_GAP = 0.25
@@ -138,7 +138,7 @@ def baselines(pair) -> dict[str, dict[str, se.ShortcutEvaluation]]:
 
 @pytest.mark.parametrize("criterion", _marked(mc.SHORTCUT))
 def test_map_criterion(evaluations, criterion):
-    """Each map criterion on the pair (thresholds and measured spread: demo/map_criteria.py)."""
+    """Each map criterion on the pair (thresholds and measured spread: proofs/map_criteria.py)."""
     source = mc.shortcut_source(evaluations)
     for name in evaluations:
         assert source(name, criterion.method).n_frames >= 40, name
@@ -157,8 +157,8 @@ def test_baseline_maps_fail_every_pair_criterion(baselines, kind, capsys):
 
 
 def test_the_criteria_table_in_the_docs_is_current(pair, evaluations, baselines):
-    """docs/map_criteria.md holds the table :mod:`act_interp_ros.demo.map_criteria_doc` generates."""
-    from act_interp_ros.demo import map_criteria_doc as doc
+    """docs/map_criteria.md holds the table :mod:`act_interp_ros.proofs.map_criteria_doc` generates."""
+    from act_interp_ros.proofs import map_criteria_doc as doc
 
     doc.check_section("shortcut", doc.shortcut_section(pair, evaluations, baselines))
 
@@ -168,7 +168,7 @@ def test_the_criteria_table_in_the_docs_is_current(pair, evaluations, baselines)
 def ablation(pair, tmp_path_factory, repo_root) -> tuple[dict[tuple[str, int], float], list[str]]:
     """({(model, episode): chunk change with the shadow's box ablated / with an equal box on the cube ablated},
     report lines): the user's recipe on a LeRobotDataset of the shortcut scene (two held-out episodes, 20 ticks
-    each, mean fill; :func:`act_interp_ros.demo.shortcut_recording.ablation_ratios`)."""
+    each, mean fill; :func:`act_interp_ros.proofs.shortcut_recording.ablation_ratios`)."""
     return rec.ablation_ratios(pair, tmp_path_factory.mktemp("ablate"), repo_root / "config" / "so101.yaml")
 
 
@@ -204,7 +204,7 @@ def test_ablate_on_a_recording_shows_what_each_model_uses(ablation, name):
 def moves(pair, tmp_path_factory, repo_root) -> tuple[dict[str, dict[str, float]], list[str]]:
     """({model: mean over two held-out episodes of the summary's move fields}, report lines): the recipe's decisive
     offline step on a LeRobotDataset of the shortcut scene (the --ablate episodes): ``--move`` the shadow's bounding
-    box by 20 px against the opposite shift (:func:`act_interp_ros.demo.shortcut_recording.move_results`)."""
+    box by 20 px against the opposite shift (:func:`act_interp_ros.proofs.shortcut_recording.move_results`)."""
     return rec.move_results(pair, tmp_path_factory.mktemp("move"), repo_root / "config" / "so101.yaml")
 
 

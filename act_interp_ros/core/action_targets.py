@@ -26,7 +26,7 @@ How methods use the outputs:
 * perturbation methods (occlusion, the deletion test) score a perturbed input ``x'`` by the L2 change
   of the outputs, ``change = ||outputs(x') - outputs(x)||_2`` (``|delta y|`` for one output).
 
-Defaults, measured with gradient x input on the known-answer model (``demo/known_answer.py``: 64
+Defaults, measured with gradient x input on the known-answer model (``proofs/known_answer.py``: 64
 held-out approach frames, pixel maps scored against the cube silhouettes; deletion test with 8 random
 draws; rank correlation against the same architecture with random weights, Adebayo et al. 2018):
 

@@ -1,1 +1,1 @@
-"""The README demo and the known-answer model behind it (see :mod:`act_interp_ros.demo.known_answer`)."""
+"""The README demo (``act_interp_demo``): the live node on a known-answer model (:mod:`act_interp_ros.proofs`), end to end."""

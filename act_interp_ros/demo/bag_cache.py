@@ -62,7 +62,7 @@ def bag_layout(seconds: float) -> tuple[int, int]:
 
 
 def bag_cache_root() -> Path:
-    from act_interp_ros.demo.model_cache import cache_root
+    from act_interp_ros.proofs.model_cache import cache_root
 
     return cache_root().parent / "demo_bags"
 
@@ -70,7 +70,7 @@ def bag_cache_root() -> Path:
 def ensure_demo_bag(seconds: float, *, rebuild: bool = False, progress: bool = True) -> DemoBag:
     """Return the cached demo bag for ``seconds`` (written first when missing or ``rebuild``)."""
     from act_interp_ros.bag.synthetic_bag import DEFAULT_START_NS, write_synthetic_bag
-    from act_interp_ros.demo.model_cache import file_lock
+    from act_interp_ros.proofs.model_cache import file_lock
 
     n_episodes, n_frames = bag_layout(seconds)
     spec = {"seed": DEMO_SEED_BASE, "n_episodes": n_episodes, "n_frames": n_frames, "fps": FPS,

@@ -18,7 +18,7 @@ def ensure_model(policy: Path | None, rebuild: bool, progress: bool) -> dict[str
         if not (policy / "config.json").is_file():
             raise DemoError(f"--policy {policy}: not a LeRobot pretrained_model directory (no config.json)")
         return {"path": policy.resolve(), "key": None, "built_now": False, "metrics": {}}
-    from act_interp_ros.demo import known_answer
+    from act_interp_ros.proofs import known_answer
 
     if rebuild:
         old = known_answer.cache_root() / known_answer.cache_key()

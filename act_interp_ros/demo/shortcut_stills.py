@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 
 from act_interp_ros.core.render import draw_label, render_overlay
-from act_interp_ros.demo import model_metrics
-from act_interp_ros.demo.known_answer import KnownAnswerModel
-from act_interp_ros.demo.shortcut_evaluation import chunk_end_xy, evaluation_frames, moved_frames, spec_of_model
-from act_interp_ros.demo.shortcut_model import CueFrameSet, ShortcutSpec
-from act_interp_ros.demo.training import raw_batch
+from act_interp_ros.proofs import model_metrics
+from act_interp_ros.proofs.known_answer import KnownAnswerModel
+from act_interp_ros.proofs.shortcut_evaluation import chunk_end_xy, evaluation_frames, moved_frames, spec_of_model
+from act_interp_ros.proofs.shortcut_model import CueFrameSet, ShortcutSpec
+from act_interp_ros.proofs.training import raw_batch
 from act_interp_ros.pipeline.overlays import display_map
 from act_interp_ros.synthetic.shortcut_scene import ShortcutScene
 
@@ -177,8 +177,8 @@ def write_shortcut_report(out_dir: str | os.PathLike[str], progress: bool = Fals
 
     Returns {"files": [...], "evaluations": {name: ShortcutEvaluation}}.
     """
-    from act_interp_ros.demo import shortcut_evaluation as se
-    from act_interp_ros.demo.shortcut_model import ensure_pair
+    from act_interp_ros.proofs import shortcut_evaluation as se
+    from act_interp_ros.proofs.shortcut_model import ensure_pair
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

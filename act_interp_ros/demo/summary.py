@@ -56,7 +56,7 @@ def _map_scores(model: dict[str, Any]) -> dict[str, Any]:
     """Localisation and faithfulness of every map on the known-answer model (held-out frames; cached)."""
     if model.get("key") is None:
         return {"note": "a --policy has no known answer: no localisation numbers"}
-    from act_interp_ros.demo import known_answer as ka
+    from act_interp_ros.proofs import known_answer as ka
 
     logger.info("map scores of the known-answer model (computed once, then cached beside the model)")
     evaluation = ka.cached_map_evaluation(ka.ensure_known_answer_model(progress=False), **ka.STANDARD_EVALUATION)

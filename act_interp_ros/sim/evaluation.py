@@ -58,6 +58,7 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: int) -> dict:
     """One episode of the plain LeRobot loop (``loaded``: the project's ``LoadedPolicy``)."""
     import torch
+    from lerobot.utils.constants import OBS_IMAGES, OBS_STATE
 
     policy, pre, post = loaded.policy, loaded.preprocessor, loaded.postprocessor
     policy.reset()
@@ -65,9 +66,9 @@ def plain_episode(arm: SimArm, loaded, seed: int, steps: int, first_commands: in
     state0 = [float(v) for v in obs.state]
     first, commands, closest, lift, distance = None, [], float("inf"), 0.0, []
     for k in range(steps):
-        batch = {f"observation.images.{c}": torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+        batch = {f"{OBS_IMAGES}.{c}": torch.from_numpy(img).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
                  for c, img in obs.images.items()}
-        batch["observation.state"] = torch.from_numpy(obs.state.astype(np.float32)).unsqueeze(0)
+        batch[OBS_STATE] = torch.from_numpy(obs.state.astype(np.float32)).unsqueeze(0)
         with torch.inference_mode():
             action = post(policy.select_action(pre(batch)))
         action = action.squeeze(0).cpu().numpy().astype(np.float64)

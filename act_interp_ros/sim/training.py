@@ -2,7 +2,7 @@
 
 The demonstrations are recorded as a LeRobotDataset (:mod:`.recording`) and read back through
 ``LeRobotDataset`` (as ``lerobot-train`` would read them: decoded video frames); training is the project's
-(:func:`act_interp_ros.demo.training.train`: LeRobot's ``ACTPolicy``, ``make_pre_post_processors`` with the
+(:func:`act_interp_ros.proofs.training.train`: LeRobot's ``ACTPolicy``, ``make_pre_post_processors`` with the
 dataset's stats, the optimiser preset of ``ACTConfig``, gradient clipping), on 2 CPU threads, deterministic.
 
 Cache: ``$ACT_INTERP_CACHE/sim/<key>`` or ``~/.cache/act_interp_ros/sim/<key>`` with ``pretrained_model/``,
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 #: source files whose bytes decide the trained weights
 KEY_SOURCES = ("sim/scene.py", "sim/units.py", "sim/simulator.py", "sim/expert.py", "sim/episodes.py",
-               "sim/recording.py", "sim/training.py", "dataset/synthetic.py", "demo/training.py",
+               "sim/recording.py", "sim/training.py", "dataset/synthetic.py", "proofs/training.py",
                "core/checkpoints.py")
 
 
@@ -52,7 +52,7 @@ class SimModelSpec:
     seed: int = 0
 
     def training_spec(self, image_size: tuple[int, int]):
-        from act_interp_ros.demo.training import KnownAnswerSpec
+        from act_interp_ros.proofs.training import KnownAnswerSpec
 
         return KnownAnswerSpec(
             image_size=tuple(image_size), cameras=("front", "wrist"), chunk_size=self.chunk_size,
@@ -84,8 +84,9 @@ def sim_cache_key(spec: SimModelSpec) -> str:
 def frames_from_dataset(root: Path, repo_id: str, tspec):
     """The dataset read back through ``LeRobotDataset`` as the training code's ``FrameSet``."""
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
+    from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
-    from act_interp_ros.demo.training import FrameSet, action_chunks
+    from act_interp_ros.proofs.training import FrameSet, action_chunks
 
     ds = LeRobotDataset(repo_id, root=root, video_backend="pyav")
     n = ds.num_frames
@@ -98,8 +99,8 @@ def frames_from_dataset(root: Path, repo_id: str, tspec):
     for i in range(n):
         item = ds[i]
         for c in tspec.cameras:
-            images[c][i] = (item[f"observation.images.{c}"].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
-        state[i], action[i] = item["observation.state"].numpy(), item["action"].numpy()
+            images[c][i] = (item[f"{OBS_IMAGES}.{c}"].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        state[i], action[i] = item[OBS_STATE].numpy(), item[ACTION].numpy()
         episode[i], step[i] = int(item["episode_index"]), int(item["frame_index"])
     chunk = np.empty((n, tspec.chunk_size, 6), np.float32)
     is_pad = np.empty((n, tspec.chunk_size), bool)
@@ -113,9 +114,9 @@ def frames_from_dataset(root: Path, repo_id: str, tspec):
 def build_sim_model(out: Path, spec: SimModelSpec, progress: bool = False) -> dict:
     """Record the demonstrations, train, save ``out/{dataset, pretrained_model, metrics.json}``."""
     from act_interp_ros.core.checkpoints import save_checkpoint
-    from act_interp_ros.demo.model_cache import deterministic_torch, training_environment
-    from act_interp_ros.demo.model_metrics import loss_summary
-    from act_interp_ros.demo.training import train
+    from act_interp_ros.proofs.model_cache import deterministic_torch, training_environment
+    from act_interp_ros.proofs.model_metrics import loss_summary
+    from act_interp_ros.proofs.training import train
     from act_interp_ros.sim.recording import record_expert_dataset
     from act_interp_ros.sim.scene import SimConfig
 
@@ -144,7 +145,7 @@ def build_sim_model(out: Path, spec: SimModelSpec, progress: bool = False) -> di
 def ensure_sim_policy(spec: SimModelSpec = SimModelSpec(), progress: bool = False) -> tuple[Path, dict]:
     """(``pretrained_model`` directory, metrics) of the cached sim ACT, built first where missing (a lock file
     makes concurrent callers wait instead of building twice)."""
-    from act_interp_ros.demo.model_cache import build_once
+    from act_interp_ros.proofs.model_cache import build_once
 
     key = sim_cache_key(spec)
     final, _ = build_once(cache_root(), key, lambda out: build_sim_model(out, spec, progress), what="the sim ACT")

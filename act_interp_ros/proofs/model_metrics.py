@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from act_interp_ros.demo.training import FrameSet, KnownAnswerSpec, raw_batch
+from act_interp_ros.proofs.training import FrameSet, KnownAnswerSpec, raw_batch
 
 
 @torch.no_grad()

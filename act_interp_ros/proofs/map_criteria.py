@@ -1,10 +1,10 @@
 """Every map criterion the known-answer and shortcut suites judge, in one place, with the baselines it must reject.
 
-A criterion is a number computed from an evaluation (:class:`~act_interp_ros.demo.map_scores.MapEvaluation`, or
-the pair's :class:`~act_interp_ros.demo.shortcut_evaluation.ShortcutEvaluation`), a threshold, and what the
+A criterion is a number computed from an evaluation (:class:`~act_interp_ros.proofs.map_scores.MapEvaluation`, or
+the pair's :class:`~act_interp_ros.proofs.shortcut_evaluation.ShortcutEvaluation`), a threshold, and what the
 suite does with it: ``asserted`` (must pass) or ``xfail`` (a known limitation kept visible as a strict xfail).
 The same :meth:`Criterion.passes` judges the trained model's maps and the two baseline maps
-(:mod:`~act_interp_ros.demo.map_baselines`: uniform, seeded noise); the suites assert that both baselines fail
+(:mod:`~act_interp_ros.proofs.map_baselines`: uniform, seeded noise); the suites assert that both baselines fail
 every criterion, and :func:`criteria_table` writes docs/map_criteria.md from the numbers (issue 29).
 
 Criteria a uniform map passes were replaced (issue 29): "more mass on the shadow than on the cube" (the shadow
@@ -174,7 +174,7 @@ def shortcut_source(evaluations: dict[str, Any]) -> Callable[[str, str, bool], A
 def _pair_criterion(method: str, name: str, text: str, value: Callable[[Any], float], target: float,
                     fmt: str) -> Criterion:
     """A pair criterion whose threshold and status the stored trainings decide (:mod:`.pair_spread`)."""
-    from act_interp_ros.demo import pair_spread
+    from act_interp_ros.proofs import pair_spread
 
     s = pair_spread.supported(f"map.{method}-{name}", target)
     return Criterion("shortcut", method, name, text, value, ">=", s.threshold, s.status, s.measured(fmt),

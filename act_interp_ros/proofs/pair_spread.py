@@ -101,10 +101,10 @@ def pair_row(seed: int, pair: Mapping[str, Any], evaluations: Mapping[str, Any],
         seed: the pair's ``spec.seed``.
         pair: {"control", "shortcut"} -> cached model (``.metrics``, ``.key``).
         evaluations: {"control", "shortcut"} -> its standard :class:`ShortcutEvaluation`.
-        ablation / moves: :func:`~act_interp_ros.demo.shortcut_recording.ablation_ratios` /
-            :func:`~act_interp_ros.demo.shortcut_recording.move_results` (their first element).
+        ablation / moves: :func:`~act_interp_ros.proofs.shortcut_recording.ablation_ratios` /
+            :func:`~act_interp_ros.proofs.shortcut_recording.move_results` (their first element).
     """
-    from act_interp_ros.demo import map_criteria as mc
+    from act_interp_ros.proofs import map_criteria as mc
 
     row: dict[str, Any] = {"model": MODEL, "seed": int(seed)}
     for name, model in pair.items():
@@ -147,7 +147,7 @@ def _cells(rows: list[dict], key: str, fmt: str) -> str:
 
 def guide_table(path: Path = SPREAD_FILE) -> str:
     """Markdown: the pair's numbers per training (seed order) against each criterion, from the stored rows."""
-    from act_interp_ros.demo import map_criteria as mc
+    from act_interp_ros.proofs import map_criteria as mc
 
     rows = pair_rows(path)
     if not rows:
@@ -214,5 +214,5 @@ def guide_table(path: Path = SPREAD_FILE) -> str:
 
 
 def map_supported(criterion: Any, path: Path = SPREAD_FILE) -> Supported:
-    """A map criterion of :data:`act_interp_ros.demo.map_criteria.SHORTCUT` with the stored trainings' values."""
+    """A map criterion of :data:`act_interp_ros.proofs.map_criteria.SHORTCUT` with the stored trainings' values."""
     return supported(f"map.{criterion.id}", criterion.target, path=path)

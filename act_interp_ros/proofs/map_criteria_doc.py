@@ -1,8 +1,8 @@
 """docs/map_criteria.md: the map criteria tables, generated from the cached evaluations (so the numbers cannot go
 stale; the suites check them).
 
-    python -m act_interp_ros.demo.map_criteria_doc            # (re)write both tables (uses / builds the caches)
-    python -m act_interp_ros.demo.map_criteria_doc --check    # exit 1 when a table differs
+    python -m act_interp_ros.proofs.map_criteria_doc            # (re)write both tables (uses / builds the caches)
+    python -m act_interp_ros.proofs.map_criteria_doc --check    # exit 1 when a table differs
 
 Each table is generated for the models' weights (their sha256 is in the section). On another training (CPU
 training is not bit-reproducible across machines) the per-model columns differ: the check then compares only
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from act_interp_ros.demo import map_criteria as mc
+from act_interp_ros.proofs import map_criteria as mc
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "map_criteria.md"
 _BEGIN, _END = "<!-- criteria:{} begin -->", "<!-- criteria:{} end -->"
@@ -25,10 +25,10 @@ _SHA = re.compile(r"weights sha256 ([0-9a-f]+)")
 
 INTRO = """# Map criteria and the maps they must reject
 
-Every criterion the known-answer and shadow tests judge a map by (`act_interp_ros/demo/map_criteria.py`), with
+Every criterion the known-answer and shadow tests judge a map by (`act_interp_ros/proofs/map_criteria.py`), with
 its measured range over trainings, its value on the cached model, and its value for two maps that know nothing:
 a **uniform** map (all ones) and a **random** map (seeded noise in [0, 1)), scored by the same code on the same
-frames (`act_interp_ros/demo/map_baselines.py`; the deletion test runs the trained policy on both). A criterion
+frames (`act_interp_ros/proofs/map_baselines.py`; the deletion test runs the trained policy on both). A criterion
 passes only if the model's map passes and both baselines fail; the tests assert that every baseline fails every
 criterion (`test_uniform_and_random_maps_fail_every_map_criterion`, `test_baseline_maps_fail_every_pair_criterion`).
 
@@ -39,7 +39,7 @@ cube, minus the control model's (0 for any map that does not depend on the model
 same pixel map as gradient x input's. "strict xfail": a known limitation, kept visible (an unexpected pass fails
 the run).
 
-The tables below are generated: `python -m act_interp_ros.demo.map_criteria_doc` (from the cached evaluations;
+The tables below are generated: `python -m act_interp_ros.proofs.map_criteria_doc` (from the cached evaluations;
 the tests check them).
 """
 
@@ -66,7 +66,7 @@ def shortcut_section(pair: dict[str, Any], evaluations: dict[str, Any], baseline
             f"{n} held-out approach frames per model, the shadow at its training offset (and the same frames "
             f"with only the shadow moved); measured range: the pair's trainings in "
             f"`bench/training_spread.json` (where a criterion is looser than the issue's, the trainings' margin "
-            f"set it: `demo/pair_spread.py`); this pair: weights sha256 {_sha(pair)}.\n\n{table}\n")
+            f"set it: `proofs/pair_spread.py`); this pair: weights sha256 {_sha(pair)}.\n\n{table}\n")
 
 
 def pending_shortcut_section() -> str:
@@ -76,7 +76,7 @@ def pending_shortcut_section() -> str:
     rows = mc.criteria_table(mc.SHORTCUT, None, None, None, cell=lambda c, src: "not measured yet")
     return (f"## The shortcut pair (`test/test_shortcut_pair.py`)\n\n"
             f"Not generated on this machine yet (the pair's evaluations were not cached when this page was "
-            f"written): run `python -m act_interp_ros.demo.map_criteria_doc` with the pair cached.\n\n{rows}\n")
+            f"written): run `python -m act_interp_ros.proofs.map_criteria_doc` with the pair cached.\n\n{rows}\n")
 
 
 def _section(text: str, name: str) -> str | None:
@@ -95,7 +95,7 @@ def _static(section: str) -> list[list[str]]:
 def check_section(name: str, generated: str, doc: Path = DOC) -> None:
     """Raise AssertionError when ``doc``'s section ``name`` is not ``generated`` (all of it for the same
     weights; the weight-independent columns otherwise)."""
-    hint = "regenerate with: python -m act_interp_ros.demo.map_criteria_doc"
+    hint = "regenerate with: python -m act_interp_ros.proofs.map_criteria_doc"
     stored = _section(doc.read_text() if doc.is_file() else "", name)
     assert stored is not None, f"{doc} has no {name} table; {hint}"
     if _SHA.findall(stored) == _SHA.findall(generated):
@@ -117,11 +117,11 @@ def write_section(name: str, generated: str, doc: Path = DOC) -> None:
 
 def sections(only: str | None = None) -> dict[str, str]:
     """Both sections (or ``only`` one) from the cached models and evaluations (built first where missing)."""
-    from act_interp_ros.demo import known_answer as ka
-    from act_interp_ros.demo import shortcut_evaluation as se
-    from act_interp_ros.demo import shortcut_model as sm
-    from act_interp_ros.demo.map_baselines import BASELINES
-    from act_interp_ros.demo.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
+    from act_interp_ros.proofs import known_answer as ka
+    from act_interp_ros.proofs import shortcut_evaluation as se
+    from act_interp_ros.proofs import shortcut_model as sm
+    from act_interp_ros.proofs.map_baselines import BASELINES
+    from act_interp_ros.proofs.map_evaluation import BASELINE_EVALUATION, OCCLUSION_EVALUATION
 
     out: dict[str, str] = {}
     if only in (None, "known_answer"):

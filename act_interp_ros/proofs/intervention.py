@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from act_interp_ros.demo import model_metrics
-from act_interp_ros.demo.map_evaluation import approach_frames, spec_of
+from act_interp_ros.proofs import model_metrics
+from act_interp_ros.proofs.map_evaluation import approach_frames, spec_of
 
 @dataclass
 class InterventionEffect:

@@ -1,6 +1,6 @@
 """Known answer for coordinate conditioning: does an env-state checkpoint act on its coordinates?
 
-For a checkpoint trained on the coordinate task (:mod:`act_interp_ros.demo.env_state_model`),
+For a checkpoint trained on the coordinate task (:mod:`act_interp_ros.proofs.env_state_model`),
 :func:`evaluate_coordinate_use` takes held-out early-approach frames (the arm has not yet turned towards
 either cube, so only the coordinates can say which one to take) and measures:
 
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.demo import known_answer as ka
-from act_interp_ros.demo.env_state_model import (
+from act_interp_ros.proofs import known_answer as ka
+from act_interp_ros.proofs.env_state_model import (
     DEFAULT_ENV_SPEC,
     EnvFrameSet,
     EnvStateSpec,
@@ -30,7 +30,7 @@ from act_interp_ros.demo.env_state_model import (
     render_env_frames,
     unnormalise_chunk,
 )
-from act_interp_ros.demo.training import EVAL_SEED_BASE as _SEED_UNIT
+from act_interp_ros.proofs.training import EVAL_SEED_BASE as _SEED_UNIT
 from act_interp_ros.synthetic import PHASES
 from act_interp_ros.synthetic.coordinate_task import expert_chunk, expert_sensitivity
 

@@ -41,8 +41,8 @@ chunk). This module gathers their public names.
 
 from __future__ import annotations
 
-from act_interp_ros.demo.intervention import InterventionEffect, intervention_effect
-from act_interp_ros.demo.map_evaluation import (
+from act_interp_ros.proofs.intervention import InterventionEffect, intervention_effect
+from act_interp_ros.proofs.map_evaluation import (
     DEFAULT_METHODS,
     METHODS,
     PIXEL_METHODS,
@@ -52,8 +52,8 @@ from act_interp_ros.demo.map_evaluation import (
     evaluate_policy_maps,
     spec_of,
 )
-from act_interp_ros.demo.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, rankdata, spearman
-from act_interp_ros.demo.model_cache import (
+from act_interp_ros.proofs.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, rankdata, spearman
+from act_interp_ros.proofs.model_cache import (
     CACHE_ENV,
     DEFAULT_SPEC,
     KEY_SOURCES,
@@ -67,7 +67,7 @@ from act_interp_ros.demo.model_cache import (
     ensure_known_answer_model,
     save_build,
 )
-from act_interp_ros.demo.training import KnownAnswerSpec
+from act_interp_ros.proofs.training import KnownAnswerSpec
 
 __all__ = [
     "CACHE_ENV",

@@ -1,5 +1,5 @@
 """Every map method of a known-answer policy on held-out frames
-(:class:`~act_interp_ros.demo.map_scores.MapEvaluation`), cached per model and evaluation code."""
+(:class:`~act_interp_ros.proofs.map_scores.MapEvaluation`), cached per model and evaluation code."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.demo import training
-from act_interp_ros.demo.map_baselines import replace_maps
-from act_interp_ros.demo.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, spearman
-from act_interp_ros.demo.model_cache import MAPS_SEED_BASE, KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result, import_closure
-from act_interp_ros.demo.training import KnownAnswerSpec
+from act_interp_ros.proofs import training
+from act_interp_ros.proofs.map_baselines import replace_maps
+from act_interp_ros.proofs.map_scores import MapEvaluation, MapScores, map_mass, object_coverage, spearman
+from act_interp_ros.proofs.model_cache import MAPS_SEED_BASE, KnownAnswerModel
+from act_interp_ros.proofs.result_cache import cached_result, import_closure
+from act_interp_ros.proofs.training import KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def evaluate_policy_maps(
         faithfulness: run the deletion test on every method's trained-model maps.
         deletion_random_draws: random draws per frame of the deletion test.
         baseline: ``"uniform"`` | ``"random"``: score a uniform / seeded-noise map (seed ``random_seed``) of
-            each map's shape in place of the trained model's (:mod:`~act_interp_ros.demo.map_baselines`).
+            each map's shape in place of the trained model's (:mod:`~act_interp_ros.proofs.map_baselines`).
     """
     import torch
     from lerobot.policies.act.modeling_act import ACTPolicy

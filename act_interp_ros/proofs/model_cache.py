@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-from act_interp_ros.demo import model_metrics, training
-from act_interp_ros.demo.training import EVAL_SEED_BASE, TRAIN_SEED_BASE, KnownAnswerSpec
+from act_interp_ros.proofs import model_metrics, training
+from act_interp_ros.proofs.training import EVAL_SEED_BASE, TRAIN_SEED_BASE, KnownAnswerSpec
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ KEY_SOURCES = (
     "synthetic/scene.py",
     "synthetic/scene_state.py",
     "synthetic/cameras.py",
-    "demo/training.py",
-    "demo/model_metrics.py",  # the held-out metrics stored beside the weights
+    "proofs/training.py",
+    "proofs/model_metrics.py",  # the held-out metrics stored beside the weights
     "core/checkpoints.py",
 )
 

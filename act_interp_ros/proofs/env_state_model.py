@@ -10,10 +10,10 @@ base frame) as ``observation.environment_state``. The image alone cannot say whi
   ``$ACT_INTERP_CACHE/env_state/<key>/pretrained_model`` (a normal LeRobot checkpoint) with
   ``metrics.json`` (held-out action error vs baselines, loss curve, timings). ``<key>`` hashes the scene,
   expert, training and this module's sources plus :class:`EnvStateSpec`.
-* :mod:`act_interp_ros.demo.coordinate_use` evaluates such a checkpoint against the known answer (kept
+* :mod:`act_interp_ros.proofs.coordinate_use` evaluates such a checkpoint against the known answer (kept
   apart so that evaluation changes do not invalidate the cached weights).
 
-Training reuses :mod:`act_interp_ros.demo.training` (rendering, stats, batches, config, metrics) and adds
+Training reuses :mod:`act_interp_ros.proofs.training` (rendering, stats, batches, config, metrics) and adds
 the env-state feature; that module is not modified, so the known-answer model's cache stays valid.
 """
 
@@ -29,10 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from lerobot.utils.constants import OBS_ENV_STATE
 
-from act_interp_ros.demo import known_answer as ka
-from act_interp_ros.demo import model_metrics, training
-from act_interp_ros.demo.training import CAMERA_PREFIX, EVAL_SEED_BASE, FrameSet, KnownAnswerSpec
+from act_interp_ros.proofs import known_answer as ka
+from act_interp_ros.proofs import model_metrics, training
+from act_interp_ros.proofs.training import CAMERA_PREFIX, EVAL_SEED_BASE, FrameSet, KnownAnswerSpec
 from act_interp_ros.synthetic import JOINT_NAMES, SceneConfig
 from act_interp_ros.synthetic.coordinate_task import (
     ENV_STATE_DIM,
@@ -44,13 +45,12 @@ from act_interp_ros.synthetic.coordinate_task import (
 
 logger = logging.getLogger(__name__)
 
-OBS_ENV_STATE = "observation.environment_state"
 #: Training episodes use ``TRAIN_SEED_BASE + i`` like the known-answer model (same layouts, other colours).
 TRAIN_SEED_BASE = training.TRAIN_SEED_BASE
 #: Held-out episodes of the action error in ``metrics.json``.
 METRICS_SEED_BASE = 3 * EVAL_SEED_BASE
 #: Sources whose bytes decide the trained weights (the cache key hashes them).
-KEY_SOURCES = (*ka.KEY_SOURCES, "synthetic/coordinate_task.py", "demo/env_state_model.py")
+KEY_SOURCES = (*ka.KEY_SOURCES, "synthetic/coordinate_task.py", "proofs/env_state_model.py")
 CACHE_SUBDIR = "env_state"
 
 
@@ -85,7 +85,7 @@ LEROBOT_DEFAULT_ENV_SPEC = EnvStateSpec(env_state_normalization=None)
 
 @dataclass
 class EnvFrameSet(FrameSet):
-    """A :class:`~act_interp_ros.demo.training.FrameSet` plus ``env_state``: (N, 2) float32 target (x, y), m."""
+    """A :class:`~act_interp_ros.proofs.training.FrameSet` plus ``env_state``: (N, 2) float32 target (x, y), m."""
 
     env_state: np.ndarray | None = None
 

@@ -11,7 +11,7 @@ distribution for both models):
   the position the shadow implies (shadow minus the training offset: where the cube would be).
 * **maps**: each method's mass on the shadow's footprint against its mass on the cube's silhouette, per frame
   (pixel maps at pixel resolution, token maps on the token grid by area, as
-  :mod:`act_interp_ros.demo.map_scores`), on the in-distribution frames and on the shadow-moved frames;
+  :mod:`act_interp_ros.proofs.map_scores`), on the in-distribution frames and on the shadow-moved frames;
   and the deletion test's faithfulness ratio on the in-distribution frames.
 
 :func:`cached_shortcut_evaluation` stores the result beside the checkpoint (one computation per machine, shared
@@ -26,18 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.demo import model_metrics
-from act_interp_ros.demo.map_evaluation import (
+from act_interp_ros.proofs import model_metrics
+from act_interp_ros.proofs.map_evaluation import (
     PIXEL_METHODS,
     deletion_results,
     map_makers,
     policy_maps,
 )
-from act_interp_ros.demo.map_baselines import replace_maps
-from act_interp_ros.demo.map_scores import map_mass, object_coverage
-from act_interp_ros.demo.model_cache import KnownAnswerModel
-from act_interp_ros.demo.result_cache import cached_result, import_closure
-from act_interp_ros.demo.shortcut_model import (
+from act_interp_ros.proofs.map_baselines import replace_maps
+from act_interp_ros.proofs.map_scores import map_mass, object_coverage
+from act_interp_ros.proofs.model_cache import KnownAnswerModel
+from act_interp_ros.proofs.result_cache import cached_result, import_closure
+from act_interp_ros.proofs.shortcut_model import (
     EVALUATION_SEED_BASE,
     CueFrameSet,
     ShortcutSpec,
@@ -221,7 +221,7 @@ def evaluate_shortcut_model(
     """Intervention, chunk end points and map contrasts of one model of the pair (see the module docstring).
 
     ``baseline``: ``"uniform"`` | ``"random"``: score a uniform / seeded-noise map (``baseline_seed``) of each
-    map's shape in place of the model's, in and out of distribution (:mod:`~act_interp_ros.demo.map_baselines`).
+    map's shape in place of the model's, in and out of distribution (:mod:`~act_interp_ros.proofs.map_baselines`).
     """
     from act_interp_ros.core import GradCAMTarget, InterpretableACT
 

@@ -1,7 +1,7 @@
 """Train the known-answer ACT on synthetic SO-101 episodes with LeRobot's own policy, processors and optimiser.
 
 Everything that decides the trained weights lives here (and in :mod:`act_interp_ros.synthetic`), so the
-cache key of :mod:`act_interp_ros.demo.known_answer` is a hash of these source files plus
+cache key of :mod:`act_interp_ros.proofs.known_answer` is a hash of these source files plus
 :class:`KnownAnswerSpec`.
 
 Training follows ``lerobot-train`` step by step, without a ``LeRobotDataset`` on disk:
@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
 
 from act_interp_ros.synthetic import (
     CAMERA_NAMES,
@@ -34,9 +35,8 @@ from act_interp_ros.synthetic import (
 
 logger = logging.getLogger(__name__)
 
-CAMERA_PREFIX = "observation.images."
-OBS_STATE = "observation.state"
-ACTION = "action"
+#: LeRobot's camera feature prefix (``observation.images.``).
+CAMERA_PREFIX = OBS_IMAGES + "."
 
 #: Seeds of training episodes are ``TRAIN_SEED_BASE + i``; held-out evaluations use other ranges.
 TRAIN_SEED_BASE = 0

@@ -8,12 +8,12 @@ cube colour); only where the shadow lies differs:
   can find the cube through the shadow - the easier feature (larger, darker);
 * **control** (:data:`CONTROL_SPEC`): the shadow is placed independently of the cube, so only the cube tells.
 
-Training is the known-answer model's (:func:`act_interp_ros.demo.training.train`: LeRobot's own ``ACTPolicy``,
+Training is the known-answer model's (:func:`act_interp_ros.proofs.training.train`: LeRobot's own ``ACTPolicy``,
 processors and optimiser preset) on 96x128 frames and fewer steps, to keep the cold build at a few minutes
 per model on 2 CPU cores. Each model is cached like the known-answer model under
 ``$ACT_INTERP_CACHE/shortcut/<key>/`` (``pretrained_model/`` + ``metrics.json``), the key hashing the scene,
 expert, training and this module's sources plus :class:`ShortcutSpec`. What each model really uses is
-established by intervention in :mod:`act_interp_ros.demo.shortcut_evaluation`, not assumed.
+established by intervention in :mod:`act_interp_ros.proofs.shortcut_evaluation`, not assumed.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.demo import known_answer as ka
-from act_interp_ros.demo import model_metrics, training
-from act_interp_ros.demo.training import EVAL_SEED_BASE, FrameSet, KnownAnswerSpec
+from act_interp_ros.proofs import known_answer as ka
+from act_interp_ros.proofs import model_metrics, training
+from act_interp_ros.proofs.training import EVAL_SEED_BASE, FrameSet, KnownAnswerSpec
 from act_interp_ros.synthetic import JOINT_NAMES, SceneConfig
 from act_interp_ros.synthetic.shortcut_scene import Cue, ShortcutScene, ShortcutSceneConfig, sample_cue
 
@@ -43,7 +43,7 @@ METRICS_SEED_BASE = 5 * EVAL_SEED_BASE
 #: Held-out episodes of :mod:`.shortcut_evaluation` (disjoint from training and metrics).
 EVALUATION_SEED_BASE = 6 * EVAL_SEED_BASE
 #: Sources whose bytes decide the trained weights (the cache key hashes them).
-KEY_SOURCES = (*ka.KEY_SOURCES, "synthetic/shortcut_scene.py", "demo/shortcut_model.py")
+KEY_SOURCES = (*ka.KEY_SOURCES, "synthetic/shortcut_scene.py", "proofs/shortcut_model.py")
 CACHE_SUBDIR = "shortcut"
 
 
@@ -92,7 +92,7 @@ PAIR = {"control": CONTROL_SPEC, "shortcut": SHORTCUT_SPEC}
 
 @dataclass
 class CueFrameSet(FrameSet):
-    """A :class:`~act_interp_ros.demo.training.FrameSet` plus ``cues``: the shadow of each episode (one per
+    """A :class:`~act_interp_ros.proofs.training.FrameSet` plus ``cues``: the shadow of each episode (one per
     entry of ``episodes``; frame i's is ``cues[episode[i]]``)."""
 
     cues: list[Cue] | None = None

@@ -1,5 +1,5 @@
 """How well a map finds the known answer: the share of its mass on the target and on the distractor, the
-rank correlation with a random-weight model's map, faithfulness (rules: :mod:`act_interp_ros.demo.known_answer`)."""
+rank correlation with a random-weight model's map, faithfulness (rules: :mod:`act_interp_ros.proofs.known_answer`)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from act_interp_ros.demo import shortcut_model as sm
+from act_interp_ros.proofs import shortcut_model as sm
 
 __all__ = ["EPISODE_STEPS", "MOVE_PX", "ablation_boxes", "ablation_ratios", "move_results", "move_shift",
            "recording_episodes"]
@@ -102,7 +102,7 @@ def ablation_ratios(pair: dict[str, Any], workdir: str | os.PathLike[str], setti
     report lines): ``--ablate`` (mean fill) on two held-out episodes.
 
     Args:
-        pair: {"control": model, "shortcut": model} (:func:`~act_interp_ros.demo.shortcut_model.ensure_pair`).
+        pair: {"control": model, "shortcut": model} (:func:`~act_interp_ros.proofs.shortcut_model.ensure_pair`).
         workdir: an empty folder for the dataset and the replays.
         settings_yaml: the node's params file (``config/so101.yaml``).
     """
