@@ -107,6 +107,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _shown(out: Path) -> str:
+    """``out`` as the user should read it: relative to the working directory when inside it."""
+    rel = os.path.relpath(out)
+    return str(out) if rel.startswith("..") else rel
+
+
 def _sim(out: Path, episodes: int, progress: bool) -> int:
     """``--sim``: the closed loop through the node in the simulator, seen (videos, success table, plot)."""
     import importlib.util
@@ -120,7 +126,7 @@ def _sim(out: Path, episodes: int, progress: bool) -> int:
     from act_interp_ros.sim.demo import run_sim_demo
 
     result = run_sim_demo(out, episodes=episodes, progress=progress)
-    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
+    rel = _shown(out)
     print(f"\nact_interp_demo --sim: outputs in {rel}/: " + ", ".join(result["files"]))
     for mode, m in result["summary"]["modes"].items():
         lo, hi = m["success_rate_95ci"]
@@ -134,7 +140,7 @@ def _shortcut(out: Path, progress: bool) -> int:
     from act_interp_ros.demo.shortcut_stills import write_shortcut_report
 
     result = write_shortcut_report(out, progress=progress)
-    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
+    rel = _shown(out)
     print(f"\nact_interp_demo --shortcut: outputs in {rel}/: " + ", ".join(result["files"]))
     for name, ev in result["evaluations"].items():
         gxi = ev.contrast("gradient_x_input")
@@ -146,7 +152,7 @@ def _shortcut(out: Path, progress: bool) -> int:
 
 def _print_result(s: dict[str, Any]) -> None:
     out = Path(s["output_dir"])
-    rel = os.path.relpath(out) if not os.path.relpath(out).startswith("..") else str(out)
+    rel = _shown(out)
     counts = s["overlays_received"]
     p = s["proprio_attention"]
     ticks = s.get("ticks") or {}
